@@ -1,0 +1,276 @@
+//! The command line: clap definitions and what each command does.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use rand::distributions::{Alphanumeric, DistString};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::Settings;
+use crate::db::{Db, PoolSettings};
+use crate::directory::{self, demo};
+use crate::password::{hash_argon2id, Argon2Settings};
+use crate::server::{self, RunningServer};
+
+#[derive(Debug, Parser)]
+#[command(name = "hr-bridge", version, about = "Serves an HR database to OMFLOW's Custom HR integration")]
+pub struct Cli {
+    /// TOML configuration file (default: $HR_BRIDGE_CONFIG, if set)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP(S) server
+    Serve {
+        /// Fill an empty database with a sample organisation and, if no OMFLOW
+        /// credentials are configured, generate and print a password
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply database migrations and exit
+    Migrate,
+    /// Read a password from stdin and print its Argon2id PHC string
+    HashPassword,
+    /// Read a password from stdin and store its Argon2id hash for an employee
+    SetPassword {
+        /// The employee's username
+        username: String,
+    },
+    /// Validate the HR data exactly as /sync would; exit 1 on any problem
+    Check,
+    /// Fill an empty database with a synthetic organisation
+    SeedDemo {
+        /// Number of employees
+        #[arg(long)]
+        employees: usize,
+        /// Number of departments
+        #[arg(long)]
+        departments: usize,
+    },
+}
+
+/// Parses the command line, runs the command, and turns errors into one line on
+/// stderr with a non-zero exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    crate::telemetry::init(&settings.log);
+    // One TLS provider for the whole process (rustls refuses to guess when two
+    // crates enable different ones); an error only means it is already set.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match cli.command {
+        Command::Serve { demo } => serve(settings, demo).await,
+        Command::Migrate => {
+            let db = connect(&settings)?;
+            db.migrate().await?;
+            println!("migrations applied ({})", db.backend().name());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::HashPassword => {
+            let password = read_password("Password: ")?;
+            println!("{}", hash_in_pool(password).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SetPassword { username } => {
+            let password = read_password(&format!("New password for {username}: "))?;
+            let db = connect(&settings)?;
+            let hash = hash_in_pool(password).await?;
+            if db.set_password_hash(&username, &hash).await? {
+                println!("password set for {username}");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("error: no employee with username {username:?}");
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        Command::Check => {
+            let db = connect(&settings)?;
+            let problems = directory::check(&db).await?;
+            if problems.is_empty() {
+                println!("OK: the HR data can be served to OMFLOW");
+                return Ok(ExitCode::SUCCESS);
+            }
+            for problem in &problems {
+                println!("{problem}");
+            }
+            eprintln!("{} problem(s): /sync would refuse to serve this data", problems.len());
+            Ok(ExitCode::FAILURE)
+        }
+        Command::SeedDemo {
+            employees,
+            departments,
+        } => {
+            let db = connect(&settings)?;
+            if settings.database.auto_migrate {
+                db.migrate().await?;
+            }
+            let password = random_secret();
+            let started = std::time::Instant::now();
+            seed(&db, demo::synthetic(employees, departments), &password).await?;
+            println!(
+                "seeded {employees} employees and {departments} departments in {:.1}s; \
+                 every employee's password is: {}",
+                started.elapsed().as_secs_f64(),
+                password.expose_secret()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn connect(settings: &Settings) -> anyhow::Result<Db> {
+    Ok(Db::connect_lazy(
+        &settings.database.url,
+        &PoolSettings {
+            max_connections: settings.database.max_connections,
+            acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_secs),
+        },
+    )?)
+}
+
+/// Hashes off the runtime's workers, as everywhere else.
+async fn hash_in_pool(password: SecretString) -> anyhow::Result<String> {
+    let settings = Argon2Settings::default();
+    let hash = tokio::task::spawn_blocking(move || hash_argon2id(&password, &settings))
+        .await
+        .context("hashing task failed")??;
+    Ok(hash)
+}
+
+/// A random 24-character password, for demo credentials.
+fn random_secret() -> SecretString {
+    SecretString::from(Alphanumeric.sample_string(&mut rand::thread_rng(), 24))
+}
+
+/// Inserts `org` into an empty database, every employee sharing one hash of `password`.
+async fn seed(db: &Db, org: demo::Organisation, password: &SecretString) -> anyhow::Result<()> {
+    if !db.directory_is_empty().await? {
+        bail!("the database already holds employees or departments; seeding needs an empty one");
+    }
+    let hash = hash_in_pool(password.clone()).await?;
+    db.insert_directory(
+        &org.departments,
+        &org.employees_with_hash(&hash),
+        &org.memberships,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Reads one line from stdin without echo on a terminal; the line break is not
+/// part of the password.
+fn read_password(prompt: &str) -> anyhow::Result<SecretString> {
+    let line = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(prompt).context("cannot read the password")?
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from stdin")?;
+        if line.ends_with('\n') {
+            line.pop();
+            if line.ends_with('\r') {
+                line.pop();
+            }
+        }
+        line
+    };
+    if line.is_empty() {
+        bail!("the password is empty");
+    }
+    Ok(SecretString::from(line))
+}
+
+async fn serve(mut settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
+    if !demo && !settings.omflow.is_configured() {
+        bail!(Settings::missing_credentials_message());
+    }
+    let db = connect(&settings)?;
+    if settings.database.auto_migrate {
+        db.migrate()
+            .await
+            .context("cannot apply migrations (set database.auto_migrate = false to skip)")?;
+    }
+    let mut banner = Vec::new();
+    let mut generated = None;
+    if demo {
+        if db.directory_is_empty().await? {
+            let password = random_secret();
+            seed(&db, demo::sample(), &password).await?;
+            banner.push(format!(
+                "demo: filled the empty database with a sample organisation; \
+                 every employee (alice, bob, …) has the password {}",
+                password.expose_secret()
+            ));
+        }
+        if !settings.omflow.is_configured() {
+            let password = random_secret();
+            settings.omflow.username = Some("omflow".into());
+            settings.omflow.password_hash = None;
+            settings.omflow.password = Some(password.clone());
+            generated = Some(password);
+        }
+    }
+    let state = server::build_state(&settings, db.clone()).await?;
+    let running = RunningServer::start(&settings, state).await?;
+    if demo {
+        print_demo_banner(&running, &banner, generated.as_ref());
+    }
+    server::shutdown_signal().await;
+    running
+        .shutdown(Duration::from_secs(settings.server.shutdown_grace_secs))
+        .await?;
+    db.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_demo_banner(running: &RunningServer, lines: &[String], generated: Option<&SecretString>) {
+    for line in lines {
+        println!("{line}");
+    }
+    let mut addr = running.local_addr();
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let scheme = if running.base_url().starts_with("https") { "https" } else { "http" };
+    let insecure = if scheme == "https" { "-k " } else { "" };
+    // Only a generated password is printed; a configured one is the operator's.
+    if let Some(password) = generated {
+        let user = "omflow";
+        println!(
+            "demo: OMFLOW Basic Auth is {user} / {} (generated for this run only)",
+            password.expose_secret()
+        );
+        println!(
+            "try:  curl {insecure}-u '{user}:{}' -X POST {scheme}://{addr}/sync",
+            password.expose_secret()
+        );
+    }
+    println!("demo: serving on {scheme}://{addr}; stop with Ctrl-C");
+}

@@ -1,0 +1,313 @@
+//! Typed settings, loaded in layers (built-in defaults → TOML file → environment)
+//! and validated once at start-up so that the rest of the program can trust them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Environment variable that names the TOML file when `--config` is not given.
+pub const CONFIG_ENV: &str = "HR_BRIDGE_CONFIG";
+/// Prefix of the per-key environment variables: `HR_BRIDGE__SECTION__KEY`.
+pub const ENV_PREFIX: &str = "HR_BRIDGE";
+
+/// A configuration problem, worded as one line that names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default)]
+    pub server: ServerSettings,
+    #[serde(default)]
+    pub database: DatabaseSettings,
+    #[serde(default)]
+    pub omflow: OmflowSettings,
+    #[serde(default)]
+    pub sync: SyncSettings,
+    #[serde(default)]
+    pub auth: AuthSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    pub listen: String,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub body_limit_bytes: usize,
+    /// How long in-flight requests may run on after SIGTERM before they are cut.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            tls_cert: None,
+            tls_key: None,
+            body_limit_bytes: 64 * 1024,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+impl ServerSettings {
+    /// The listen address; valid once [`Settings::validate`] has passed.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|_| {
+            ConfigError(format!(
+                "server.listen = {:?} is not an address like 0.0.0.0:8080",
+                self.listen
+            ))
+        })
+    }
+
+    /// Both TLS files, when HTTPS is configured.
+    pub fn tls_files(&self) -> Option<(&Path, &Path)> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// May carry a password, hence secret.
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub auto_migrate: bool,
+    /// How long a request waits for a pool connection before answering 503.
+    pub acquire_timeout_secs: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from("sqlite://hr-bridge.db?mode=rwc"),
+            max_connections: 10,
+            auto_migrate: true,
+            acquire_timeout_secs: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OmflowSettings {
+    pub username: Option<String>,
+    pub password_hash: Option<SecretString>,
+    pub password: Option<SecretString>,
+}
+
+impl OmflowSettings {
+    /// True when OMFLOW's Basic Auth credentials are configured.
+    pub fn is_configured(&self) -> bool {
+        self.username.is_some() && (self.password_hash.is_some() || self.password.is_some())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncSettings {
+    pub max_deletions: u64,
+    pub max_deletion_ratio: f64,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            max_deletions: 500,
+            max_deletion_ratio: 0.2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    pub max_failures: u32,
+    pub lockout_secs: u64,
+    pub max_concurrent_checks: usize,
+    /// Password checks that may wait for a hashing slot; beyond this, 503.
+    pub max_queued_checks: usize,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self {
+            max_failures: 5,
+            lockout_secs: 900,
+            max_concurrent_checks: cpus,
+            max_queued_checks: 128,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `hr_bridge=debug`; `RUST_LOG` wins.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            server: ServerSettings::default(),
+            database: DatabaseSettings::default(),
+            omflow: OmflowSettings::default(),
+            sync: SyncSettings::default(),
+            auth: AuthSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads defaults, then the TOML file (`file`, else `$HR_BRIDGE_CONFIG`), then
+    /// `HR_BRIDGE__SECTION__KEY` variables, and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env_file = std::env::var_os(CONFIG_ENV).map(PathBuf::from);
+        let file = file.map(Path::to_path_buf).or(env_file);
+        let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+        Self::load_from(file.as_deref(), env)
+    }
+
+    /// [`Settings::load`] with the environment given explicitly (used by tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: std::collections::HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = Config::builder();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!("cannot read config file {}: {e}", path.display()))
+            })?;
+            forbid_file_secrets(&text, path)?;
+            builder = builder.add_source(File::from_str(&text, FileFormat::Toml));
+        }
+        let env_source = Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(false)
+            .source(Some(env.into_iter().collect()));
+        let settings: Settings = builder
+            .add_source(env_source)
+            .build()
+            .and_then(Config::try_deserialize)
+            .map_err(|e| ConfigError(one_line(&e.to_string())))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks every value that serde cannot, naming the key at fault.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.server.listen_addr()?;
+        match (&self.server.tls_cert, &self.server.tls_key) {
+            (Some(_), None) => return Err(ConfigError("server.tls_cert is set but server.tls_key is not; set both for HTTPS".into())),
+            (None, Some(_)) => return Err(ConfigError("server.tls_key is set but server.tls_cert is not; set both for HTTPS".into())),
+            _ => {}
+        }
+        if self.server.body_limit_bytes == 0 {
+            return Err(ConfigError("server.body_limit_bytes must be greater than 0".into()));
+        }
+        let url = self.database.url.expose_secret();
+        if !["postgres://", "postgresql://", "mysql://", "sqlite:"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
+        {
+            return Err(ConfigError(
+                "database.url must start with postgres://, mysql:// or sqlite://".into(),
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError("database.max_connections must be at least 1".into()));
+        }
+        if !(0.0..=1.0).contains(&self.sync.max_deletion_ratio) {
+            return Err(ConfigError(
+                "sync.max_deletion_ratio must be between 0.0 and 1.0".into(),
+            ));
+        }
+        if self.auth.max_concurrent_checks == 0 {
+            return Err(ConfigError("auth.max_concurrent_checks must be at least 1".into()));
+        }
+        if let Some(user) = &self.omflow.username {
+            if user.is_empty() || user.contains(':') {
+                return Err(ConfigError(
+                    "omflow.username must be non-empty and must not contain ':'".into(),
+                ));
+            }
+        }
+        if let Some(hash) = &self.omflow.password_hash {
+            crate::password::OmflowHash::parse(hash.expose_secret()).map_err(|e| {
+                ConfigError(format!("omflow.password_hash is not an Argon2 PHC string: {e}"))
+            })?;
+        }
+        if matches!(&self.omflow.password, Some(p) if p.expose_secret().is_empty()) {
+            return Err(ConfigError("omflow.password must not be empty".into()));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| ConfigError(format!("log.level = {:?} is not a filter: {e}", self.log.level)))?;
+        Ok(())
+    }
+
+    /// The one-line reason `serve` refuses to start without OMFLOW credentials.
+    pub fn missing_credentials_message() -> &'static str {
+        "no OMFLOW credentials: set omflow.username and omflow.password_hash \
+         (or HR_BRIDGE__OMFLOW__USERNAME and HR_BRIDGE__OMFLOW__PASSWORD), or run `serve --demo`"
+    }
+}
+
+/// Plain-text secrets may only come from the environment, never from a file that
+/// is likely to be committed or world-readable.
+fn forbid_file_secrets(text: &str, path: &Path) -> Result<(), ConfigError> {
+    let value: toml::Value = match text.parse() {
+        Ok(value) => value,
+        Err(e) => {
+            return Err(ConfigError(format!(
+                "{} is not valid TOML: {}",
+                path.display(),
+                one_line(&e.to_string())
+            )))
+        }
+    };
+    if value.get("omflow").and_then(|o| o.get("password")).is_some() {
+        return Err(ConfigError(format!(
+            "omflow.password is set in {}; plain-text passwords come from the environment only \
+             (HR_BRIDGE__OMFLOW__PASSWORD), or put an Argon2 hash in omflow.password_hash",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,135 @@
+//! Statements over the HR directory tables.
+
+use sqlx::{Acquire, QueryBuilder};
+
+use super::{on_pool, Db, DbError, DepartmentRow, DirectoryRows, EmployeeRow, MembershipRow};
+use super::Credentials;
+
+const ACTIVE_EMPLOYEES: &str = "SELECT username, email, nick_name, ad_no, company, phone1, phone2, \
+     extension_no, gender, active FROM employees WHERE active";
+const ALL_DEPARTMENTS: &str =
+    "SELECT group_no, display_name, parent_group_no, active FROM departments";
+const ACTIVE_MEMBERSHIPS: &str = "SELECT m.group_no, m.username FROM department_members m \
+     JOIN employees e ON e.username = m.username \
+     JOIN departments d ON d.group_no = m.group_no \
+     WHERE e.active AND d.active";
+
+/// Rows per multi-row INSERT: well under every backend's bind-parameter limit.
+const INSERT_CHUNK: usize = 1000;
+
+impl Db {
+    /// Reads the whole directory with three set-based queries inside one
+    /// transaction, so that the payload is a consistent picture even while HR
+    /// staff edit.
+    pub async fn directory(&self) -> Result<DirectoryRows, DbError> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let employees = sqlx::query_as::<_, EmployeeRow>(ACTIVE_EMPLOYEES)
+                .fetch_all(&mut *tx)
+                .await?;
+            let departments = sqlx::query_as::<_, DepartmentRow>(ALL_DEPARTMENTS)
+                .fetch_all(&mut *tx)
+                .await?;
+            let memberships = sqlx::query_as::<_, MembershipRow>(ACTIVE_MEMBERSHIPS)
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(DirectoryRows {
+                employees,
+                departments,
+                memberships,
+            })
+        })
+    }
+
+    /// The stored hash and status of one employee, if the username exists.
+    pub async fn credentials(&self, username: &str) -> Result<Option<Credentials>, DbError> {
+        let sql = "SELECT password_hash, active FROM employees WHERE username = ?";
+        Ok(on_pool!(self, |pool, sql| {
+            sqlx::query_as::<_, Credentials>(sql)
+                .bind(username)
+                .fetch_optional(pool)
+                .await
+        })?)
+    }
+
+    /// Stores a new password hash; false when there is no such employee.
+    pub async fn set_password_hash(&self, username: &str, hash: &str) -> Result<bool, DbError> {
+        let sql = "UPDATE employees SET password_hash = ? WHERE username = ?";
+        let result = on_pool!(self, |pool, sql| {
+            sqlx::query(sql)
+                .bind(hash)
+                .bind(username)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        if result > 0 {
+            return Ok(true);
+        }
+        // MySQL counts only changed rows, so an identical hash reports 0: ask.
+        Ok(self.credentials(username).await?.is_some())
+    }
+
+    /// True when neither employees nor departments hold a row.
+    pub async fn directory_is_empty(&self) -> Result<bool, DbError> {
+        let sql = "SELECT (SELECT COUNT(*) FROM employees) + (SELECT COUNT(*) FROM departments)";
+        let count: i64 = on_pool!(self, |pool| sqlx::query_scalar(sql).fetch_one(pool).await)?;
+        Ok(count == 0)
+    }
+
+    /// Inserts a whole organisation in one transaction with multi-row INSERTs.
+    /// Departments must come parents first.
+    pub async fn insert_directory(
+        &self,
+        departments: &[DepartmentRow],
+        employees: &[(EmployeeRow, Option<String>)],
+        memberships: &[MembershipRow],
+    ) -> Result<(), DbError> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let conn = tx.acquire().await?;
+            for chunk in departments.chunks(INSERT_CHUNK) {
+                let mut qb = QueryBuilder::new(
+                    "INSERT INTO departments (group_no, display_name, parent_group_no, active) ",
+                );
+                qb.push_values(chunk, |mut b, d| {
+                    b.push_bind(&d.group_no)
+                        .push_bind(&d.display_name)
+                        .push_bind(&d.parent_group_no)
+                        .push_bind(d.active);
+                });
+                qb.build().execute(&mut *conn).await?;
+            }
+            for chunk in employees.chunks(INSERT_CHUNK) {
+                let mut qb = QueryBuilder::new(
+                    "INSERT INTO employees (username, email, nick_name, ad_no, company, phone1, \
+                     phone2, extension_no, gender, password_hash, active) ",
+                );
+                qb.push_values(chunk, |mut b, (e, hash)| {
+                    b.push_bind(&e.username)
+                        .push_bind(&e.email)
+                        .push_bind(&e.nick_name)
+                        .push_bind(&e.ad_no)
+                        .push_bind(&e.company)
+                        .push_bind(&e.phone1)
+                        .push_bind(&e.phone2)
+                        .push_bind(&e.extension_no)
+                        .push_bind(&e.gender)
+                        .push_bind(hash)
+                        .push_bind(e.active);
+                });
+                qb.build().execute(&mut *conn).await?;
+            }
+            for chunk in memberships.chunks(INSERT_CHUNK) {
+                let mut qb = QueryBuilder::new("INSERT INTO department_members (group_no, username) ");
+                qb.push_values(chunk, |mut b, m| {
+                    b.push_bind(&m.group_no).push_bind(&m.username);
+                });
+                qb.build().execute(&mut *conn).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+}

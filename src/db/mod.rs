@@ -1,0 +1,235 @@
+//! The database: one pool for PostgreSQL, MySQL/MariaDB or SQLite, chosen by the
+//! URL scheme at run time, its migrations, and every SQL statement the service runs.
+//! Callers see functions named for what they return; the dialects stay in here.
+
+mod directory;
+mod rows;
+
+pub use rows::{Credentials, DepartmentRow, DirectoryRows, EmployeeRow, MembershipRow};
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::migrate::Migrator;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("migrations/mysql");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// Which database engine a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    MySql,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Result<Self, DbError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else if url.starts_with("mysql://") {
+            Ok(Self::MySql)
+        } else if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else {
+            Err(DbError::Config(
+                "database.url must start with postgres://, mysql:// or sqlite://".into(),
+            ))
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Postgres => "postgres",
+            Self::MySql => "mysql",
+            Self::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// Errors of the database layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database cannot be reached (connection refused, pool timeout, server
+    /// shutting down): the caller should answer 503, never count it against a user.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Query(#[source] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Config(String),
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> Self {
+        if is_unavailable(&e) {
+            Self::Unavailable(e)
+        } else {
+            Self::Query(e)
+        }
+    }
+}
+
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // SQLSTATE class 08 (connection exception) and 57P0x (server shutting down).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")),
+        _ => false,
+    }
+}
+
+/// A connection pool to one of the three supported databases.
+#[derive(Debug, Clone)]
+pub enum Db {
+    Postgres(PgPool),
+    MySql(MySqlPool),
+    Sqlite(SqlitePool),
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool. `$sql` names a `&str`
+/// written with `?` placeholders; on PostgreSQL it is rebound to the `$1, $2…` form.
+macro_rules! on_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Postgres($pool) => $body,
+            $crate::db::Db::MySql($pool) => $body,
+            $crate::db::Db::Sqlite($pool) => $body,
+        }
+    };
+    ($db:expr, |$pool:ident, $sql:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Postgres($pool) => {
+                let numbered = $crate::db::numbered_placeholders($sql);
+                let $sql: &str = &numbered;
+                $body
+            }
+            $crate::db::Db::MySql($pool) => $body,
+            $crate::db::Db::Sqlite($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// Rewrites `?` placeholders as PostgreSQL's `$1, $2…`. Our statements never hold a
+/// literal `?`, so a plain scan is enough.
+pub(crate) fn numbered_placeholders(sql: &str) -> Cow<'_, str> {
+    if !sql.contains('?') {
+        return Cow::Borrowed(sql);
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for ch in sql.chars() {
+        if ch == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(ch);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Pool settings taken from the configuration.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Db {
+    /// Builds a pool without connecting yet, so that the service can start (and
+    /// report "not ready") while the database is down.
+    pub fn connect_lazy(url: &SecretString, settings: &PoolSettings) -> Result<Self, DbError> {
+        let url = url.expose_secret();
+        let bad_url = |e: sqlx::Error| DbError::Config(format!("database.url is not valid: {e}"));
+        Ok(match Backend::from_url(url)? {
+            Backend::Postgres => Self::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(settings.max_connections)
+                    .acquire_timeout(settings.acquire_timeout)
+                    .connect_lazy_with(PgConnectOptions::from_str(url).map_err(bad_url)?),
+            ),
+            Backend::MySql => Self::MySql(
+                MySqlPoolOptions::new()
+                    .max_connections(settings.max_connections)
+                    .acquire_timeout(settings.acquire_timeout)
+                    .connect_lazy_with(
+                        MySqlConnectOptions::from_str(url)
+                            .map_err(bad_url)?
+                            .charset("utf8mb4"),
+                    ),
+            ),
+            Backend::Sqlite => Self::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(settings.max_connections)
+                    .acquire_timeout(settings.acquire_timeout)
+                    .connect_lazy_with(
+                        SqliteConnectOptions::from_str(url)
+                            .map_err(bad_url)?
+                            // WAL lets /sync read while HR staff write.
+                            .journal_mode(SqliteJournalMode::Wal)
+                            .foreign_keys(true)
+                            .busy_timeout(settings.acquire_timeout),
+                    ),
+            ),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Postgres(_) => Backend::Postgres,
+            Self::MySql(_) => Backend::MySql,
+            Self::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self {
+            Self::Postgres(_) => &POSTGRES_MIGRATIONS,
+            Self::MySql(_) => &MYSQL_MIGRATIONS,
+            Self::Sqlite(_) => &SQLITE_MIGRATIONS,
+        }
+    }
+
+    /// Applies every pending migration of this backend.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        let migrator = self.migrator();
+        let result = on_pool!(self, |pool| migrator.run(pool).await);
+        result.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(inner) if is_unavailable(&inner) => {
+                DbError::Unavailable(inner)
+            }
+            other => DbError::Migrate(other),
+        })
+    }
+
+    /// True when the database answers and every migration has been applied.
+    pub async fn is_ready(&self) -> Result<bool, DbError> {
+        const SQL: &str = "SELECT MAX(version) FROM _sqlx_migrations WHERE success";
+        let latest = self.migrator().iter().map(|m| m.version).max().unwrap_or(0);
+        let applied: Option<i64> =
+            on_pool!(self, |pool| sqlx::query_scalar(SQL).fetch_one(pool).await)?;
+        Ok(applied.unwrap_or(0) >= latest)
+    }
+
+    /// Closes every connection; used on shutdown.
+    pub async fn close(&self) {
+        on_pool!(self, |pool| pool.close().await)
+    }
+}

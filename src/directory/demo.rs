@@ -1,0 +1,134 @@
+//! Sample organisations: a small, readable one for `serve --demo`, and synthetic
+//! ones of any size for trials and benchmarks (`seed-demo`).
+
+use crate::db::{DepartmentRow, EmployeeRow, MembershipRow};
+
+/// An organisation ready to insert; every employee gets the same password hash.
+#[derive(Debug, Default)]
+pub struct Organisation {
+    /// Parents before children, as inserts need them.
+    pub departments: Vec<DepartmentRow>,
+    pub employees: Vec<EmployeeRow>,
+    pub memberships: Vec<MembershipRow>,
+}
+
+impl Organisation {
+    /// Employees paired with the shared hash, as [`crate::db::Db::insert_directory`] takes them.
+    pub fn employees_with_hash(&self, hash: &str) -> Vec<(EmployeeRow, Option<String>)> {
+        self.employees
+            .iter()
+            .map(|e| (e.clone(), Some(hash.to_owned())))
+            .collect()
+    }
+}
+
+fn department(group_no: &str, display_name: &str, parent: Option<&str>) -> DepartmentRow {
+    DepartmentRow {
+        group_no: group_no.into(),
+        display_name: display_name.into(),
+        parent_group_no: parent.map(Into::into),
+        active: true,
+    }
+}
+
+fn employee(username: &str, nick_name: &str, gender: &str, ad_no: usize) -> EmployeeRow {
+    EmployeeRow {
+        username: username.into(),
+        email: format!("{username}@example.com"),
+        nick_name: nick_name.into(),
+        ad_no: Some(format!("E{ad_no:05}")),
+        company: Some("Example Corp".into()),
+        phone1: Some(format!("+1-555-01{:02}", ad_no % 100)),
+        phone2: None,
+        extension_no: Some(format!("{}", 2000 + ad_no)),
+        gender: Some(gender.into()),
+        active: true,
+    }
+}
+
+/// The small company `serve --demo` starts with.
+pub fn sample() -> Organisation {
+    let departments = vec![
+        department("HQ", "Example Corp", None),
+        department("ENG", "Engineering", Some("HQ")),
+        department("ENG-PLAT", "Platform", Some("ENG")),
+        department("ENG-APP", "Applications", Some("ENG")),
+        department("OPS", "Operations", Some("HQ")),
+        department("HR", "Human Resources", Some("HQ")),
+        department("FIN", "Finance", Some("HQ")),
+    ];
+    let people = [
+        ("alice", "Alice Chen", "female", "HQ"),
+        ("bob", "Bob Martin", "male", "ENG"),
+        ("carol", "Carol Diaz", "female", "ENG-PLAT"),
+        ("dave", "Dave Kim", "male", "ENG-PLAT"),
+        ("erin", "Erin Novak", "female", "ENG-APP"),
+        ("frank", "Frank Osei", "male", "ENG-APP"),
+        ("grace", "Grace Liu", "female", "OPS"),
+        ("heidi", "Heidi Weber", "female", "HR"),
+        ("ivan", "Ivan Petrov", "male", "FIN"),
+        ("judy", "Judy Tanaka", "", "FIN"),
+    ];
+    let mut org = Organisation {
+        departments,
+        ..Organisation::default()
+    };
+    for (i, (username, name, gender, group)) in people.iter().enumerate() {
+        let mut e = employee(username, name, gender, i + 1);
+        if gender.is_empty() {
+            e.gender = None;
+        }
+        org.employees.push(e);
+        org.memberships.push(MembershipRow {
+            group_no: (*group).into(),
+            username: (*username).into(),
+        });
+    }
+    org
+}
+
+/// A synthetic company: departments in a tree of fan-out 5, every employee in one
+/// department and every fifth in a second one (so 100,000 employees give 120,000
+/// memberships, as in the benchmark).
+pub fn synthetic(employees: usize, departments: usize) -> Organisation {
+    let width = digits(departments);
+    let group_no = |i: usize| format!("D{i:0width$}");
+    let mut org = Organisation::default();
+    org.departments = (0..departments)
+        .map(|i| DepartmentRow {
+            group_no: group_no(i),
+            display_name: format!("Department {i}"),
+            parent_group_no: (i > 0).then(|| group_no((i - 1) / 5)),
+            active: true,
+        })
+        .collect();
+    let user_width = digits(employees);
+    for i in 0..employees {
+        let username = format!("user{i:0user_width$}");
+        let gender = ["male", "female", ""][i % 3];
+        let mut e = employee(&username, &format!("Person {i}"), gender, i);
+        e.phone2 = (i % 2 == 0).then(|| format!("+1-555-{:07}", i));
+        if gender.is_empty() {
+            e.gender = None;
+        }
+        if departments > 0 {
+            org.memberships.push(MembershipRow {
+                group_no: group_no(i % departments),
+                username: username.clone(),
+            });
+            let second = (i / 5 + 1) % departments;
+            if i % 5 == 0 && second != i % departments {
+                org.memberships.push(MembershipRow {
+                    group_no: group_no(second),
+                    username: username.clone(),
+                });
+            }
+        }
+        org.employees.push(e);
+    }
+    org
+}
+
+fn digits(n: usize) -> usize {
+    n.max(1).to_string().len()
+}

@@ -1,0 +1,61 @@
+//! `POST /authenticate`: does this username/password belong to an active employee?
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use secrecy::SecretString;
+use serde_json::Value;
+
+use super::AppState;
+use crate::error::{fail_response, ApiError};
+use crate::password::{AuthError, AuthOutcome};
+
+/// The one message every failed check gets, whatever the true reason.
+pub const FAILED_MESSAGE: &str = "invalid username or password";
+
+/// A parsed request. The password is a secret from the moment it is read.
+struct LoginRequest {
+    username: String,
+    password: SecretString,
+}
+
+/// Parses the body by hand rather than with `Json<T>`: a missing Content-Type must
+/// be accepted, and serde's messages would echo a non-string password's value.
+fn parse(body: &[u8]) -> Result<LoginRequest, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|_| ApiError::BadRequest("request body is not valid JSON".into()))?;
+    let Value::Object(mut fields) = value else {
+        return Err(ApiError::BadRequest(
+            "request body must be a JSON object with \"username\" and \"password\"".into(),
+        ));
+    };
+    let mut take = |name: &str| match fields.remove(name) {
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(ApiError::BadRequest(format!("field \"{name}\" must be a string"))),
+        None => Err(ApiError::BadRequest(format!("field \"{name}\" is missing"))),
+    };
+    let username = take("username")?;
+    let password = SecretString::from(take("password")?);
+    Ok(LoginRequest { username, password })
+}
+
+pub async fn authenticate(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let request = parse(&body)?;
+    let outcome = state
+        .authenticator
+        .authenticate(&request.username, request.password)
+        .await
+        .map_err(|e| match e {
+            AuthError::Busy(busy) => ApiError::from(busy),
+            AuthError::Db(db) => ApiError::from(db),
+        })?;
+    Ok(match outcome {
+        AuthOutcome::Success => (
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            r#"{"status":"success"}"#,
+        )
+            .into_response(),
+        AuthOutcome::Failure(_) => fail_response(StatusCode::OK, FAILED_MESSAGE),
+    })
+}

@@ -1,0 +1,11 @@
+//! hr-bridge: the intermediary application of OMFLOW's Custom HR integration.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod directory;
+pub mod error;
+pub mod http;
+pub mod password;
+pub mod server;
+pub mod telemetry;

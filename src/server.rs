@@ -1,0 +1,263 @@
+//! The running server: router and middleware stack, binding plain HTTP or HTTPS,
+//! certificate reload (SIGHUP or file change) and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{from_fn_with_state, map_response_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use axum_server::tls_rustls::RustlsConfig;
+use axum_server::Handle;
+use tokio::task::JoinHandle;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Settings;
+use crate::db::Db;
+use crate::error::{fail_response, ApiError};
+use crate::http::{self, AppState};
+use crate::password::{
+    Argon2Settings, Authenticator, DummyHash, HashingPool, OmflowCredential,
+};
+
+/// Longest a request may run before it is answered 408.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often the TLS files are checked for changes.
+const TLS_POLL: Duration = Duration::from_secs(2);
+
+/// Builds the shared state: hashing pool, dummy hash, OMFLOW credential.
+pub async fn build_state(settings: &Settings, db: Db) -> anyhow::Result<AppState> {
+    let omflow = &settings.omflow;
+    let username = omflow
+        .username
+        .as_deref()
+        .context(Settings::missing_credentials_message())?;
+    let credential = OmflowCredential::new(
+        username,
+        omflow.password_hash.as_ref(),
+        omflow.password.as_ref(),
+    )
+    .map_err(|_| anyhow::anyhow!(Settings::missing_credentials_message()))?;
+    let hashing = HashingPool::new(
+        settings.auth.max_concurrent_checks,
+        settings.auth.max_queued_checks,
+    );
+    let argon2 = Argon2Settings::default();
+    let dummy = hashing
+        .run(move || DummyHash::new(&argon2))
+        .await
+        .map_err(|_| anyhow::anyhow!("hashing pool unavailable at start-up"))?
+        .context("could not make the dummy password hash")?;
+    Ok(AppState {
+        authenticator: Authenticator::new(db.clone(), hashing.clone(), dummy),
+        db,
+        hashing,
+        omflow: Arc::new(credential),
+        body_limit: settings.server.body_limit_bytes,
+    })
+}
+
+/// The full application: routes, Basic Auth on OMFLOW's endpoints, and the layers
+/// that make every failure an OMFLOW fail envelope.
+pub fn router(state: AppState) -> Router {
+    let omflow = Router::new()
+        .route("/sync", post(http::sync::sync))
+        .route("/authenticate", post(http::authenticate::authenticate))
+        .route_layer(from_fn_with_state(
+            state.clone(),
+            http::basic_auth::require_omflow,
+        ));
+    Router::new()
+        .route("/healthz", get(http::health::healthz))
+        .route("/readyz", get(http::health::readyz))
+        .merge(omflow)
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(state.body_limit))
+        .layer(map_response_with_state(state.clone(), envelope_errors))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
+        }))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Rewrites any error answer that is not already JSON (axum's own rejections, such
+/// as a body over the limit, timeouts) into the fail envelope.
+async fn envelope_errors(State(state): State<AppState>, response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            format!("request body is larger than {} bytes", state.body_limit)
+        }
+        StatusCode::BAD_REQUEST => "malformed request".to_owned(),
+        StatusCode::METHOD_NOT_ALLOWED => "method not allowed".to_owned(),
+        StatusCode::REQUEST_TIMEOUT => "request timed out".to_owned(),
+        other => other
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_lowercase(),
+    };
+    let (parts, _) = response.into_parts();
+    let mut rewritten = fail_response(status, &message);
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rewritten.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rewritten
+}
+
+/// A server that is accepting connections.
+pub struct RunningServer {
+    addr: SocketAddr,
+    tls: bool,
+    handle: Handle<SocketAddr>,
+    task: JoinHandle<std::io::Result<()>>,
+    tls_watcher: Option<AbortOnDrop>,
+}
+
+/// Stops the certificate watcher with the server, however the server ends.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl RunningServer {
+    /// Binds `settings.server.listen` (port 0 picks a free port) and starts serving.
+    pub async fn start(settings: &Settings, state: AppState) -> anyhow::Result<Self> {
+        let addr = settings.server.listen_addr()?;
+        let listener = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let handle = Handle::new();
+        let (task, tls_watcher, tls) = match settings.server.tls_files() {
+            Some((cert, key)) => {
+                let config = RustlsConfig::from_pem_file(cert, key).await.with_context(|| {
+                    format!(
+                        "cannot load TLS certificate {} / key {}",
+                        cert.display(),
+                        key.display()
+                    )
+                })?;
+                let watcher = AbortOnDrop(tokio::spawn(watch_tls_files(
+                    config.clone(),
+                    cert.to_path_buf(),
+                    key.to_path_buf(),
+                )));
+                let server = axum_server::from_tcp_rustls(listener, config)?.handle(handle.clone());
+                (tokio::spawn(server.serve(app)), Some(watcher), true)
+            }
+            None => {
+                let server = axum_server::from_tcp(listener)?.handle(handle.clone());
+                (tokio::spawn(server.serve(app)), None, false)
+            }
+        };
+        let addr = handle
+            .listening()
+            .await
+            .context("the server failed to start listening")?;
+        tracing::info!(%addr, tls, "listening");
+        Ok(Self {
+            addr,
+            tls,
+            handle,
+            task,
+            tls_watcher,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL clients should use, `http://` or `https://`.
+    pub fn base_url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Stops accepting, lets in-flight requests finish within `grace`, and waits.
+    pub async fn shutdown(self, grace: Duration) -> anyhow::Result<()> {
+        self.handle.graceful_shutdown(Some(grace));
+        drop(self.tls_watcher);
+        self.task.await.context("server task failed")??;
+        Ok(())
+    }
+}
+
+
+/// Modification time and length of a file, to notice it being replaced.
+fn fingerprint(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+/// Reloads the certificate on SIGHUP and whenever either file changes; a bad new
+/// pair is logged and the old one kept, so a half-copied file never takes HTTPS down.
+async fn watch_tls_files(config: RustlsConfig, cert: PathBuf, key: PathBuf) {
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => Some(signal),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; TLS reload on file change only");
+            None
+        }
+    };
+    let mut seen = (fingerprint(&cert), fingerprint(&key));
+    let mut poll = tokio::time::interval(TLS_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let reason = tokio::select! {
+            Some(()) = async { match hangup.as_mut() { Some(s) => s.recv().await, None => None } } => "SIGHUP",
+            _ = poll.tick() => {
+                let now = (fingerprint(&cert), fingerprint(&key));
+                if now == seen { continue; }
+                seen = now;
+                "file change"
+            }
+        };
+        match config.reload_from_pem_file(&cert, &key).await {
+            Ok(()) => tracing::info!(reason, "reloaded TLS certificate"),
+            Err(e) => tracing::error!(reason, error = %e, "TLS reload failed; keeping the old certificate"),
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}
