@@ -17,7 +17,11 @@ use crate::password::{hash_argon2id, Argon2Settings};
 use crate::server::{self, RunningServer};
 
 #[derive(Debug, Parser)]
-#[command(name = "hr-bridge", version, about = "Serves an HR database to OMFLOW's Custom HR integration")]
+#[command(
+    name = "hr-bridge",
+    version,
+    about = "Serves an HR database to OMFLOW's Custom HR integration"
+)]
 pub struct Cli {
     /// TOML configuration file (default: $HR_BRIDGE_CONFIG, if set)
     #[arg(long, global = true, value_name = "FILE")]
@@ -61,7 +65,10 @@ pub enum Command {
 /// stderr with a non-zero exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -118,7 +125,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for problem in &problems {
                 println!("{problem}");
             }
-            eprintln!("{} problem(s): /sync would refuse to serve this data", problems.len());
+            eprintln!(
+                "{} problem(s): /sync would refuse to serve this data",
+                problems.len()
+            );
             Ok(ExitCode::FAILURE)
         }
         Command::SeedDemo {
@@ -258,7 +268,11 @@ fn print_demo_banner(running: &RunningServer, lines: &[String], generated: Optio
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    let scheme = if running.base_url().starts_with("https") { "https" } else { "http" };
+    let scheme = if running.base_url().starts_with("https") {
+        "https"
+    } else {
+        "http"
+    };
     let insecure = if scheme == "https" { "-k " } else { "" };
     // Only a generated password is printed; a configured one is the operator's.
     if let Some(password) = generated {

@@ -44,6 +44,8 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     /// How long in-flight requests may run on after SIGTERM before they are cut.
     pub shutdown_grace_secs: u64,
+    /// How often the TLS files are checked for changes; 0 reloads on SIGHUP only.
+    pub tls_reload_poll_secs: u64,
 }
 
 impl Default for ServerSettings {
@@ -54,6 +56,7 @@ impl Default for ServerSettings {
             tls_key: None,
             body_limit_bytes: 64 * 1024,
             shutdown_grace_secs: 30,
+            tls_reload_poll_secs: 2,
         }
     }
 }
@@ -231,12 +234,22 @@ impl Settings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server.listen_addr()?;
         match (&self.server.tls_cert, &self.server.tls_key) {
-            (Some(_), None) => return Err(ConfigError("server.tls_cert is set but server.tls_key is not; set both for HTTPS".into())),
-            (None, Some(_)) => return Err(ConfigError("server.tls_key is set but server.tls_cert is not; set both for HTTPS".into())),
+            (Some(_), None) => {
+                return Err(ConfigError(
+                    "server.tls_cert is set but server.tls_key is not; set both for HTTPS".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError(
+                    "server.tls_key is set but server.tls_cert is not; set both for HTTPS".into(),
+                ))
+            }
             _ => {}
         }
         if self.server.body_limit_bytes == 0 {
-            return Err(ConfigError("server.body_limit_bytes must be greater than 0".into()));
+            return Err(ConfigError(
+                "server.body_limit_bytes must be greater than 0".into(),
+            ));
         }
         let url = self.database.url.expose_secret();
         if !["postgres://", "postgresql://", "mysql://", "sqlite:"]
@@ -248,7 +261,9 @@ impl Settings {
             ));
         }
         if self.database.max_connections == 0 {
-            return Err(ConfigError("database.max_connections must be at least 1".into()));
+            return Err(ConfigError(
+                "database.max_connections must be at least 1".into(),
+            ));
         }
         if !(0.0..=1.0).contains(&self.sync.max_deletion_ratio) {
             return Err(ConfigError(
@@ -256,7 +271,9 @@ impl Settings {
             ));
         }
         if self.auth.max_concurrent_checks == 0 {
-            return Err(ConfigError("auth.max_concurrent_checks must be at least 1".into()));
+            return Err(ConfigError(
+                "auth.max_concurrent_checks must be at least 1".into(),
+            ));
         }
         if let Some(user) = &self.omflow.username {
             if user.is_empty() || user.contains(':') {
@@ -267,14 +284,20 @@ impl Settings {
         }
         if let Some(hash) = &self.omflow.password_hash {
             crate::password::OmflowHash::parse(hash.expose_secret()).map_err(|e| {
-                ConfigError(format!("omflow.password_hash is not an Argon2 PHC string: {e}"))
+                ConfigError(format!(
+                    "omflow.password_hash is not an Argon2 PHC string: {e}"
+                ))
             })?;
         }
         if matches!(&self.omflow.password, Some(p) if p.expose_secret().is_empty()) {
             return Err(ConfigError("omflow.password must not be empty".into()));
         }
-        tracing_subscriber::EnvFilter::try_new(&self.log.level)
-            .map_err(|e| ConfigError(format!("log.level = {:?} is not a filter: {e}", self.log.level)))?;
+        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
+            ConfigError(format!(
+                "log.level = {:?} is not a filter: {e}",
+                self.log.level
+            ))
+        })?;
         Ok(())
     }
 
@@ -288,7 +311,7 @@ impl Settings {
 /// Plain-text secrets may only come from the environment, never from a file that
 /// is likely to be committed or world-readable.
 fn forbid_file_secrets(text: &str, path: &Path) -> Result<(), ConfigError> {
-    let value: toml::Value = match text.parse() {
+    let value: toml::Table = match text.parse() {
         Ok(value) => value,
         Err(e) => {
             return Err(ConfigError(format!(
@@ -298,7 +321,11 @@ fn forbid_file_secrets(text: &str, path: &Path) -> Result<(), ConfigError> {
             )))
         }
     };
-    if value.get("omflow").and_then(|o| o.get("password")).is_some() {
+    if value
+        .get("omflow")
+        .and_then(|o| o.get("password"))
+        .is_some()
+    {
         return Err(ConfigError(format!(
             "omflow.password is set in {}; plain-text passwords come from the environment only \
              (HR_BRIDGE__OMFLOW__PASSWORD), or put an Argon2 hash in omflow.password_hash",

@@ -97,7 +97,10 @@ fn envelope_response(status: StatusCode, message: &str, problems: Option<Vec<Str
     .unwrap_or_else(|_| br#"{"status":"fail","message":"internal error"}"#.to_vec());
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body,
     )
         .into_response()

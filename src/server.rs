@@ -24,14 +24,10 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::error::{fail_response, ApiError};
 use crate::http::{self, AppState};
-use crate::password::{
-    Argon2Settings, Authenticator, DummyHash, HashingPool, OmflowCredential,
-};
+use crate::password::{Argon2Settings, Authenticator, DummyHash, HashingPool, OmflowCredential};
 
 /// Longest a request may run before it is answered 408.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// How often the TLS files are checked for changes.
-const TLS_POLL: Duration = Duration::from_secs(2);
 
 /// Builds the shared state: hashing pool, dummy hash, OMFLOW credential.
 pub async fn build_state(settings: &Settings, db: Db) -> anyhow::Result<AppState> {
@@ -155,17 +151,20 @@ impl RunningServer {
         let handle = Handle::new();
         let (task, tls_watcher, tls) = match settings.server.tls_files() {
             Some((cert, key)) => {
-                let config = RustlsConfig::from_pem_file(cert, key).await.with_context(|| {
-                    format!(
-                        "cannot load TLS certificate {} / key {}",
-                        cert.display(),
-                        key.display()
-                    )
-                })?;
+                let config = RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "cannot load TLS certificate {} / key {}",
+                            cert.display(),
+                            key.display()
+                        )
+                    })?;
                 let watcher = AbortOnDrop(tokio::spawn(watch_tls_files(
                     config.clone(),
                     cert.to_path_buf(),
                     key.to_path_buf(),
+                    settings.server.tls_reload_poll_secs,
                 )));
                 let server = axum_server::from_tcp_rustls(listener, config)?.handle(handle.clone());
                 (tokio::spawn(server.serve(app)), Some(watcher), true)
@@ -208,7 +207,6 @@ impl RunningServer {
     }
 }
 
-
 /// Modification time and length of a file, to notice it being replaced.
 fn fingerprint(path: &Path) -> Option<(SystemTime, u64)> {
     let meta = std::fs::metadata(path).ok()?;
@@ -217,7 +215,7 @@ fn fingerprint(path: &Path) -> Option<(SystemTime, u64)> {
 
 /// Reloads the certificate on SIGHUP and whenever either file changes; a bad new
 /// pair is logged and the old one kept, so a half-copied file never takes HTTPS down.
-async fn watch_tls_files(config: RustlsConfig, cert: PathBuf, key: PathBuf) {
+async fn watch_tls_files(config: RustlsConfig, cert: PathBuf, key: PathBuf, poll_secs: u64) {
     let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(signal) => Some(signal),
         Err(e) => {
@@ -226,12 +224,19 @@ async fn watch_tls_files(config: RustlsConfig, cert: PathBuf, key: PathBuf) {
         }
     };
     let mut seen = (fingerprint(&cert), fingerprint(&key));
-    let mut poll = tokio::time::interval(TLS_POLL);
+    // With polling off, tick once a day and never look at the files.
+    let polling = poll_secs > 0;
+    let mut poll = tokio::time::interval(Duration::from_secs(if polling {
+        poll_secs
+    } else {
+        86_400
+    }));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let reason = tokio::select! {
             Some(()) = async { match hangup.as_mut() { Some(s) => s.recv().await, None => None } } => "SIGHUP",
             _ = poll.tick() => {
+                if !polling { continue; }
                 let now = (fingerprint(&cert), fingerprint(&key));
                 if now == seen { continue; }
                 seen = now;
@@ -240,7 +245,9 @@ async fn watch_tls_files(config: RustlsConfig, cert: PathBuf, key: PathBuf) {
         };
         match config.reload_from_pem_file(&cert, &key).await {
             Ok(()) => tracing::info!(reason, "reloaded TLS certificate"),
-            Err(e) => tracing::error!(reason, error = %e, "TLS reload failed; keeping the old certificate"),
+            Err(e) => {
+                tracing::error!(reason, error = %e, "TLS reload failed; keeping the old certificate")
+            }
         }
     }
 }

@@ -2,10 +2,11 @@
 
 use sqlx::{Acquire, QueryBuilder};
 
-use super::{on_pool, Db, DbError, DepartmentRow, DirectoryRows, EmployeeRow, MembershipRow};
 use super::Credentials;
+use super::{on_pool, Db, DbError, DepartmentRow, DirectoryRows, EmployeeRow, MembershipRow};
 
-const ACTIVE_EMPLOYEES: &str = "SELECT username, email, nick_name, ad_no, company, phone1, phone2, \
+const ACTIVE_EMPLOYEES: &str =
+    "SELECT username, email, nick_name, ad_no, company, phone1, phone2, \
      extension_no, gender, active FROM employees WHERE active";
 const ALL_DEPARTMENTS: &str =
     "SELECT group_no, display_name, parent_group_no, active FROM departments";
@@ -122,7 +123,8 @@ impl Db {
                 qb.build().execute(&mut *conn).await?;
             }
             for chunk in memberships.chunks(INSERT_CHUNK) {
-                let mut qb = QueryBuilder::new("INSERT INTO department_members (group_no, username) ");
+                let mut qb =
+                    QueryBuilder::new("INSERT INTO department_members (group_no, username) ");
                 qb.push_values(chunk, |mut b, m| {
                     b.push_bind(&m.group_no).push_bind(&m.username);
                 });

@@ -84,6 +84,8 @@ fn is_unavailable(e: &sqlx::Error) -> bool {
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
+        // Garbage on the wire: a connection cut half-way through its handshake.
+        | sqlx::Error::Protocol(_)
         | sqlx::Error::WorkerCrashed => true,
         // SQLSTATE class 08 (connection exception) and 57P0x (server shutting down).
         sqlx::Error::Database(db) => db
@@ -223,9 +225,25 @@ impl Db {
     pub async fn is_ready(&self) -> Result<bool, DbError> {
         const SQL: &str = "SELECT MAX(version) FROM _sqlx_migrations WHERE success";
         let latest = self.migrator().iter().map(|m| m.version).max().unwrap_or(0);
-        let applied: Option<i64> =
-            on_pool!(self, |pool| sqlx::query_scalar(SQL).fetch_one(pool).await)?;
-        Ok(applied.unwrap_or(0) >= latest)
+        let applied: Result<Option<i64>, DbError> =
+            on_pool!(self, |pool| sqlx::query_scalar(SQL).fetch_one(pool).await)
+                .map_err(Into::into);
+        match applied {
+            Ok(version) => Ok(version.unwrap_or(0) >= latest),
+            // The database answered, but without a migrations table: never migrated.
+            Err(DbError::Query(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs trusted SQL text (one or more statements without parameters), such as
+    /// fixtures or an operator's script. Never pass it user input.
+    pub async fn execute_script(&self, sql: &str) -> Result<(), DbError> {
+        on_pool!(self, |pool| sqlx::raw_sql(sql)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
     }
 
     /// Closes every connection; used on shutdown.

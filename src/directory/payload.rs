@@ -104,7 +104,9 @@ pub fn render(rows: &DirectoryRows) -> Result<SyncPayload, serde_json::Error> {
 
     let (user_count, group_count) = (users.len(), groups.len());
     // ~200 bytes per user and ~100 per group avoids regrowing the buffer.
-    let mut json = Vec::with_capacity(256 + user_count * 200 + group_count * 100 + rows.memberships.len() * 24);
+    let mut json = Vec::with_capacity(
+        256 + user_count * 200 + group_count * 100 + rows.memberships.len() * 24,
+    );
     serde_json::to_writer(
         &mut json,
         &Document {

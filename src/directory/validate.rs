@@ -15,12 +15,16 @@ pub enum Problem {
     /// An active department's group_no is empty.
     EmptyGroupNo { display_name: String },
     /// Several active employees share an email (compared case-insensitively).
-    DuplicateEmail { email: String, usernames: Vec<String> },
+    DuplicateEmail {
+        email: String,
+        usernames: Vec<String>,
+    },
     /// An active department names a parent that does not exist.
     MissingParent { group_no: String, parent: String },
     /// An active department names a parent that is inactive.
     InactiveParent { group_no: String, parent: String },
-    /// Active departments whose parent chain loops; listed from the smallest key.
+    /// Active departments whose parent chain loops, each followed by its parent,
+    /// starting from the smallest key.
     ParentCycle { group_nos: Vec<String> },
 }
 
@@ -46,11 +50,13 @@ impl fmt::Display for Problem {
                 f,
                 "department {group_no:?} has parent {parent:?}, which is inactive"
             ),
-            Self::ParentCycle { group_nos } => write!(
-                f,
-                "departments {} form a parent cycle",
-                quoted_list(group_nos)
-            ),
+            Self::ParentCycle { group_nos } => {
+                let mut chain = quoted_list(group_nos).replace(", ", " → ");
+                if let Some(first) = group_nos.first() {
+                    chain.push_str(&format!(" → {first:?}"));
+                }
+                write!(f, "departments form a parent cycle: {chain}")
+            }
         }
     }
 }
@@ -99,7 +105,12 @@ fn department_problems(rows: &DirectoryRows, found: &mut Vec<Problem>) {
     let all: HashMap<&str, (Option<&str>, bool)> = rows
         .departments
         .iter()
-        .map(|d| (d.group_no.as_str(), (d.parent_group_no.as_deref(), d.active)))
+        .map(|d| {
+            (
+                d.group_no.as_str(),
+                (d.parent_group_no.as_deref(), d.active),
+            )
+        })
         .collect();
     for department in rows.departments.iter().filter(|d| d.active) {
         if department.group_no.is_empty() {

@@ -32,7 +32,9 @@ fn parse(body: &[u8]) -> Result<LoginRequest, ApiError> {
     };
     let mut take = |name: &str| match fields.remove(name) {
         Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(ApiError::BadRequest(format!("field \"{name}\" must be a string"))),
+        Some(_) => Err(ApiError::BadRequest(format!(
+            "field \"{name}\" must be a string"
+        ))),
         None => Err(ApiError::BadRequest(format!("field \"{name}\" is missing"))),
     };
     let username = take("username")?;
@@ -40,7 +42,10 @@ fn parse(body: &[u8]) -> Result<LoginRequest, ApiError> {
     Ok(LoginRequest { username, password })
 }
 
-pub async fn authenticate(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn authenticate(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let request = parse(&body)?;
     let outcome = state
         .authenticator
@@ -52,7 +57,10 @@ pub async fn authenticate(State(state): State<AppState>, body: Bytes) -> Result<
         })?;
     Ok(match outcome {
         AuthOutcome::Success => (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             r#"{"status":"success"}"#,
         )
             .into_response(),

@@ -20,7 +20,10 @@ pub async fn sync(State(state): State<AppState>, _body: Bytes) -> Result<Respons
         "served sync payload"
     );
     Ok((
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         payload.json,
     )
         .into_response())

@@ -37,7 +37,11 @@ impl HashingPool {
 
     /// Takes a queue place, or fails at once when the queue is full.
     pub fn admit(&self) -> Result<Admission, Busy> {
-        let place = self.admitted.clone().try_acquire_owned().map_err(|_| Busy)?;
+        let place = self
+            .admitted
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Busy)?;
         Ok(Admission {
             running: self.running.clone(),
             place,

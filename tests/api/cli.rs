@@ -1,0 +1,349 @@
+//! The real `hr-bridge` binary: every command, its exit codes and its messages.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::on_all_backends;
+use hr_bridge::password::StoredHash;
+use secrecy::SecretString;
+
+/// The binary with a clean environment pointing at `db_url`.
+fn hr_bridge(db_url: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hr-bridge"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("HR_BRIDGE") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .env("HR_BRIDGE__DATABASE__URL", db_url)
+        .env("RUST_LOG", "warn")
+        .env("NO_COLOR", "1");
+    command
+}
+
+fn run_with_stdin(mut command: Command, stdin: &str) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Lines a child prints on stdout, readable with a timeout.
+fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
+    for _ in 0..100 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    panic!("the server did not stop within 10 s of SIGTERM");
+}
+
+#[test]
+fn hash_password_prints_a_verifiable_argon2id_hash() {
+    let mut command = hr_bridge("sqlite::memory:");
+    command.arg("hash-password");
+    let output = run_with_stdin(command, "pa ss:word\n");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let phc = text(&output.stdout).trim().to_owned();
+    assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+    let hash = StoredHash::parse(&phc).unwrap();
+    assert!(hash.verify(&SecretString::from("pa ss:word")));
+    assert!(!hash.verify(&SecretString::from("pa ss:word\n")));
+}
+
+#[test]
+fn hash_password_refuses_an_empty_password() {
+    let mut command = hr_bridge("sqlite::memory:");
+    command.arg("hash-password");
+    let output = run_with_stdin(command, "\n");
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("the password is empty"));
+}
+
+#[test]
+fn serve_refuses_to_start_without_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/x.db?mode=rwc", dir.path().display());
+    let output = hr_bridge(&url).arg("serve").output().unwrap();
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("omflow.username") && stderr.contains("omflow.password_hash"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn invalid_configuration_names_the_key() {
+    let output = hr_bridge("sqlite::memory:")
+        .env("HR_BRIDGE__DATABASE__MAX_CONNECTIONS", "lots")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("max_connections"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hr-bridge.toml");
+    std::fs::write(
+        &file,
+        "[omflow]\nusername = \"omflow\"\npassword = \"in-a-file\"\n",
+    )
+    .unwrap();
+    let output = hr_bridge("sqlite::memory:")
+        .args(["--config", file.to_str().unwrap(), "migrate"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("omflow.password") && stderr.contains("environment"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("in-a-file"), "the secret leaked: {stderr}");
+
+    std::fs::write(&file, "[server]\nlisten = \"nowhere\"\n").unwrap();
+    let output = hr_bridge("sqlite::memory:")
+        .args(["--config", file.to_str().unwrap(), "migrate"])
+        .output()
+        .unwrap();
+    assert!(text(&output.stderr).contains("server.listen"));
+}
+
+on_all_backends!(
+    migrate_then_set_password_lets_the_employee_log_in,
+    |db: TestDb| async move {
+        let output = hr_bridge(&db.url).arg("migrate").output().unwrap();
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        assert!(text(&output.stdout).contains("migrations applied"));
+        let app = db.spawn().await;
+        crate::authenticate::add_employee(&app, "alice", None, true).await;
+
+        let mut command = hr_bridge(&app.test_db.url);
+        command.args(["set-password", "alice"]);
+        let output = run_with_stdin(command, "n3w-secret\r\n");
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let response = app.post_authenticate("alice", "n3w-secret").await;
+        assert_eq!(
+            response.json::<serde_json::Value>().await.unwrap()["status"],
+            "success"
+        );
+
+        let mut command = hr_bridge(&app.test_db.url);
+        command.args(["set-password", "nobody"]);
+        let output = run_with_stdin(command, "whatever\n");
+        assert_eq!(output.status.code(), Some(1));
+        assert!(text(&output.stderr).contains("no employee with username \"nobody\""));
+    }
+);
+
+on_all_backends!(
+    check_lists_each_problem_and_exits_1,
+    |db: TestDb| async move {
+        let app = db.spawn().await;
+        crate::sync::seed_basic(&app).await;
+        let output = hr_bridge(&app.test_db.url).arg("check").output().unwrap();
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        assert!(text(&output.stdout).contains("OK"));
+
+        app.exec(
+            "INSERT INTO departments (group_no, display_name, parent_group_no, active) \
+             VALUES ('SUB', 'Sub of old', 'OLD', TRUE);
+         INSERT INTO departments (group_no, display_name, parent_group_no, active) \
+             VALUES ('SUB2', 'Sub two', 'OLD', TRUE);",
+        )
+        .await;
+        let output = hr_bridge(&app.test_db.url).arg("check").output().unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        let stdout = text(&output.stdout);
+        assert_eq!(stdout.lines().count(), 2, "{stdout}");
+        assert!(stdout.contains("\"SUB\" has parent \"OLD\", which is inactive"));
+        assert!(stdout.contains("\"SUB2\" has parent \"OLD\", which is inactive"));
+    }
+);
+
+on_all_backends!(
+    seed_demo_fills_an_empty_database_only,
+    |db: TestDb| async move {
+        let output = hr_bridge(&db.url)
+            .args(["seed-demo", "--employees", "250", "--departments", "12"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let stdout = text(&output.stdout);
+        let password = stdout
+            .rsplit("password is: ")
+            .next()
+            .unwrap()
+            .trim()
+            .to_owned();
+        let url = db.url.clone();
+        let app = db.spawn().await;
+        let body: serde_json::Value = app.post_sync().await.json().await.unwrap();
+        assert_eq!(body["user_info_list"].as_array().unwrap().len(), 250);
+        let groups = body["group_info_list"].as_array().unwrap();
+        assert_eq!(groups.len(), 12);
+        let memberships: usize = groups
+            .iter()
+            .map(|g| g["user_list"].as_array().unwrap().len())
+            .sum();
+        assert_eq!(memberships, 300);
+        let response = app.post_authenticate("user000", &password).await;
+        assert_eq!(
+            response.json::<serde_json::Value>().await.unwrap()["status"],
+            "success"
+        );
+
+        let again = hr_bridge(&url)
+            .args(["seed-demo", "--employees", "5", "--departments", "1"])
+            .output()
+            .unwrap();
+        assert!(!again.status.success());
+        assert!(text(&again.stderr).contains("empty"));
+    }
+);
+
+on_all_backends!(
+    serve_demo_prints_a_working_curl_and_stops_on_sigterm,
+    |db: TestDb| async move {
+        let port = free_port();
+        let mut child = hr_bridge(&db.url)
+            .env("HR_BRIDGE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .args(["serve", "--demo"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let lines = stdout_lines(&mut child);
+        let mut curl = None;
+        while let Ok(line) = lines.recv_timeout(Duration::from_secs(30)) {
+            if let Some(rest) = line.strip_prefix("try:") {
+                curl = Some(rest.trim().to_owned());
+            }
+            if line.contains("serving on") {
+                break;
+            }
+        }
+        let curl = curl.expect("a curl example was printed");
+        // curl -u 'omflow:PASSWORD' -X POST http://127.0.0.1:PORT/sync
+        let credentials = curl.split('\'').nth(1).unwrap();
+        let (user, password) = credentials.split_once(':').unwrap();
+        let url = curl.rsplit(' ').next().unwrap();
+        assert_eq!(url, format!("http://127.0.0.1:{port}/sync"));
+        let response = reqwest::Client::new()
+            .post(url)
+            .basic_auth(user, Some(password))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["user_info_list"].as_array().unwrap().len(), 10);
+        terminate(&child);
+        assert!(wait_for_exit(&mut child).success());
+    }
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reloads_the_tls_certificate_on_sighup() {
+    use crate::tls::{client_trusting, healthz_over_tls, self_signed, write_pair};
+    let dir = tempfile::tempdir().unwrap();
+    let first = self_signed();
+    write_pair(dir.path(), &first);
+    let port = free_port();
+    let url = format!("sqlite://{}/hr.db?mode=rwc", dir.path().display());
+    let mut child = hr_bridge(&url)
+        .env("HR_BRIDGE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("HR_BRIDGE__SERVER__TLS_CERT", dir.path().join("cert.pem"))
+        .env("HR_BRIDGE__SERVER__TLS_KEY", dir.path().join("key.pem"))
+        .env("HR_BRIDGE__SERVER__TLS_RELOAD_POLL_SECS", "0")
+        .env("HR_BRIDGE__OMFLOW__USERNAME", "omflow")
+        .env("HR_BRIDGE__OMFLOW__PASSWORD", "pw")
+        .arg("serve")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let old_client = client_trusting(&first.0, addr);
+    let mut up = false;
+    for _ in 0..100 {
+        if healthz_over_tls(&old_client, port).await {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "the TLS server did not come up");
+    let second = self_signed();
+    write_pair(dir.path(), &second);
+    let new_client = client_trusting(&second.0, addr);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Polling is off: only SIGHUP may switch the certificate.
+    assert!(healthz_over_tls(&old_client, port).await);
+    let status = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut reloaded = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if healthz_over_tls(&new_client, port).await {
+            reloaded = true;
+            break;
+        }
+    }
+    terminate(&child);
+    assert!(wait_for_exit(&mut child).success());
+    assert!(reloaded, "SIGHUP did not reload the certificate");
+}

@@ -1,0 +1,377 @@
+//! `TestApp::spawn(backend)`: the real router on a free port over a fresh database
+//! of the chosen backend, plus helpers to talk to it over HTTP.
+//!
+//! PostgreSQL and MariaDB come from `HR_BRIDGE_TEST_POSTGRES_URL` /
+//! `HR_BRIDGE_TEST_MYSQL_URL` (defaults: the local servers). When one is down the
+//! test says SKIPPED loudly, unless `HR_BRIDGE_REQUIRE_DBS=1` (CI) makes it fail.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hr_bridge::config::Settings;
+use hr_bridge::db::{Backend, Db, PoolSettings};
+use hr_bridge::server::{build_state, RunningServer};
+use secrecy::SecretString;
+use sqlx::Connection;
+use tokio::net::{TcpListener, TcpStream};
+
+pub const OMFLOW_USER: &str = "omflow";
+pub const OMFLOW_PASSWORD: &str = "omflow-test-password";
+
+/// Runs one async test body on PostgreSQL, MariaDB and SQLite.
+#[macro_export]
+macro_rules! on_all_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            use hr_bridge::db::Backend;
+            use $crate::helpers::TestDb;
+
+            async fn run(backend: Backend) {
+                if let Some(db) = TestDb::create(backend).await {
+                    let body = $body;
+                    body(db).await;
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                run(Backend::Postgres).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mysql() {
+                run(Backend::MySql).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run(Backend::Sqlite).await
+            }
+        }
+    };
+}
+
+fn admin_url(backend: Backend) -> String {
+    match backend {
+        Backend::Postgres => std::env::var("HR_BRIDGE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into()),
+        Backend::MySql => std::env::var("HR_BRIDGE_TEST_MYSQL_URL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into()),
+        Backend::Sqlite => String::new(),
+    }
+}
+
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, _) = url.rsplit_once('/').expect("database URL has a path");
+    format!("{base}/{name}")
+}
+
+/// A fresh, empty database that is dropped when the test ends.
+pub struct TestDb {
+    pub backend: Backend,
+    /// URL of the fresh database.
+    pub url: String,
+    name: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    /// Creates the database, or returns `None` (after a loud SKIPPED line) when
+    /// its server is not reachable and CI did not require it.
+    pub async fn create(backend: Backend) -> Option<Self> {
+        let name = format!("hrb_test_{}", uuid::Uuid::new_v4().simple());
+        let created = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}/hr.db?mode=rwc", dir.path().display());
+                return Some(Self {
+                    backend,
+                    url,
+                    name,
+                    _dir: Some(dir),
+                });
+            }
+            Backend::Postgres => match sqlx::PgConnection::connect(&admin_url(backend)).await {
+                Ok(mut conn) => sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .map(|_| ()),
+                Err(e) => Err(e),
+            },
+            Backend::MySql => match sqlx::MySqlConnection::connect(&admin_url(backend)).await {
+                Ok(mut conn) => sqlx::raw_sql(&format!(
+                    "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                ))
+                .execute(&mut conn)
+                .await
+                .map(|_| ()),
+                Err(e) => Err(e),
+            },
+        };
+        if let Err(e) = created {
+            let required = std::env::var("HR_BRIDGE_REQUIRE_DBS").is_ok_and(|v| v == "1");
+            if required {
+                panic!(
+                    "{} is required (HR_BRIDGE_REQUIRE_DBS=1) but unreachable: {e}",
+                    backend.name()
+                );
+            }
+            eprintln!(
+                "\n!!!!! SKIPPED: {} server not reachable ({e}); this test did NOT run on {} !!!!!\n",
+                backend.name(),
+                backend.name()
+            );
+            return None;
+        }
+        Some(Self {
+            backend,
+            url: replace_database(&admin_url(backend), &name),
+            name,
+            _dir: None,
+        })
+    }
+
+    /// Settings for a server over this database, on a free port, with plain
+    /// OMFLOW credentials.
+    pub fn settings(&self) -> Settings {
+        let mut settings = Settings::default();
+        settings.server.listen = "127.0.0.1:0".into();
+        settings.database.url = SecretString::from(self.url.clone());
+        settings.database.max_connections = 4;
+        settings.database.acquire_timeout_secs = 2;
+        settings.omflow.username = Some(OMFLOW_USER.into());
+        settings.omflow.password = Some(SecretString::from(OMFLOW_PASSWORD));
+        settings
+    }
+
+    /// Starts the app with default test settings.
+    pub async fn spawn(self) -> TestApp {
+        let settings = self.settings();
+        self.spawn_with(settings).await
+    }
+
+    /// Starts the app with `settings` (migrating first when they say so).
+    pub async fn spawn_with(self, settings: Settings) -> TestApp {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        if std::env::var_os("TEST_LOG").is_some() {
+            hr_bridge::telemetry::init(&settings.log);
+        }
+        let db = Db::connect_lazy(
+            &settings.database.url,
+            &PoolSettings {
+                max_connections: settings.database.max_connections,
+                acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_secs),
+            },
+        )
+        .expect("valid URL");
+        if settings.database.auto_migrate {
+            db.migrate().await.expect("migrations apply");
+        }
+        let state = build_state(&settings, db.clone())
+            .await
+            .expect("state builds");
+        let server = RunningServer::start(&settings, state)
+            .await
+            .expect("server starts");
+        TestApp {
+            base_url: server.base_url(),
+            addr: server.local_addr(),
+            client: reqwest::Client::new(),
+            db,
+            server: Some(server),
+            test_db: self,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (backend, name) = (self.backend, self.name.clone());
+        if backend == Backend::Sqlite {
+            return;
+        }
+        // Drop is not async: use a short-lived runtime on another thread.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let sql = match backend {
+                    Backend::Postgres => format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                    _ => format!("DROP DATABASE IF EXISTS {name}"),
+                };
+                let result = match backend {
+                    Backend::Postgres => {
+                        match sqlx::PgConnection::connect(&admin_url(backend)).await {
+                            Ok(mut c) => sqlx::raw_sql(&sql).execute(&mut c).await.map(|_| ()),
+                            Err(e) => Err(e),
+                        }
+                    }
+                    _ => match sqlx::MySqlConnection::connect(&admin_url(backend)).await {
+                        Ok(mut c) => sqlx::raw_sql(&sql).execute(&mut c).await.map(|_| ()),
+                        Err(e) => Err(e),
+                    },
+                };
+                if let Err(e) = result {
+                    eprintln!("warning: could not drop test database {name}: {e}");
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub base_url: String,
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    /// The app's own pool, for fixtures.
+    pub db: Db,
+    server: Option<RunningServer>,
+    pub test_db: TestDb,
+}
+
+impl TestApp {
+    pub fn backend(&self) -> Backend {
+        self.test_db.backend
+    }
+
+    /// Runs fixture SQL (`INSERT …; UPDATE …`) as HR staff would.
+    pub async fn exec(&self, sql: &str) {
+        self.db.execute_script(sql).await.expect("fixture SQL runs");
+    }
+
+    /// Runs fixture SQL with foreign-key checks off, to build data our schema
+    /// forbids but a hand-made HR database may hold.
+    pub async fn exec_without_foreign_keys(&self, sql: &str) {
+        let (off, on) = match self.backend() {
+            Backend::Postgres => (
+                "SET session_replication_role = replica;",
+                "SET session_replication_role = DEFAULT;",
+            ),
+            Backend::MySql => ("SET FOREIGN_KEY_CHECKS = 0;", "SET FOREIGN_KEY_CHECKS = 1;"),
+            Backend::Sqlite => ("PRAGMA foreign_keys = OFF;", "PRAGMA foreign_keys = ON;"),
+        };
+        self.exec(&format!("{off} {sql} {on}")).await;
+    }
+
+    pub async fn post_sync(&self) -> reqwest::Response {
+        self.client
+            .post(format!("{}/sync", self.base_url))
+            .basic_auth(OMFLOW_USER, Some(OMFLOW_PASSWORD))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post_authenticate(&self, username: &str, password: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}/authenticate", self.base_url))
+            .basic_auth(OMFLOW_USER, Some(OMFLOW_PASSWORD))
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Stops the server gracefully.
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server
+                .shutdown(Duration::from_secs(5))
+                .await
+                .expect("clean shutdown");
+        }
+    }
+}
+
+/// Reads a JSON body, checking the content type on the way.
+pub async fn json_body(response: reqwest::Response) -> serde_json::Value {
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or("").to_owned());
+    assert_eq!(content_type.as_deref(), Some("application/json"));
+    response.json().await.expect("JSON body")
+}
+
+/// Asserts the OMFLOW fail envelope and returns its message.
+pub async fn fail_message(response: reqwest::Response) -> String {
+    let body = json_body(response).await;
+    assert_eq!(body["status"], "fail", "body: {body}");
+    body["message"]
+        .as_str()
+        .expect("message is a string")
+        .to_owned()
+}
+
+/// A TCP proxy in front of a database that a test can cut and restore, to play an
+/// outage without touching the shared server.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    generation: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Proxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let up = Arc::new(AtomicBool::new(true));
+        let (generation, _) = tokio::sync::watch::channel(0u64);
+        let generation = Arc::new(generation);
+        let (up2, gen2) = (up.clone(), generation.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let mut cut = gen2.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Self {
+            addr,
+            up,
+            generation,
+        }
+    }
+
+    /// Refuses new connections and cuts every open one.
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The host:port of a database URL.
+pub fn url_socket_addr(url: &str) -> SocketAddr {
+    let after_scheme = url.split_once("://").expect("scheme").1;
+    let host_port = after_scheme
+        .split(['/', '?'])
+        .next()
+        .expect("authority")
+        .rsplit('@')
+        .next()
+        .expect("host");
+    host_port.parse().expect("numeric host:port in test URL")
+}

@@ -1,0 +1,12 @@
+//! One test binary (one link step) holding every HTTP- and CLI-level test. Each
+//! test body runs against PostgreSQL, MariaDB and SQLite.
+
+mod helpers;
+
+mod authenticate;
+mod basic_auth;
+mod cli;
+mod errors;
+mod health;
+mod sync;
+mod tls;
