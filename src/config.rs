@@ -18,7 +18,7 @@ pub const ENV_PREFIX: &str = "HR_BRIDGE";
 #[error("configuration error: {0}")]
 pub struct ConfigError(pub String);
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     #[serde(default)]
@@ -176,19 +176,6 @@ impl Default for LogSettings {
         Self {
             format: LogFormat::Text,
             level: "info".into(),
-        }
-    }
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            server: ServerSettings::default(),
-            database: DatabaseSettings::default(),
-            omflow: OmflowSettings::default(),
-            sync: SyncSettings::default(),
-            auth: AuthSettings::default(),
-            log: LogSettings::default(),
         }
     }
 }

@@ -93,7 +93,11 @@ pub fn sample() -> Organisation {
 pub fn synthetic(employees: usize, departments: usize) -> Organisation {
     let width = digits(departments);
     let group_no = |i: usize| format!("D{i:0width$}");
-    let mut org = Organisation::default();
+    let mut org = Organisation {
+        departments: Vec::with_capacity(departments),
+        employees: Vec::with_capacity(employees),
+        memberships: Vec::with_capacity(employees + employees / 5),
+    };
     org.departments = (0..departments)
         .map(|i| DepartmentRow {
             group_no: group_no(i),
