@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::config::Settings;
 use crate::db::{Db, PoolSettings};
 use crate::directory::{self, demo};
-use crate::password::{hash_argon2id, Argon2Settings};
+use crate::password::{hash_argon2id, prune_auth_state};
 use crate::server::{self, RunningServer};
 
 #[derive(Debug, Parser)]
@@ -100,13 +100,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::HashPassword => {
             let password = read_password("Password: ")?;
-            println!("{}", hash_in_pool(password).await?);
+            println!("{}", hash_in_pool(password, &settings).await?);
             Ok(ExitCode::SUCCESS)
         }
         Command::SetPassword { username } => {
             let password = read_password(&format!("New password for {username}: "))?;
             let db = connect(&settings)?;
-            let hash = hash_in_pool(password).await?;
+            let hash = hash_in_pool(password, &settings).await?;
             if db.set_password_hash(&username, &hash).await? {
                 println!("password set for {username}");
                 Ok(ExitCode::SUCCESS)
@@ -141,7 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let password = random_secret();
             let started = std::time::Instant::now();
-            seed(&db, demo::synthetic(employees, departments), &password).await?;
+            seed(&db, &settings, demo::synthetic(employees, departments), &password).await?;
             println!(
                 "seeded {employees} employees and {departments} departments in {:.1}s; \
                  every employee's password is: {}",
@@ -164,8 +164,8 @@ fn connect(settings: &Settings) -> anyhow::Result<Db> {
 }
 
 /// Hashes off the runtime's workers, as everywhere else.
-async fn hash_in_pool(password: SecretString) -> anyhow::Result<String> {
-    let settings = Argon2Settings::default();
+async fn hash_in_pool(password: SecretString, settings: &Settings) -> anyhow::Result<String> {
+    let settings = settings.auth.argon2();
     let hash = tokio::task::spawn_blocking(move || hash_argon2id(&password, &settings))
         .await
         .context("hashing task failed")??;
@@ -178,11 +178,16 @@ fn random_secret() -> SecretString {
 }
 
 /// Inserts `org` into an empty database, every employee sharing one hash of `password`.
-async fn seed(db: &Db, org: demo::Organisation, password: &SecretString) -> anyhow::Result<()> {
+async fn seed(
+    db: &Db,
+    settings: &Settings,
+    org: demo::Organisation,
+    password: &SecretString,
+) -> anyhow::Result<()> {
     if !db.directory_is_empty().await? {
         bail!("the database already holds employees or departments; seeding needs an empty one");
     }
-    let hash = hash_in_pool(password.clone()).await?;
+    let hash = hash_in_pool(password.clone(), settings).await?;
     db.insert_directory(
         &org.departments,
         &org.employees_with_hash(&hash),
@@ -232,7 +237,7 @@ async fn serve(mut settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
     if demo {
         if db.directory_is_empty().await? {
             let password = random_secret();
-            seed(&db, demo::sample(), &password).await?;
+            seed(&db, &settings, demo::sample(), &password).await?;
             banner.push(format!(
                 "demo: filled the empty database with a sample organisation; \
                  every employee (alice, bob, …) has the password {}",
@@ -248,6 +253,7 @@ async fn serve(mut settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
         }
     }
     let state = server::build_state(&settings, db.clone()).await?;
+    let maintenance = tokio::spawn(prune_periodically(db.clone(), settings.clone()));
     let running = RunningServer::start(&settings, state).await?;
     if demo {
         print_demo_banner(&running, &banner, generated.as_ref());
@@ -256,8 +262,22 @@ async fn serve(mut settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
     running
         .shutdown(Duration::from_secs(settings.server.shutdown_grace_secs))
         .await?;
+    maintenance.abort();
     db.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prunes the audit trail and idle lockout rows at start-up and then hourly.
+async fn prune_periodically(db: Db, settings: Settings) {
+    let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        hourly.tick().await;
+        let lockout = Duration::from_secs(settings.auth.lockout_secs);
+        match prune_auth_state(&db, settings.auth.audit_retention_days, lockout).await {
+            Ok(removed) => tracing::info!(removed, "pruned the authentication audit trail"),
+            Err(e) => tracing::warn!(error = %e, "could not prune the audit trail"),
+        }
+    }
 }
 
 fn print_demo_banner(running: &RunningServer, lines: &[String], generated: Option<&SecretString>) {

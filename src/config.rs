@@ -142,6 +142,63 @@ pub struct AuthSettings {
     pub max_concurrent_checks: usize,
     /// Password checks that may wait for a hashing slot; beyond this, 503.
     pub max_queued_checks: usize,
+    /// Argon2id parameters for new hashes; older or weaker hashes are upgraded on login.
+    pub argon2_m_cost_kib: u32,
+    pub argon2_t_cost: u32,
+    pub argon2_p_cost: u32,
+    /// Audit rows older than this are deleted.
+    pub audit_retention_days: u32,
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` is believed. In the
+    /// environment: a comma-separated list.
+    #[serde(deserialize_with = "string_or_list")]
+    pub trusted_proxies: Vec<String>,
+}
+
+/// Accepts a TOML list or one comma-separated string (as environment values are).
+fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        OneOrMany::Many(v) => v,
+    })
+}
+
+impl AuthSettings {
+    /// The Argon2id parameters new hashes are made with.
+    pub fn argon2(&self) -> crate::password::Argon2Settings {
+        crate::password::Argon2Settings {
+            m_cost_kib: self.argon2_m_cost_kib,
+            t_cost: self.argon2_t_cost,
+            p_cost: self.argon2_p_cost,
+        }
+    }
+
+    /// The trusted proxy ranges; valid once [`Settings::validate`] has passed.
+    pub fn trusted_proxy_nets(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .map(|entry| {
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError(format!(
+                            "auth.trusted_proxies: {entry:?} is not an IP address or CIDR range"
+                        ))
+                    })
+            })
+            .collect()
+    }
 }
 
 impl Default for AuthSettings {
@@ -152,6 +209,11 @@ impl Default for AuthSettings {
             lockout_secs: 900,
             max_concurrent_checks: cpus,
             max_queued_checks: 128,
+            argon2_m_cost_kib: 19_456,
+            argon2_t_cost: 2,
+            argon2_p_cost: 1,
+            audit_retention_days: 90,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -261,6 +323,15 @@ impl Settings {
             return Err(ConfigError(
                 "auth.max_concurrent_checks must be at least 1".into(),
             ));
+        }
+        self.auth.argon2().validate().map_err(|e| {
+            ConfigError(format!(
+                "auth.argon2_m_cost_kib / argon2_t_cost / argon2_p_cost are not valid Argon2 parameters: {e}"
+            ))
+        })?;
+        self.auth.trusted_proxy_nets()?;
+        if self.auth.audit_retention_days == 0 {
+            return Err(ConfigError("auth.audit_retention_days must be at least 1".into()));
         }
         if let Some(user) = &self.omflow.username {
             if user.is_empty() || user.contains(':') {

@@ -24,7 +24,7 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::error::{fail_response, ApiError};
 use crate::http::{self, AppState};
-use crate::password::{Argon2Settings, Authenticator, DummyHash, HashingPool, OmflowCredential};
+use crate::password::{AuthPolicy, Authenticator, DummyHash, HashingPool, OmflowCredential};
 
 /// Longest a request may run before it is answered 408.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -46,14 +46,24 @@ pub async fn build_state(settings: &Settings, db: Db) -> anyhow::Result<AppState
         settings.auth.max_concurrent_checks,
         settings.auth.max_queued_checks,
     );
-    let argon2 = Argon2Settings::default();
+    let argon2 = settings.auth.argon2();
     let dummy = hashing
         .run(move || DummyHash::new(&argon2))
         .await
         .map_err(|_| anyhow::anyhow!("hashing pool unavailable at start-up"))?
         .context("could not make the dummy password hash")?;
     Ok(AppState {
-        authenticator: Authenticator::new(db.clone(), hashing.clone(), dummy),
+        authenticator: Authenticator::new(
+            db.clone(),
+            hashing.clone(),
+            dummy,
+            AuthPolicy {
+                max_failures: settings.auth.max_failures,
+                lockout: Duration::from_secs(settings.auth.lockout_secs),
+                argon2,
+            },
+        ),
+        trusted_proxies: Arc::new(settings.auth.trusted_proxy_nets()?),
         db,
         hashing,
         omflow: Arc::new(credential),

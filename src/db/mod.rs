@@ -2,9 +2,11 @@
 //! URL scheme at run time, its migrations, and every SQL statement the service runs.
 //! Callers see functions named for what they return; the dialects stay in here.
 
+mod auth;
 mod directory;
 mod rows;
 
+pub use auth::AuditEntry;
 pub use rows::{Credentials, DepartmentRow, DirectoryRows, EmployeeRow, MembershipRow};
 
 use std::borrow::Cow;

@@ -1,12 +1,15 @@
 //! `POST /authenticate`: does this username/password belong to an active employee?
 
+use std::net::SocketAddr;
+
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use secrecy::SecretString;
 use serde_json::Value;
 
+use super::client_addr::client_ip;
 use super::AppState;
 use crate::error::{fail_response, ApiError};
 use crate::password::{AuthError, AuthOutcome};
@@ -44,13 +47,22 @@ fn parse(body: &[u8]) -> Result<LoginRequest, ApiError> {
 
 pub async fn authenticate(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let request = parse(&body)?;
-    let outcome = state
-        .authenticator
-        .authenticate(&request.username, request.password)
-        .await
+    let client = client_ip(peer.ip(), &headers, &state.trusted_proxies);
+    // Run the check as its own task: a client that hangs up must not cancel it
+    // half-way, between counting the attempt and recording its outcome.
+    let authenticator = state.authenticator.clone();
+    let outcome = tokio::spawn(async move {
+        authenticator
+            .authenticate(&request.username, request.password, Some(client))
+            .await
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("authentication task failed: {e}")))?
         .map_err(|e| match e {
             AuthError::Busy(busy) => ApiError::from(busy),
             AuthError::Db(db) => ApiError::from(db),

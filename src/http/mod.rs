@@ -3,6 +3,7 @@
 
 pub mod authenticate;
 pub mod basic_auth;
+pub mod client_addr;
 pub mod health;
 pub mod sync;
 
@@ -19,4 +20,6 @@ pub struct AppState {
     pub hashing: HashingPool,
     pub omflow: Arc<OmflowCredential>,
     pub body_limit: usize,
+    /// Proxies whose `X-Forwarded-For` names the real client.
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }

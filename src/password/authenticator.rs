@@ -1,12 +1,18 @@
-//! The employee password check behind `/authenticate`: look the employee up, verify
-//! the stored hash on the hashing pool, and tell success from the (private) reason
-//! of a failure. Unknown users, wrong passwords and inactive employees all cost one
-//! full hash, so the answer time does not reveal which it was.
+//! The employee password check behind `/authenticate`: look the employee up, count
+//! the attempt against the lockout, verify the stored hash on the hashing pool,
+//! record the attempt in the audit trail, and upgrade an old hash after a success.
+//!
+//! Unknown users, wrong passwords and inactive employees all cost one lookup, one
+//! counted attempt, one full hash and one audit row, so the answer time does not
+//! reveal which it was. Locked accounts answer without hashing.
 
-use secrecy::{ExposeSecret, SecretString};
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{DummyHash, HashingPool, StoredHash, MAX_PASSWORD_BYTES};
-use crate::db::{Db, DbError};
+use secrecy::SecretString;
+
+use super::{hash_argon2id, Argon2Settings, DummyHash, HashingPool, StoredHash};
+use crate::db::{AuditEntry, Db, DbError};
 use crate::password::Busy;
 
 /// Longest username looked up; longer ones cannot exist in any backend's schema.
@@ -20,6 +26,8 @@ pub enum FailureReason {
     Inactive,
     /// The stored hash is NULL, empty or of no recognised format.
     NoHash,
+    /// Too many consecutive failures; the password was not checked.
+    Locked,
 }
 
 impl FailureReason {
@@ -29,6 +37,7 @@ impl FailureReason {
             Self::BadPassword => "bad_password",
             Self::Inactive => "inactive",
             Self::NoHash => "no_hash",
+            Self::Locked => "locked",
         }
     }
 }
@@ -39,6 +48,16 @@ pub enum AuthOutcome {
     Failure(FailureReason),
 }
 
+impl AuthOutcome {
+    /// The audit trail's `reason` column.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure(reason) => reason.as_str(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error(transparent)]
@@ -47,68 +66,189 @@ pub enum AuthError {
     Db(#[from] DbError),
 }
 
+/// Lockout and hashing policy, from the `auth.*` settings.
+#[derive(Debug, Clone)]
+pub struct AuthPolicy {
+    /// Consecutive failures before a lockout; 0 disables lockouts.
+    pub max_failures: u32,
+    pub lockout: Duration,
+    /// Parameters for new hashes, and the floor below which hashes are upgraded.
+    pub argon2: Argon2Settings,
+}
+
 /// Checks employee passwords.
 #[derive(Debug, Clone)]
 pub struct Authenticator {
     db: Db,
     pool: HashingPool,
     dummy: DummyHash,
+    policy: AuthPolicy,
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The audit trail keeps the username as given, cut to what the column holds.
+fn clip(username: &str) -> &str {
+    let mut end = username.len().min(MAX_USERNAME_BYTES);
+    while !username.is_char_boundary(end) {
+        end -= 1;
+    }
+    &username[..end]
 }
 
 impl Authenticator {
-    pub fn new(db: Db, pool: HashingPool, dummy: DummyHash) -> Self {
-        Self { db, pool, dummy }
+    pub fn new(db: Db, pool: HashingPool, dummy: DummyHash, policy: AuthPolicy) -> Self {
+        Self {
+            db,
+            pool,
+            dummy,
+            policy,
+        }
     }
 
-    #[tracing::instrument(skip(self, password), fields(outcome))]
+    /// Checks one login attempt from `client` and records it.
+    #[tracing::instrument(skip(self, password, client), fields(outcome))]
     pub async fn authenticate(
         &self,
         username: &str,
         password: SecretString,
+        client: Option<IpAddr>,
     ) -> Result<AuthOutcome, AuthError> {
-        // Turn a storm away before it costs a database lookup.
+        // Turn a storm away before it costs any database work.
         let admission = self.pool.admit()?;
-        if password.expose_secret().len() > MAX_PASSWORD_BYTES {
-            return Ok(AuthOutcome::Failure(FailureReason::BadPassword));
-        }
-        let credentials = if username.is_empty() || username.len() > MAX_USERNAME_BYTES {
-            None
-        } else {
+        let plausible = !username.is_empty() && username.len() <= MAX_USERNAME_BYTES;
+        let credentials = if plausible {
             self.db.credentials(username).await?
+        } else {
+            None
         };
-        let outcome = match credentials {
-            None => {
-                let dummy = self.dummy.clone();
-                admission.run(move || dummy.burn(&password)).await?;
+        // Count the attempt before checking it. Unknown names are counted too, so
+        // that a lockout's fast answer cannot tell an existing account apart.
+        if self.policy.max_failures > 0 && plausible {
+            let now = unix_now();
+            let lock_until = now.saturating_add(
+                i64::try_from(self.policy.lockout.as_secs()).unwrap_or(i64::MAX),
+            );
+            let attempt = self
+                .db
+                .begin_login_attempt(username, now, i64::from(self.policy.max_failures), lock_until)
+                .await?;
+            if attempt > i64::from(self.policy.max_failures) {
+                drop(admission);
+                let outcome = AuthOutcome::Failure(FailureReason::Locked);
+                self.audit(username, outcome, client).await;
+                return Ok(outcome);
+            }
+        }
+        let stored = credentials.as_ref().and_then(|c| {
+            c.password_hash
+                .as_deref()
+                .and_then(|h| StoredHash::parse(h).ok())
+        });
+        let outcome = match (&credentials, stored.clone()) {
+            (None, _) => {
+                let (dummy, checked) = (self.dummy.clone(), password.clone());
+                admission.run(move || dummy.burn(&checked)).await?;
                 AuthOutcome::Failure(FailureReason::UnknownUser)
             }
-            Some(credentials) => {
-                let stored = credentials
-                    .password_hash
-                    .as_deref()
-                    .and_then(|h| StoredHash::parse(h).ok());
-                match stored {
-                    None => {
-                        let dummy = self.dummy.clone();
-                        admission.run(move || dummy.burn(&password)).await?;
-                        AuthOutcome::Failure(FailureReason::NoHash)
-                    }
-                    Some(stored) => {
-                        let matches = admission.run(move || stored.verify(&password)).await?;
-                        match (matches, credentials.active) {
-                            (false, _) => AuthOutcome::Failure(FailureReason::BadPassword),
-                            (true, false) => AuthOutcome::Failure(FailureReason::Inactive),
-                            (true, true) => AuthOutcome::Success,
-                        }
-                    }
+            (Some(_), None) => {
+                let (dummy, checked) = (self.dummy.clone(), password.clone());
+                admission.run(move || dummy.burn(&checked)).await?;
+                AuthOutcome::Failure(FailureReason::NoHash)
+            }
+            (Some(found), Some(hash)) => {
+                let verify_with = hash.clone();
+                let checked = password.clone();
+                let matches = admission
+                    .run(move || verify_with.verify(&checked))
+                    .await?;
+                match (matches, found.active) {
+                    (false, _) => AuthOutcome::Failure(FailureReason::BadPassword),
+                    (true, false) => AuthOutcome::Failure(FailureReason::Inactive),
+                    (true, true) => AuthOutcome::Success,
                 }
             }
         };
-        let label = match outcome {
-            AuthOutcome::Success => "success",
-            AuthOutcome::Failure(reason) => reason.as_str(),
-        };
-        tracing::Span::current().record("outcome", label);
+        if outcome == AuthOutcome::Success {
+            if self.policy.max_failures > 0 {
+                if let Err(e) = self.db.clear_login_failures(username).await {
+                    tracing::warn!(error = %e, "could not clear the failure count after a login");
+                }
+            }
+            if let (Some(hash), Some(old)) = (
+                stored,
+                credentials.and_then(|c| c.password_hash),
+            ) {
+                if hash.needs_rehash(&self.policy.argon2) {
+                    self.spawn_rehash(username.to_owned(), old, password, hash.format());
+                }
+            }
+        }
+        self.audit(username, outcome, client).await;
+        tracing::Span::current().record("outcome", outcome.reason());
         Ok(outcome)
     }
+
+    async fn audit(&self, username: &str, outcome: AuthOutcome, client: Option<IpAddr>) {
+        let occurred_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        let client = client.map(|ip| ip.to_string());
+        let entry = AuditEntry {
+            occurred_at: &occurred_at,
+            username: clip(username),
+            outcome: if outcome == AuthOutcome::Success { "success" } else { "failure" },
+            reason: outcome.reason(),
+            client_addr: client.as_deref(),
+        };
+        if let Err(e) = self.db.record_login(&entry).await {
+            tracing::error!(error = %e, reason = entry.reason, "could not write the audit row");
+        }
+    }
+
+    /// Replaces an old-format or weak hash by a fresh Argon2id one in the
+    /// background, as a compare-and-set on the old value. Any failure is logged and
+    /// retried at the next login; it never affects this one.
+    fn spawn_rehash(&self, username: String, old: String, password: SecretString, format: &'static str) {
+        let (db, pool, argon2) = (self.db.clone(), self.pool.clone(), self.policy.argon2);
+        tokio::spawn(async move {
+            let new = match pool.run(move || hash_argon2id(&password, &argon2)).await {
+                Ok(Ok(new)) => new,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "rehash failed");
+                    return;
+                }
+                Err(Busy) => {
+                    tracing::debug!("hashing pool busy; rehash deferred to the next login");
+                    return;
+                }
+            };
+            match db.replace_password_hash(&username, &old, &new).await {
+                Ok(true) => tracing::info!(%username, from = format, "upgraded password hash to argon2id"),
+                Ok(false) => tracing::info!(%username, "hash changed meanwhile; rehash skipped"),
+                Err(e) => tracing::warn!(%username, error = %e, "could not store the upgraded hash"),
+            }
+        });
+    }
+}
+
+/// Deletes audit rows past their retention and lockout rows idle for a day (or a
+/// lockout period, if longer) that lock nothing. Returns the audit rows removed.
+pub async fn prune_auth_state(
+    db: &Db,
+    retention_days: u32,
+    lockout: Duration,
+) -> Result<u64, DbError> {
+    let retention = Duration::from_secs(u64::from(retention_days) * 86_400);
+    let cutoff = SystemTime::now()
+        .checked_sub(retention)
+        .unwrap_or(UNIX_EPOCH);
+    let audit_cutoff = humantime::format_rfc3339_millis(cutoff).to_string();
+    let now = unix_now();
+    let idle = i64::try_from(lockout.as_secs().max(86_400)).unwrap_or(i64::MAX);
+    db.prune_auth_state(&audit_cutoff, now.saturating_sub(idle), now)
+        .await
 }

@@ -6,14 +6,18 @@ mod authenticator;
 mod omflow;
 mod pool;
 
-pub use authenticator::{AuthError, AuthOutcome, Authenticator, FailureReason};
+pub use authenticator::{
+    prune_auth_state, unix_now, AuthError, AuthOutcome, AuthPolicy, Authenticator, FailureReason,
+};
 pub use omflow::{OmflowCredential, OmflowHash};
 pub use pool::{Busy, HashingPool};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::rngs::OsRng;
+use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
 
 /// Longest password accepted for hashing; longer ones never match, and hashing them
 /// would let a caller make the server do unbounded work.
@@ -38,6 +42,11 @@ impl Default for Argon2Settings {
 }
 
 impl Argon2Settings {
+    /// Checks that Argon2 accepts these parameters.
+    pub fn validate(&self) -> Result<(), String> {
+        self.hasher().map(|_| ()).map_err(|e| e.to_string())
+    }
+
     fn hasher(&self) -> Result<Argon2<'static>, argon2::Error> {
         let params = Params::new(self.m_cost_kib, self.t_cost, self.p_cost, None)?;
         Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
@@ -55,21 +64,87 @@ pub enum PasswordError {
     Hashing(String),
 }
 
+/// Highest PBKDF2 iteration count accepted from a stored hash, so that one planted
+/// row cannot make a single login burn seconds of CPU.
+const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+
 /// A stored password hash, parsed once so that verification knows its format.
 #[derive(Debug, Clone)]
 pub enum StoredHash {
     /// An Argon2 (id, i or d) PHC string.
-    Argon2(String),
+    Argon2 {
+        phc: String,
+        algorithm: Algorithm,
+        version: u32,
+        m_cost_kib: u32,
+        t_cost: u32,
+        p_cost: u32,
+    },
+    /// bcrypt: `$2a$`, `$2b$` or `$2y$`.
+    Bcrypt(String),
+    /// PBKDF2-SHA256 as a PHC string: `$pbkdf2-sha256$i=…,l=…$salt$hash`.
+    Pbkdf2Phc(String),
+    /// Django's `pbkdf2_sha256$<iterations>$<salt>$<base64 hash>`.
+    Django {
+        iterations: u32,
+        salt: String,
+        hash: Vec<u8>,
+    },
 }
 
 impl StoredHash {
     /// Recognises a stored hash; NULL, empty and unknown strings are `Unrecognised`.
     pub fn parse(stored: &str) -> Result<Self, PasswordError> {
-        let phc = PasswordHash::new(stored).map_err(|_| PasswordError::Unrecognised)?;
-        match Algorithm::try_from(phc.algorithm) {
-            Ok(_) => Ok(Self::Argon2(stored.to_owned())),
-            Err(_) => Err(PasswordError::Unrecognised),
+        let stored = stored.trim();
+        if stored.starts_with("$argon2") {
+            let phc = PasswordHash::new(stored).map_err(|_| PasswordError::Unrecognised)?;
+            let algorithm =
+                Algorithm::try_from(phc.algorithm).map_err(|_| PasswordError::Unrecognised)?;
+            let params = Params::try_from(&phc).map_err(|_| PasswordError::Unrecognised)?;
+            phc.hash.ok_or(PasswordError::Unrecognised)?;
+            return Ok(Self::Argon2 {
+                phc: stored.to_owned(),
+                algorithm,
+                version: phc.version.unwrap_or(0x10),
+                m_cost_kib: params.m_cost(),
+                t_cost: params.t_cost(),
+                p_cost: params.p_cost(),
+            });
         }
+        if ["$2a$", "$2b$", "$2y$"].iter().any(|p| stored.starts_with(p)) {
+            return match stored.len() {
+                60 => Ok(Self::Bcrypt(stored.to_owned())),
+                _ => Err(PasswordError::Unrecognised),
+            };
+        }
+        if stored.starts_with("$pbkdf2-sha256$") {
+            let phc = PasswordHash::new(stored).map_err(|_| PasswordError::Unrecognised)?;
+            let rounds = phc.params.get_decimal("i").unwrap_or(0);
+            if rounds == 0 || rounds > MAX_PBKDF2_ITERATIONS || phc.hash.is_none() {
+                return Err(PasswordError::Unrecognised);
+            }
+            return Ok(Self::Pbkdf2Phc(stored.to_owned()));
+        }
+        if let Some(rest) = stored.strip_prefix("pbkdf2_sha256$") {
+            let mut parts = rest.splitn(3, '$');
+            let (Some(iterations), Some(salt), Some(hash)) = (parts.next(), parts.next(), parts.next())
+            else {
+                return Err(PasswordError::Unrecognised);
+            };
+            let iterations: u32 = iterations.parse().map_err(|_| PasswordError::Unrecognised)?;
+            let hash = base64::engine::general_purpose::STANDARD
+                .decode(hash)
+                .map_err(|_| PasswordError::Unrecognised)?;
+            if iterations == 0 || iterations > MAX_PBKDF2_ITERATIONS || salt.is_empty() || hash.is_empty() {
+                return Err(PasswordError::Unrecognised);
+            }
+            return Ok(Self::Django {
+                iterations,
+                salt: salt.to_owned(),
+                hash,
+            });
+        }
+        Err(PasswordError::Unrecognised)
     }
 
     /// True when the password matches. Runs the full hash; call it off the runtime.
@@ -79,10 +154,52 @@ impl StoredHash {
             return false;
         }
         match self {
-            Self::Argon2(phc) => match PasswordHash::new(phc) {
-                Ok(parsed) => Argon2::default().verify_password(password, &parsed).is_ok(),
-                Err(_) => false,
-            },
+            Self::Argon2 { phc, .. } => PasswordHash::new(phc)
+                .is_ok_and(|parsed| Argon2::default().verify_password(password, &parsed).is_ok()),
+            Self::Bcrypt(hash) => bcrypt::verify(password, hash).unwrap_or(false),
+            Self::Pbkdf2Phc(phc) => PasswordHash::new(phc)
+                .is_ok_and(|parsed| pbkdf2::Pbkdf2.verify_password(password, &parsed).is_ok()),
+            Self::Django {
+                iterations,
+                salt,
+                hash,
+            } => {
+                let mut computed = vec![0u8; hash.len()];
+                pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password, salt.as_bytes(), *iterations, &mut computed);
+                computed.ct_eq(hash).into()
+            }
+        }
+    }
+
+    /// True when a successful login should replace this hash by a fresh Argon2id
+    /// one: any other format, an old Argon2 version, or weaker parameters.
+    pub fn needs_rehash(&self, target: &Argon2Settings) -> bool {
+        match self {
+            Self::Argon2 {
+                algorithm,
+                version,
+                m_cost_kib,
+                t_cost,
+                p_cost,
+                ..
+            } => {
+                *algorithm != Algorithm::Argon2id
+                    || *version != 0x13
+                    || *m_cost_kib < target.m_cost_kib
+                    || *t_cost < target.t_cost
+                    || *p_cost < target.p_cost
+            }
+            _ => true,
+        }
+    }
+
+    /// The format's name, for logs.
+    pub fn format(&self) -> &'static str {
+        match self {
+            Self::Argon2 { .. } => "argon2",
+            Self::Bcrypt(_) => "bcrypt",
+            Self::Pbkdf2Phc(_) => "pbkdf2-sha256",
+            Self::Django { .. } => "django-pbkdf2-sha256",
         }
     }
 }

@@ -21,7 +21,8 @@ pub struct OmflowHash(StoredHash);
 impl OmflowHash {
     pub fn parse(phc: &str) -> Result<Self, PasswordError> {
         match StoredHash::parse(phc)? {
-            hash @ StoredHash::Argon2(_) => Ok(Self(hash)),
+            hash @ StoredHash::Argon2 { .. } => Ok(Self(hash)),
+            _ => Err(PasswordError::Unrecognised),
         }
     }
 }

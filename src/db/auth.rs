@@ -1,0 +1,232 @@
+//! Statements over hr-bridge's own authentication state: lockout counters, the
+//! audit trail, and the compare-and-set that upgrades a stored hash.
+
+use super::{on_pool, Db, DbError};
+
+/// One login attempt as the audit trail records it.
+#[derive(Debug, Clone)]
+pub struct AuditEntry<'a> {
+    /// RFC 3339 UTC time.
+    pub occurred_at: &'a str,
+    pub username: &'a str,
+    pub outcome: &'a str,
+    pub reason: &'a str,
+    pub client_addr: Option<&'a str>,
+}
+
+/// Retries of a statement that lost a deadlock or serialization race.
+const RACE_RETRIES: usize = 5;
+
+fn lost_race(e: &sqlx::Error) -> bool {
+    match e {
+        // 40001 serialization failure / deadlock (MySQL 1213 maps to it), 40P01
+        // PostgreSQL deadlock.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code == "40001" || code == "40P01" || code == "1213"),
+        _ => false,
+    }
+}
+
+const POSTGRES_BEGIN_ATTEMPT: &str = "INSERT INTO auth_lockouts AS l \
+    (username, failures, locked_until, updated_at) \
+    VALUES ($1, 1, CASE WHEN 1 >= $2 THEN $3 ELSE NULL END, $4) \
+    ON CONFLICT (username) DO UPDATE SET \
+      failures = CASE WHEN l.locked_until IS NOT NULL AND l.locked_until <= $4 THEN 1 \
+                      ELSE l.failures + 1 END, \
+      locked_until = CASE \
+        WHEN l.locked_until IS NOT NULL AND l.locked_until > $4 THEN l.locked_until \
+        WHEN (CASE WHEN l.locked_until IS NOT NULL AND l.locked_until <= $4 THEN 1 \
+                   ELSE l.failures + 1 END) >= $2 THEN $3 \
+        ELSE NULL END, \
+      updated_at = $4 \
+    RETURNING failures";
+
+const SQLITE_BEGIN_ATTEMPT: &str = "INSERT INTO auth_lockouts \
+    (username, failures, locked_until, updated_at) \
+    VALUES (?1, 1, CASE WHEN 1 >= ?2 THEN ?3 ELSE NULL END, ?4) \
+    ON CONFLICT (username) DO UPDATE SET \
+      failures = CASE WHEN auth_lockouts.locked_until IS NOT NULL \
+                       AND auth_lockouts.locked_until <= ?4 THEN 1 \
+                      ELSE auth_lockouts.failures + 1 END, \
+      locked_until = CASE \
+        WHEN auth_lockouts.locked_until IS NOT NULL AND auth_lockouts.locked_until > ?4 \
+          THEN auth_lockouts.locked_until \
+        WHEN (CASE WHEN auth_lockouts.locked_until IS NOT NULL \
+                    AND auth_lockouts.locked_until <= ?4 THEN 1 \
+                   ELSE auth_lockouts.failures + 1 END) >= ?2 THEN ?3 \
+        ELSE NULL END, \
+      updated_at = ?4 \
+    RETURNING failures";
+
+// MySQL evaluates ON DUPLICATE KEY UPDATE assignments left to right, so
+// `locked_until` below sees the new `failures` and the old `locked_until`.
+const MYSQL_BEGIN_ATTEMPT: &str = "INSERT INTO auth_lockouts \
+    (username, failures, locked_until, updated_at) \
+    VALUES (?, 1, CASE WHEN 1 >= ? THEN ? ELSE NULL END, ?) \
+    ON DUPLICATE KEY UPDATE \
+      failures = CASE WHEN locked_until IS NOT NULL AND locked_until <= ? THEN 1 \
+                      ELSE failures + 1 END, \
+      locked_until = CASE WHEN locked_until IS NOT NULL AND locked_until > ? THEN locked_until \
+                          WHEN failures >= ? THEN ? ELSE NULL END, \
+      updated_at = ?";
+
+impl Db {
+    /// Counts a login attempt for `username` before its password is checked, in
+    /// one atomic statement, and returns the attempt's number in the current run
+    /// of failures. The caller may check the password only when that number is at
+    /// most `max_failures`; reaching it locks the account until `lock_until`, and
+    /// an expired lock starts a new run. A success clears the run
+    /// ([`Db::clear_login_failures`]). Counting before checking means concurrent
+    /// guesses cannot slip past the limit.
+    pub async fn begin_login_attempt(
+        &self,
+        username: &str,
+        now: i64,
+        max_failures: i64,
+        lock_until: i64,
+    ) -> Result<i64, DbError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let result = self.begin_login_attempt_once(username, now, max_failures, lock_until).await;
+            match result {
+                Err(e) if tries < RACE_RETRIES && lost_race(&e) => continue,
+                other => return other.map_err(Into::into),
+            }
+        }
+    }
+
+    async fn begin_login_attempt_once(
+        &self,
+        username: &str,
+        now: i64,
+        max: i64,
+        lock_until: i64,
+    ) -> Result<i64, sqlx::Error> {
+        match self {
+            Db::Postgres(pool) => {
+                sqlx::query_scalar(POSTGRES_BEGIN_ATTEMPT)
+                    .bind(username)
+                    .bind(max)
+                    .bind(lock_until)
+                    .bind(now)
+                    .fetch_one(pool)
+                    .await
+            }
+            Db::Sqlite(pool) => {
+                sqlx::query_scalar(SQLITE_BEGIN_ATTEMPT)
+                    .bind(username)
+                    .bind(max)
+                    .bind(lock_until)
+                    .bind(now)
+                    .fetch_one(pool)
+                    .await
+            }
+            Db::MySql(pool) => {
+                // The upsert holds the row lock until commit, so reading the count
+                // back in the same transaction sees exactly this attempt's number.
+                let mut tx = pool.begin().await?;
+                sqlx::query(MYSQL_BEGIN_ATTEMPT)
+                    .bind(username)
+                    .bind(max)
+                    .bind(lock_until)
+                    .bind(now)
+                    .bind(now)
+                    .bind(now)
+                    .bind(max)
+                    .bind(lock_until)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                let failures: i64 =
+                    sqlx::query_scalar("SELECT failures FROM auth_lockouts WHERE username = ?")
+                        .bind(username)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                tx.commit().await?;
+                Ok(failures)
+            }
+        }
+    }
+
+    /// Ends a run of failures after a successful login.
+    pub async fn clear_login_failures(&self, username: &str) -> Result<(), DbError> {
+        let sql = "DELETE FROM auth_lockouts WHERE username = ?";
+        on_pool!(self, |pool, sql| sqlx::query(sql)
+            .bind(username)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Appends one row to the audit trail.
+    pub async fn record_login(&self, entry: &AuditEntry<'_>) -> Result<(), DbError> {
+        let sql = "INSERT INTO auth_audit (occurred_at, username, outcome, reason, client_addr) \
+                   VALUES (?, ?, ?, ?, ?)";
+        on_pool!(self, |pool, sql| {
+            sqlx::query(sql)
+                .bind(entry.occurred_at)
+                .bind(entry.username)
+                .bind(entry.outcome)
+                .bind(entry.reason)
+                .bind(entry.client_addr)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    /// Replaces `old` by `new` only if the stored hash is still `old`; false when
+    /// someone changed it meanwhile (then their change wins).
+    pub async fn replace_password_hash(
+        &self,
+        username: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, DbError> {
+        let sql = "UPDATE employees SET password_hash = ? WHERE username = ? AND password_hash = ?";
+        let changed = on_pool!(self, |pool, sql| {
+            sqlx::query(sql)
+                .bind(new)
+                .bind(username)
+                .bind(old)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(changed > 0)
+    }
+
+    /// Deletes audit rows older than `audit_cutoff` (RFC 3339) and lockout rows that
+    /// have been idle since `lockout_cutoff` (unix seconds) and are not locked.
+    /// Returns the number of audit rows removed.
+    pub async fn prune_auth_state(
+        &self,
+        audit_cutoff: &str,
+        lockout_cutoff: i64,
+        now: i64,
+    ) -> Result<u64, DbError> {
+        let audit = "DELETE FROM auth_audit WHERE occurred_at < ?";
+        let lockouts = "DELETE FROM auth_lockouts WHERE updated_at < ? \
+                        AND (locked_until IS NULL OR locked_until <= ?)";
+        let removed = on_pool!(self, |pool, audit| {
+            sqlx::query(audit)
+                .bind(audit_cutoff)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        on_pool!(self, |pool, lockouts| {
+            sqlx::query(lockouts)
+                .bind(lockout_cutoff)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })?;
+        Ok(removed)
+    }
+}
