@@ -141,7 +141,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let password = random_secret();
             let started = std::time::Instant::now();
-            seed(&db, &settings, demo::synthetic(employees, departments), &password).await?;
+            seed(
+                &db,
+                &settings,
+                demo::synthetic(employees, departments),
+                &password,
+            )
+            .await?;
             println!(
                 "seeded {employees} employees and {departments} departments in {:.1}s; \
                  every employee's password is: {}",

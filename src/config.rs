@@ -331,7 +331,9 @@ impl Settings {
         })?;
         self.auth.trusted_proxy_nets()?;
         if self.auth.audit_retention_days == 0 {
-            return Err(ConfigError("auth.audit_retention_days must be at least 1".into()));
+            return Err(ConfigError(
+                "auth.audit_retention_days must be at least 1".into(),
+            ));
         }
         if let Some(user) = &self.omflow.username {
             if user.is_empty() || user.contains(':') {

@@ -89,7 +89,9 @@ impl Db {
         let mut tries = 0;
         loop {
             tries += 1;
-            let result = self.begin_login_attempt_once(username, now, max_failures, lock_until).await;
+            let result = self
+                .begin_login_attempt_once(username, now, max_failures, lock_until)
+                .await;
             match result {
                 Err(e) if tries < RACE_RETRIES && lost_race(&e) => continue,
                 other => return other.map_err(Into::into),

@@ -63,10 +63,10 @@ pub async fn authenticate(
     })
     .await
     .map_err(|e| ApiError::Internal(anyhow::anyhow!("authentication task failed: {e}")))?
-        .map_err(|e| match e {
-            AuthError::Busy(busy) => ApiError::from(busy),
-            AuthError::Db(db) => ApiError::from(db),
-        })?;
+    .map_err(|e| match e {
+        AuthError::Busy(busy) => ApiError::from(busy),
+        AuthError::Db(db) => ApiError::from(db),
+    })?;
     Ok(match outcome {
         AuthOutcome::Success => (
             [(

@@ -39,7 +39,11 @@ mod tests {
     #[test]
     fn ignores_the_header_from_an_untrusted_peer() {
         let trusted = vec!["10.0.0.0/8".parse().unwrap()];
-        let ip = client_ip("192.0.2.7".parse().unwrap(), &headers("203.0.113.9"), &trusted);
+        let ip = client_ip(
+            "192.0.2.7".parse().unwrap(),
+            &headers("203.0.113.9"),
+            &trusted,
+        );
         assert_eq!(ip.to_string(), "192.0.2.7");
     }
 

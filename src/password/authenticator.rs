@@ -131,12 +131,16 @@ impl Authenticator {
         // that a lockout's fast answer cannot tell an existing account apart.
         if self.policy.max_failures > 0 && plausible {
             let now = unix_now();
-            let lock_until = now.saturating_add(
-                i64::try_from(self.policy.lockout.as_secs()).unwrap_or(i64::MAX),
-            );
+            let lock_until = now
+                .saturating_add(i64::try_from(self.policy.lockout.as_secs()).unwrap_or(i64::MAX));
             let attempt = self
                 .db
-                .begin_login_attempt(username, now, i64::from(self.policy.max_failures), lock_until)
+                .begin_login_attempt(
+                    username,
+                    now,
+                    i64::from(self.policy.max_failures),
+                    lock_until,
+                )
                 .await?;
             if attempt > i64::from(self.policy.max_failures) {
                 drop(admission);
@@ -164,9 +168,7 @@ impl Authenticator {
             (Some(found), Some(hash)) => {
                 let verify_with = hash.clone();
                 let checked = password.clone();
-                let matches = admission
-                    .run(move || verify_with.verify(&checked))
-                    .await?;
+                let matches = admission.run(move || verify_with.verify(&checked)).await?;
                 match (matches, found.active) {
                     (false, _) => AuthOutcome::Failure(FailureReason::BadPassword),
                     (true, false) => AuthOutcome::Failure(FailureReason::Inactive),
@@ -180,10 +182,7 @@ impl Authenticator {
                     tracing::warn!(error = %e, "could not clear the failure count after a login");
                 }
             }
-            if let (Some(hash), Some(old)) = (
-                stored,
-                credentials.and_then(|c| c.password_hash),
-            ) {
+            if let (Some(hash), Some(old)) = (stored, credentials.and_then(|c| c.password_hash)) {
                 if hash.needs_rehash(&self.policy.argon2) {
                     self.spawn_rehash(username.to_owned(), old, password, hash.format());
                 }
@@ -200,7 +199,11 @@ impl Authenticator {
         let entry = AuditEntry {
             occurred_at: &occurred_at,
             username: clip(username),
-            outcome: if outcome == AuthOutcome::Success { "success" } else { "failure" },
+            outcome: if outcome == AuthOutcome::Success {
+                "success"
+            } else {
+                "failure"
+            },
             reason: outcome.reason(),
             client_addr: client.as_deref(),
         };
@@ -212,7 +215,13 @@ impl Authenticator {
     /// Replaces an old-format or weak hash by a fresh Argon2id one in the
     /// background, as a compare-and-set on the old value. Any failure is logged and
     /// retried at the next login; it never affects this one.
-    fn spawn_rehash(&self, username: String, old: String, password: SecretString, format: &'static str) {
+    fn spawn_rehash(
+        &self,
+        username: String,
+        old: String,
+        password: SecretString,
+        format: &'static str,
+    ) {
         let (db, pool, argon2) = (self.db.clone(), self.pool.clone(), self.policy.argon2);
         tokio::spawn(async move {
             let new = match pool.run(move || hash_argon2id(&password, &argon2)).await {
@@ -227,9 +236,13 @@ impl Authenticator {
                 }
             };
             match db.replace_password_hash(&username, &old, &new).await {
-                Ok(true) => tracing::info!(%username, from = format, "upgraded password hash to argon2id"),
+                Ok(true) => {
+                    tracing::info!(%username, from = format, "upgraded password hash to argon2id")
+                }
                 Ok(false) => tracing::info!(%username, "hash changed meanwhile; rehash skipped"),
-                Err(e) => tracing::warn!(%username, error = %e, "could not store the upgraded hash"),
+                Err(e) => {
+                    tracing::warn!(%username, error = %e, "could not store the upgraded hash")
+                }
             }
         });
     }

@@ -14,8 +14,8 @@ pub use pool::{Busy, HashingPool};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use rand::rngs::OsRng;
 use base64::Engine;
+use rand::rngs::OsRng;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
@@ -67,6 +67,8 @@ pub enum PasswordError {
 /// Highest PBKDF2 iteration count accepted from a stored hash, so that one planted
 /// row cannot make a single login burn seconds of CPU.
 const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+/// Longest PBKDF2 output accepted: two SHA-256 blocks, more than any framework writes.
+const MAX_PBKDF2_OUTPUT: usize = 64;
 
 /// A stored password hash, parsed once so that verification knows its format.
 #[derive(Debug, Clone)]
@@ -84,12 +86,37 @@ pub enum StoredHash {
     Bcrypt(String),
     /// PBKDF2-SHA256 as a PHC string: `$pbkdf2-sha256$i=…,l=…$salt$hash`.
     Pbkdf2Phc(String),
-    /// Django's `pbkdf2_sha256$<iterations>$<salt>$<base64 hash>`.
-    Django {
+    /// PBKDF2-HMAC-SHA256 in a non-PHC layout: Django's
+    /// `pbkdf2_sha256$<iterations>$<salt>$<base64 hash>` or passlib's
+    /// `$pbkdf2-sha256$<rounds>$<ab64 salt>$<ab64 hash>`.
+    Pbkdf2 {
+        style: Pbkdf2Style,
         iterations: u32,
-        salt: String,
+        salt: Vec<u8>,
         hash: Vec<u8>,
     },
+}
+
+/// Which framework wrote a non-PHC PBKDF2 hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pbkdf2Style {
+    Django,
+    Passlib,
+}
+
+/// Decodes passlib's "adapted base64": `.` for `+`, no padding.
+fn decode_ab64(text: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    STANDARD_NO_PAD
+        .decode(text.replace('.', "+").trim_end_matches('='))
+        .ok()
+}
+
+fn pbkdf2_iterations(text: &str) -> Result<u32, PasswordError> {
+    match text.parse::<u32>() {
+        Ok(n) if (1..=MAX_PBKDF2_ITERATIONS).contains(&n) => Ok(n),
+        _ => Err(PasswordError::Unrecognised),
+    }
 }
 
 impl StoredHash {
@@ -111,13 +138,33 @@ impl StoredHash {
                 p_cost: params.p_cost(),
             });
         }
-        if ["$2a$", "$2b$", "$2y$"].iter().any(|p| stored.starts_with(p)) {
+        if ["$2a$", "$2b$", "$2y$"]
+            .iter()
+            .any(|p| stored.starts_with(p))
+        {
             return match stored.len() {
                 60 => Ok(Self::Bcrypt(stored.to_owned())),
                 _ => Err(PasswordError::Unrecognised),
             };
         }
-        if stored.starts_with("$pbkdf2-sha256$") {
+        if let Some(rest) = stored.strip_prefix("$pbkdf2-sha256$") {
+            let parts: Vec<&str> = rest.split('$').collect();
+            if let [rounds, salt, hash] = parts[..] {
+                if rounds.bytes().all(|b| b.is_ascii_digit()) {
+                    let (Some(salt), Some(hash)) = (decode_ab64(salt), decode_ab64(hash)) else {
+                        return Err(PasswordError::Unrecognised);
+                    };
+                    if salt.is_empty() || hash.is_empty() || hash.len() > MAX_PBKDF2_OUTPUT {
+                        return Err(PasswordError::Unrecognised);
+                    }
+                    return Ok(Self::Pbkdf2 {
+                        style: Pbkdf2Style::Passlib,
+                        iterations: pbkdf2_iterations(rounds)?,
+                        salt,
+                        hash,
+                    });
+                }
+            }
             let phc = PasswordHash::new(stored).map_err(|_| PasswordError::Unrecognised)?;
             let rounds = phc.params.get_decimal("i").unwrap_or(0);
             if rounds == 0 || rounds > MAX_PBKDF2_ITERATIONS || phc.hash.is_none() {
@@ -127,20 +174,23 @@ impl StoredHash {
         }
         if let Some(rest) = stored.strip_prefix("pbkdf2_sha256$") {
             let mut parts = rest.splitn(3, '$');
-            let (Some(iterations), Some(salt), Some(hash)) = (parts.next(), parts.next(), parts.next())
+            let (Some(iterations), Some(salt), Some(hash)) =
+                (parts.next(), parts.next(), parts.next())
             else {
                 return Err(PasswordError::Unrecognised);
             };
-            let iterations: u32 = iterations.parse().map_err(|_| PasswordError::Unrecognised)?;
+            let iterations = pbkdf2_iterations(iterations)?;
             let hash = base64::engine::general_purpose::STANDARD
                 .decode(hash)
                 .map_err(|_| PasswordError::Unrecognised)?;
-            if iterations == 0 || iterations > MAX_PBKDF2_ITERATIONS || salt.is_empty() || hash.is_empty() {
+            if salt.is_empty() || hash.is_empty() || hash.len() > MAX_PBKDF2_OUTPUT {
                 return Err(PasswordError::Unrecognised);
             }
-            return Ok(Self::Django {
+            return Ok(Self::Pbkdf2 {
+                style: Pbkdf2Style::Django,
                 iterations,
-                salt: salt.to_owned(),
+                // Django uses the salt text itself as the PBKDF2 salt.
+                salt: salt.as_bytes().to_vec(),
                 hash,
             });
         }
@@ -159,13 +209,14 @@ impl StoredHash {
             Self::Bcrypt(hash) => bcrypt::verify(password, hash).unwrap_or(false),
             Self::Pbkdf2Phc(phc) => PasswordHash::new(phc)
                 .is_ok_and(|parsed| pbkdf2::Pbkdf2.verify_password(password, &parsed).is_ok()),
-            Self::Django {
+            Self::Pbkdf2 {
                 iterations,
                 salt,
                 hash,
+                ..
             } => {
                 let mut computed = vec![0u8; hash.len()];
-                pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password, salt.as_bytes(), *iterations, &mut computed);
+                pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password, salt, *iterations, &mut computed);
                 computed.ct_eq(hash).into()
             }
         }
@@ -199,7 +250,14 @@ impl StoredHash {
             Self::Argon2 { .. } => "argon2",
             Self::Bcrypt(_) => "bcrypt",
             Self::Pbkdf2Phc(_) => "pbkdf2-sha256",
-            Self::Django { .. } => "django-pbkdf2-sha256",
+            Self::Pbkdf2 {
+                style: Pbkdf2Style::Django,
+                ..
+            } => "django-pbkdf2-sha256",
+            Self::Pbkdf2 {
+                style: Pbkdf2Style::Passlib,
+                ..
+            } => "passlib-pbkdf2-sha256",
         }
     }
 }

@@ -347,3 +347,70 @@ async fn serve_reloads_the_tls_certificate_on_sighup() {
     assert!(wait_for_exit(&mut child).success());
     assert!(reloaded, "SIGHUP did not reload the certificate");
 }
+
+on_all_backends!(passwords_never_reach_the_logs, |db: TestDb| async move {
+    let port = free_port();
+    let app = db.spawn().await;
+    crate::authenticate::add_employee(
+        &app,
+        "alice",
+        Some(&crate::authenticate::argon2id("Right-Pa55word")),
+        true,
+    )
+    .await;
+    let child = hr_bridge(&app.test_db.url)
+        .env("HR_BRIDGE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("HR_BRIDGE__OMFLOW__USERNAME", "omflow")
+        .env("HR_BRIDGE__OMFLOW__PASSWORD", "Omflow-Pa55word")
+        .env("HR_BRIDGE__LOG__FORMAT", "json")
+        .env("RUST_LOG", "debug")
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut up = false;
+    for _ in 0..100 {
+        if client.get(format!("{url}/healthz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "the server did not come up");
+    for password in ["Right-Pa55word", "Wrong-Pa55word"] {
+        let response = client
+            .post(format!("{url}/authenticate"))
+            .basic_auth("omflow", Some("Omflow-Pa55word"))
+            .json(&serde_json::json!({"username": "alice", "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let bad_auth = client
+        .post(format!("{url}/sync"))
+        .basic_auth("omflow", Some("Guessed-Pa55word"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_auth.status(), 401);
+    terminate(&child);
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let logs = text(&output.stderr);
+    assert!(
+        logs.contains("authenticate"),
+        "debug logs were written: {logs}"
+    );
+    for secret in [
+        "Right-Pa55word",
+        "Wrong-Pa55word",
+        "Omflow-Pa55word",
+        "Guessed-Pa55word",
+    ] {
+        assert!(!logs.contains(secret), "{secret} leaked into the logs");
+    }
+});

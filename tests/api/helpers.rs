@@ -183,6 +183,7 @@ impl TestDb {
             client: reqwest::Client::new(),
             db,
             server: Some(server),
+            siblings: Vec::new(),
             test_db: self,
         }
     }
@@ -234,6 +235,7 @@ pub struct TestApp {
     /// The app's own pool, for fixtures.
     pub db: Db,
     server: Option<RunningServer>,
+    siblings: Vec<RunningServer>,
     pub test_db: TestDb,
 }
 
@@ -278,6 +280,65 @@ impl TestApp {
             .send()
             .await
             .expect("request sent")
+    }
+
+    /// Starts a second server (its own pool, as another replica would have) over
+    /// the same database, and returns its base URL.
+    pub async fn spawn_sibling(&mut self, settings: Settings) -> String {
+        let db = Db::connect_lazy(
+            &settings.database.url,
+            &PoolSettings {
+                max_connections: settings.database.max_connections,
+                acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_secs),
+            },
+        )
+        .expect("valid URL");
+        let state = build_state(&settings, db).await.expect("state builds");
+        let server = RunningServer::start(&settings, state)
+            .await
+            .expect("sibling starts");
+        let url = server.base_url();
+        self.siblings.push(server);
+        url
+    }
+
+    /// Every row of `sql` with each column read as optional text.
+    pub async fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        use sqlx::Row;
+        let url = &self.test_db.url;
+        macro_rules! collect {
+            ($conn:ty) => {{
+                let mut conn = <$conn>::connect(url).await.expect("connect");
+                sqlx::query(sql)
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("query runs")
+                    .iter()
+                    .map(|row| {
+                        (0..row.len())
+                            .map(|i| row.try_get::<Option<String>, _>(i).expect("text column"))
+                            .collect()
+                    })
+                    .collect()
+            }};
+        }
+        match self.backend() {
+            Backend::Postgres => collect!(sqlx::PgConnection),
+            Backend::MySql => collect!(sqlx::MySqlConnection),
+            Backend::Sqlite => collect!(sqlx::SqliteConnection),
+        }
+    }
+
+    /// The audit trail as (username, outcome, reason, client_addr), oldest first.
+    pub async fn audit(&self) -> Vec<(String, String, String, Option<String>)> {
+        self.rows("SELECT username, outcome, reason, client_addr FROM auth_audit ORDER BY id")
+            .await
+            .into_iter()
+            .map(|r| {
+                let text = |i: usize| r[i].clone().unwrap_or_default();
+                (text(0), text(1), text(2), r[3].clone())
+            })
+            .collect()
     }
 
     /// Stops the server gracefully.

@@ -3,10 +3,13 @@
 
 mod helpers;
 
+mod audit;
 mod authenticate;
 mod basic_auth;
 mod cli;
 mod errors;
+mod hash_formats;
 mod health;
+mod lockout;
 mod sync;
 mod tls;
