@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::Settings;
 use crate::db::{Db, PoolSettings};
-use crate::directory::{self, demo};
+use crate::directory::{self, demo, SyncError};
 use crate::password::{hash_argon2id, prune_auth_state};
 use crate::server::{self, RunningServer};
 
@@ -50,6 +50,16 @@ pub enum Command {
     },
     /// Validate the HR data exactly as /sync would; exit 1 on any problem
     Check,
+    /// Show what /sync would serve now and what it adds, changes and drops against
+    /// the last served snapshot; records nothing
+    Preview {
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve the current data as the new snapshot, so that the next /sync passes
+    /// the deletion guard
+    AcceptDeletions,
     /// Fill an empty database with a synthetic organisation
     SeedDemo {
         /// Number of employees
@@ -122,14 +132,39 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("OK: the HR data can be served to OMFLOW");
                 return Ok(ExitCode::SUCCESS);
             }
-            for problem in &problems {
-                println!("{problem}");
+            Ok(report_problems(&problems))
+        }
+        Command::Preview { json } => {
+            let db = connect(&settings)?;
+            let preview = match directory::preview(&db, &settings.sync.guard_limits()).await {
+                Err(SyncError::Invalid(problems)) => return Ok(report_problems(&problems)),
+                other => other?,
+            };
+            if json {
+                println!(
+                    "{}",
+                    crate::preview::to_json(&preview, &settings.sync.guard_limits())
+                );
+            } else {
+                print!("{}", crate::preview::to_text(&preview));
             }
-            eprintln!(
-                "{} problem(s): /sync would refuse to serve this data",
-                problems.len()
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::AcceptDeletions => {
+            let db = connect(&settings)?;
+            let (payload, drops) = match directory::accept_deletions(&db).await {
+                Err(SyncError::Invalid(problems)) => return Ok(report_problems(&problems)),
+                other => other?,
+            };
+            println!(
+                "approved: the snapshot now holds {} users and {} departments; \
+                 the next /sync may drop {} user(s) and {} department(s) against the last one",
+                payload.users,
+                payload.groups,
+                drops.users.len(),
+                drops.groups.len()
             );
-            Ok(ExitCode::FAILURE)
+            Ok(ExitCode::SUCCESS)
         }
         Command::SeedDemo {
             employees,
@@ -157,6 +192,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Prints each problem and says /sync would refuse; exit code 1.
+fn report_problems(problems: &[directory::Problem]) -> ExitCode {
+    for problem in problems {
+        println!("{problem}");
+    }
+    eprintln!(
+        "{} problem(s): /sync would refuse to serve this data",
+        problems.len()
+    );
+    ExitCode::FAILURE
 }
 
 fn connect(settings: &Settings) -> anyhow::Result<Db> {

@@ -125,6 +125,16 @@ pub struct SyncSettings {
     pub max_deletion_ratio: f64,
 }
 
+impl SyncSettings {
+    /// The deletion guard's limits.
+    pub fn guard_limits(&self) -> crate::directory::GuardLimits {
+        crate::directory::GuardLimits {
+            max_deletions: self.max_deletions,
+            max_ratio: self.max_deletion_ratio,
+        }
+    }
+}
+
 impl Default for SyncSettings {
     fn default() -> Self {
         Self {

@@ -30,6 +30,8 @@ pub enum ApiError {
     DatabaseUnavailable(#[source] DbError),
     #[error("sync refused: the HR data is invalid")]
     InvalidData(Vec<Problem>),
+    #[error("{0}")]
+    DeletionGuard(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -47,6 +49,9 @@ impl From<SyncError> for ApiError {
     fn from(e: SyncError) -> Self {
         match e {
             SyncError::Invalid(problems) => Self::InvalidData(problems),
+            SyncError::GuardTripped { message, .. } => Self::DeletionGuard(message),
+            SyncError::Contended => Self::Internal(anyhow::anyhow!("sync snapshot contended")),
+            SyncError::Snapshot(e) => Self::Internal(e.into()),
             SyncError::Db(db) => db.into(),
             SyncError::Serialize(e) => Self::Internal(e.into()),
         }
@@ -76,7 +81,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Busy | Self::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::InvalidData(_) => StatusCode::CONFLICT,
+            Self::InvalidData(_) | Self::DeletionGuard(_) => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -7,5 +7,6 @@ pub mod directory;
 pub mod error;
 pub mod http;
 pub mod password;
+pub mod preview;
 pub mod server;
 pub mod telemetry;

@@ -7,16 +7,20 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{header, StatusCode};
-use axum::middleware::{from_fn_with_state, map_response_with_state};
+use axum::middleware::{from_fn, from_fn_with_state, map_response_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use axum_server::tls_rustls::RustlsConfig;
 use axum_server::Handle;
+use std::time::Instant;
 use tokio::task::JoinHandle;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -31,6 +35,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Builds the shared state: hashing pool, dummy hash, OMFLOW credential.
 pub async fn build_state(settings: &Settings, db: Db) -> anyhow::Result<AppState> {
+    crate::telemetry::metrics_handle();
     let omflow = &settings.omflow;
     let username = omflow
         .username
@@ -68,6 +73,7 @@ pub async fn build_state(settings: &Settings, db: Db) -> anyhow::Result<AppState
         hashing,
         omflow: Arc::new(credential),
         body_limit: settings.server.body_limit_bytes,
+        guard: settings.sync.guard_limits(),
     })
 }
 
@@ -84,6 +90,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(http::health::healthz))
         .route("/readyz", get(http::health::readyz))
+        .route("/metrics", get(http::metrics::metrics))
         .merge(omflow)
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -96,8 +103,49 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
         }))
-        .layer(TraceLayer::new_for_http())
+        .layer(from_fn(track_metrics))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let request_id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    request_id,
+                )
+            }),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// Counts requests and their latency by route and status. Unknown paths share
+/// one label so that scanners cannot blow up the number of series.
+async fn track_metrics(request: Request<Body>, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| match p.as_str() {
+            "/sync" => "/sync",
+            "/authenticate" => "/authenticate",
+            "/healthz" => "/healthz",
+            "/readyz" => "/readyz",
+            "/metrics" => "/metrics",
+            _ => "other",
+        });
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("route", route.to_owned()), ("status", status)];
+    metrics::counter!("hr_bridge_http_requests_total", &labels).increment(1);
+    metrics::histogram!("hr_bridge_http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
 }
 
 /// Rewrites any error answer that is not already JSON (axum's own rejections, such

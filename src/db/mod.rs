@@ -5,9 +5,11 @@
 mod auth;
 mod directory;
 mod rows;
+mod snapshot;
 
 pub use auth::AuditEntry;
 pub use rows::{Credentials, DepartmentRow, DirectoryRows, EmployeeRow, MembershipRow};
+pub use snapshot::SnapshotRow;
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -246,6 +248,11 @@ impl Db {
             .await
             .map(|_| ()))?;
         Ok(())
+    }
+
+    /// Connections open in the pool, and how many of them are idle.
+    pub fn pool_usage(&self) -> (u32, usize) {
+        on_pool!(self, |pool| (pool.size(), pool.num_idle()))
     }
 
     /// Closes every connection; used on shutdown.

@@ -14,6 +14,11 @@ pub struct SyncPayload {
     pub json: Vec<u8>,
     pub users: usize,
     pub groups: usize,
+    /// Served usernames and group_nos, sorted (for the deletion guard).
+    pub usernames: Vec<String>,
+    pub group_nos: Vec<String>,
+    /// XXH3-128 of `json`, hex: tells an unchanged payload without reading the snapshot.
+    pub digest: String,
 }
 
 #[derive(Serialize)]
@@ -103,6 +108,8 @@ pub fn render(rows: &DirectoryRows) -> Result<SyncPayload, serde_json::Error> {
     groups.sort_unstable_by(|a, b| a.group_no.cmp(b.group_no));
 
     let (user_count, group_count) = (users.len(), groups.len());
+    let usernames: Vec<String> = users.iter().map(|u| u.username.to_owned()).collect();
+    let group_nos: Vec<String> = groups.iter().map(|g| g.group_no.to_owned()).collect();
     // ~200 bytes per user and ~100 per group avoids regrowing the buffer.
     let mut json = Vec::with_capacity(
         256 + user_count * 200 + group_count * 100 + rows.memberships.len() * 24,
@@ -115,9 +122,13 @@ pub fn render(rows: &DirectoryRows) -> Result<SyncPayload, serde_json::Error> {
             group_info_list: groups,
         },
     )?;
+    let digest = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&json));
     Ok(SyncPayload {
         json,
         users: user_count,
         groups: group_count,
+        usernames,
+        group_nos,
+        digest,
     })
 }

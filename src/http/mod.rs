@@ -5,6 +5,7 @@ pub mod authenticate;
 pub mod basic_auth;
 pub mod client_addr;
 pub mod health;
+pub mod metrics;
 pub mod sync;
 
 use std::sync::Arc;
@@ -20,6 +21,8 @@ pub struct AppState {
     pub hashing: HashingPool,
     pub omflow: Arc<OmflowCredential>,
     pub body_limit: usize,
+    /// The deletion guard's limits.
+    pub guard: crate::directory::GuardLimits,
     /// Proxies whose `X-Forwarded-For` names the real client.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }

@@ -12,7 +12,10 @@ use crate::error::ApiError;
 /// The request body is ignored (OMFLOW may send none, `{}` or anything else), but
 /// taking it as `Bytes` still enforces the body limit.
 pub async fn sync(State(state): State<AppState>, _body: Bytes) -> Result<Response, ApiError> {
-    let payload = directory::sync_payload(&state.db).await?;
+    let payload = directory::serve_sync(&state.db, &state.guard).await?;
+    metrics::gauge!("hr_bridge_sync_users").set(payload.users as f64);
+    metrics::gauge!("hr_bridge_sync_groups").set(payload.groups as f64);
+    metrics::gauge!("hr_bridge_sync_bytes").set(payload.json.len() as f64);
     tracing::info!(
         users = payload.users,
         groups = payload.groups,

@@ -193,7 +193,13 @@ impl Authenticator {
         Ok(outcome)
     }
 
+    fn count(outcome: AuthOutcome) {
+        metrics::counter!("hr_bridge_auth_attempts_total", "reason" => outcome.reason())
+            .increment(1);
+    }
+
     async fn audit(&self, username: &str, outcome: AuthOutcome, client: Option<IpAddr>) {
+        Self::count(outcome);
         let occurred_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
         let client = client.map(|ip| ip.to_string());
         let entry = AuditEntry {

@@ -16,6 +16,7 @@ pub struct Busy;
 pub struct HashingPool {
     running: Arc<Semaphore>,
     admitted: Arc<Semaphore>,
+    capacity: usize,
 }
 
 /// A place in the queue, taken before any other work (such as a database lookup)
@@ -32,7 +33,14 @@ impl HashingPool {
         Self {
             running: Arc::new(Semaphore::new(max_concurrent)),
             admitted: Arc::new(Semaphore::new(max_concurrent + max_queued)),
+            capacity: max_concurrent + max_queued,
         }
+    }
+
+    /// Checks admitted right now, hashing or waiting.
+    pub fn in_flight(&self) -> usize {
+        self.capacity
+            .saturating_sub(self.admitted.available_permits())
     }
 
     /// Takes a queue place, or fails at once when the queue is full.
