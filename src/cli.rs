@@ -12,6 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::Settings;
 use crate::db::{Db, PoolSettings};
+use crate::directory::import::{self, ImportError, ImportRequest};
 use crate::directory::{self, demo, SyncError};
 use crate::password::{hash_argon2id, prune_auth_state};
 use crate::server::{self, RunningServer};
@@ -60,6 +61,26 @@ pub enum Command {
     /// Approve the current data as the new snapshot, so that the next /sync passes
     /// the deletion guard
     AcceptDeletions,
+    /// Upsert CSV files (header row, column names as in the schema) in one
+    /// transaction; on any error print each bad row and write nothing
+    #[command(group(clap::ArgGroup::new("files").required(true).multiple(true)))]
+    Import {
+        /// employees.csv
+        #[arg(long, value_name = "FILE", group = "files")]
+        employees: Option<PathBuf>,
+        /// departments.csv
+        #[arg(long, value_name = "FILE", group = "files")]
+        departments: Option<PathBuf>,
+        /// department_members.csv
+        #[arg(long, value_name = "FILE", group = "files")]
+        members: Option<PathBuf>,
+        /// Validate and show what would change, write nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Also delete rows of the given tables that the files do not list
+        #[arg(long)]
+        replace: bool,
+    },
     /// Fill an empty database with a synthetic organisation
     SeedDemo {
         /// Number of employees
@@ -164,6 +185,68 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 drops.users.len(),
                 drops.groups.len()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import {
+            employees,
+            departments,
+            members,
+            dry_run,
+            replace,
+        } => {
+            let db = connect(&settings)?;
+            let request = ImportRequest {
+                employees,
+                departments,
+                members,
+                replace,
+            };
+            let plan = match import::plan(&db, &request).await {
+                Ok(plan) => plan,
+                Err(ImportError::Invalid(problems)) => {
+                    for problem in &problems {
+                        eprintln!("{problem}");
+                    }
+                    eprintln!("{} problem(s); nothing was written", problems.len());
+                    return Ok(ExitCode::FAILURE);
+                }
+                Err(ImportError::Db(e)) => return Err(e.into()),
+            };
+            for (name, change) in [
+                ("employees", &plan.employees),
+                ("departments", &plan.departments),
+                ("department_members", &plan.members),
+            ] {
+                println!(
+                    "{name}: {} added, {} updated, {} unchanged, {} deleted",
+                    change.added.len(),
+                    change.updated.len(),
+                    change.unchanged,
+                    change.deleted.len()
+                );
+                for (what, keys) in [
+                    ("added", &change.added),
+                    ("updated", &change.updated),
+                    ("deleted", &change.deleted),
+                ] {
+                    if !keys.is_empty() {
+                        let shown: Vec<&str> = keys.iter().take(20).map(String::as_str).collect();
+                        let more = keys.len().saturating_sub(shown.len());
+                        let tail = if more > 0 {
+                            format!(" … and {more} more")
+                        } else {
+                            String::new()
+                        };
+                        println!("  {what}: {}{tail}", shown.join(", "));
+                    }
+                }
+            }
+            if dry_run {
+                println!("dry run: nothing was written");
+            } else {
+                import::apply(&db, &plan).await?;
+                println!("imported in one transaction; run `hr-bridge preview` to see what /sync will do");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::SeedDemo {

@@ -4,10 +4,12 @@
 
 mod auth;
 mod directory;
+mod import;
 mod rows;
 mod snapshot;
 
 pub use auth::AuditEntry;
+pub use import::{Cell, DirectoryTables, TableWrite};
 pub use rows::{Credentials, DepartmentRow, DirectoryRows, EmployeeRow, MembershipRow};
 pub use snapshot::SnapshotRow;
 

@@ -2,6 +2,7 @@
 //! of the contract, renders the `/sync` payload, and guards against mass deletion.
 
 pub mod demo;
+pub mod import;
 pub mod payload;
 pub mod snapshot;
 pub mod validate;

@@ -11,6 +11,7 @@ mod errors;
 mod guard;
 mod hash_formats;
 mod health;
+mod import;
 mod lockout;
 mod metrics;
 mod sync;

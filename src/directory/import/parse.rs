@@ -1,0 +1,258 @@
+//! Reading one CSV file against its table's columns: header checks, value
+//! parsing (booleans, gender, required cells) and duplicate keys within the file.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::Path;
+
+use crate::db::Cell;
+
+/// One CSV table: its name, columns, which are required, and which are booleans.
+#[derive(Debug)]
+pub struct TableSpec {
+    pub table: &'static str,
+    pub columns: &'static [&'static str],
+    pub required: &'static [&'static str],
+    pub key: &'static [&'static str],
+}
+
+pub const EMPLOYEES: TableSpec = TableSpec {
+    table: "employees",
+    columns: &[
+        "username",
+        "email",
+        "nick_name",
+        "ad_no",
+        "company",
+        "phone1",
+        "phone2",
+        "extension_no",
+        "gender",
+        "password_hash",
+        "active",
+    ],
+    required: &["username", "email", "nick_name"],
+    key: &["username"],
+};
+pub const DEPARTMENTS: TableSpec = TableSpec {
+    table: "departments",
+    columns: &["group_no", "display_name", "parent_group_no", "active"],
+    required: &["group_no", "display_name"],
+    key: &["group_no"],
+};
+pub const MEMBERS: TableSpec = TableSpec {
+    table: "department_members",
+    columns: &["group_no", "username"],
+    required: &["group_no", "username"],
+    key: &["group_no", "username"],
+};
+
+/// A problem tied to a place in a file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ImportProblem {
+    pub file: String,
+    pub line: u64,
+    pub reason: String,
+}
+
+impl fmt::Display for ImportProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.reason)
+    }
+}
+
+/// One parsed CSV row: the columns the file has, with their values.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub line: u64,
+    pub cells: BTreeMap<&'static str, Cell>,
+}
+
+impl Record {
+    pub(super) fn text(&self, column: &str) -> Option<&str> {
+        match self.cells.get(column) {
+            Some(Cell::Text(Some(s))) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub(super) fn key(&self, spec: &TableSpec) -> String {
+        spec.key
+            .iter()
+            .map(|c| self.text(c).unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\u{1f}")
+    }
+}
+
+/// A parsed file: which columns it has and its rows.
+#[derive(Debug, Clone)]
+pub struct CsvTable {
+    pub label: String,
+    pub columns: Vec<&'static str>,
+    pub records: Vec<Record>,
+}
+
+pub(super) fn problem(file: &str, line: u64, reason: impl Into<String>) -> ImportProblem {
+    ImportProblem {
+        file: file.to_owned(),
+        line,
+        reason: reason.into(),
+    }
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// Reads and checks one CSV file against `spec`; problems go to `found`.
+pub fn parse_file(
+    path: &Path,
+    spec: &TableSpec,
+    found: &mut Vec<ImportProblem>,
+) -> Option<CsvTable> {
+    let label = path.display().to_string();
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            found.push(problem(&label, 0, format!("cannot read the file: {e}")));
+            return None;
+        }
+    };
+    let text = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(text);
+    let headers = match reader.headers() {
+        Ok(h) => h.clone(),
+        Err(e) => {
+            found.push(problem(
+                &label,
+                1,
+                format!("cannot read the header row: {e}"),
+            ));
+            return None;
+        }
+    };
+    let mut columns = Vec::new();
+    let mut header_ok = true;
+    for name in headers.iter().map(str::trim) {
+        match spec.columns.iter().find(|c| **c == name) {
+            Some(column) if columns.contains(column) => {
+                found.push(problem(&label, 1, format!("column {name:?} appears twice")));
+                header_ok = false;
+            }
+            Some(column) => columns.push(*column),
+            None => {
+                found.push(problem(
+                    &label,
+                    1,
+                    format!(
+                        "unknown column {name:?}; {} has: {}",
+                        spec.table,
+                        spec.columns.join(", ")
+                    ),
+                ));
+                header_ok = false;
+            }
+        }
+    }
+    for required in spec.required {
+        if !columns.contains(required) {
+            found.push(problem(
+                &label,
+                1,
+                format!("missing required column {required:?}"),
+            ));
+            header_ok = false;
+        }
+    }
+    if !header_ok {
+        return None;
+    }
+    let mut records = Vec::new();
+    for result in reader.records() {
+        let row = match result {
+            Ok(row) => row,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                found.push(problem(&label, line, format!("malformed CSV: {e}")));
+                continue;
+            }
+        };
+        let line = row.position().map_or(0, |p| p.line());
+        let mut cells = BTreeMap::new();
+        for (column, value) in columns.iter().zip(row.iter()) {
+            let cell = if *column == "active" {
+                match parse_bool(value) {
+                    Some(b) => Cell::Bool(b),
+                    None => {
+                        found.push(problem(
+                            &label,
+                            line,
+                            format!("active must be true, false, 1 or 0, not {value:?}"),
+                        ));
+                        continue;
+                    }
+                }
+            } else if value.is_empty() {
+                if spec.required.contains(column) {
+                    found.push(problem(&label, line, format!("{column} is empty")));
+                    continue;
+                }
+                Cell::Text(None)
+            } else if *column == "gender" {
+                match value.trim().to_ascii_lowercase().as_str() {
+                    "male" | "m" => Cell::Text(Some("male".into())),
+                    "female" | "f" => Cell::Text(Some("female".into())),
+                    _ => {
+                        found.push(problem(
+                            &label,
+                            line,
+                            format!("gender must be male, female or empty, not {value:?}"),
+                        ));
+                        continue;
+                    }
+                }
+            } else {
+                Cell::Text(Some(value.to_owned()))
+            };
+            cells.insert(*column, cell);
+        }
+        records.push(Record { line, cells });
+    }
+    Some(CsvTable {
+        label,
+        columns,
+        records,
+    })
+}
+
+/// Reports rows of one file whose key (or another unique column) repeats.
+pub(super) fn duplicates(
+    table: &CsvTable,
+    what: &str,
+    key: impl Fn(&Record) -> Option<String>,
+    found: &mut Vec<ImportProblem>,
+) {
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    for record in &table.records {
+        let Some(k) = key(record) else { continue };
+        if let Some(first) = seen.get(&k) {
+            found.push(problem(
+                &table.label,
+                record.line,
+                format!(
+                    "duplicate {what} {:?} (first at line {first})",
+                    k.replace('\u{1f}', " / ")
+                ),
+            ));
+        } else {
+            seen.insert(k, record.line);
+        }
+    }
+}
