@@ -1,6 +1,7 @@
 //! Statements over the HR directory tables.
 
-use sqlx::{Acquire, QueryBuilder};
+use sqlx::postgres::{PgPool, Postgres};
+use sqlx::{Acquire, QueryBuilder, Transaction};
 
 use super::Credentials;
 use super::{on_pool, Db, DbError, DepartmentRow, DirectoryRows, EmployeeRow, MembershipRow};
@@ -10,37 +11,37 @@ const ACTIVE_EMPLOYEES: &str =
      extension_no, gender, active FROM employees WHERE active";
 const ALL_DEPARTMENTS: &str =
     "SELECT group_no, display_name, parent_group_no, active FROM departments";
-const ACTIVE_MEMBERSHIPS: &str = "SELECT m.group_no, m.username FROM department_members m \
-     JOIN employees e ON e.username = m.username \
-     JOIN departments d ON d.group_no = m.group_no \
-     WHERE e.active AND d.active";
+// Every membership: filtering by active employee and department in memory, against
+// the two sets already read, is cheaper than a three-way join in the database.
+const ALL_MEMBERSHIPS: &str = "SELECT group_no, username FROM department_members";
 
 /// Rows per multi-row INSERT: well under every backend's bind-parameter limit.
 const INSERT_CHUNK: usize = 1000;
 
 impl Db {
-    /// Reads the whole directory with three set-based queries inside one
-    /// transaction, so that the payload is a consistent picture even while HR
-    /// staff edit.
+    /// Reads the whole directory with three set-based queries that see one
+    /// consistent snapshot, so the payload is a true picture even while HR staff
+    /// edit. On PostgreSQL the queries overlap on three connections sharing an
+    /// exported snapshot; elsewhere they run in turn inside one transaction.
     pub async fn directory(&self) -> Result<DirectoryRows, DbError> {
-        on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let employees = sqlx::query_as::<_, EmployeeRow>(ACTIVE_EMPLOYEES)
-                .fetch_all(&mut *tx)
-                .await?;
-            let departments = sqlx::query_as::<_, DepartmentRow>(ALL_DEPARTMENTS)
-                .fetch_all(&mut *tx)
-                .await?;
-            let memberships = sqlx::query_as::<_, MembershipRow>(ACTIVE_MEMBERSHIPS)
-                .fetch_all(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(DirectoryRows {
-                employees,
-                departments,
-                memberships,
-            })
-        })
+        let (employees, departments, memberships) = match self {
+            Db::Postgres(pool) => postgres_directory(pool).await?,
+            Db::MySql(_) | Db::Sqlite(_) => on_pool!(self, |pool| {
+                let mut tx = pool.begin().await?;
+                let employees = sqlx::query_as::<_, EmployeeRow>(ACTIVE_EMPLOYEES)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let departments = sqlx::query_as::<_, DepartmentRow>(ALL_DEPARTMENTS)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let memberships = sqlx::query_as::<_, MembershipRow>(ALL_MEMBERSHIPS)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                (employees, departments, memberships)
+            }),
+        };
+        Ok(DirectoryRows::new(employees, departments, memberships))
     }
 
     /// The stored hash and status of one employee, if the username exists.
@@ -134,4 +135,82 @@ impl Db {
             Ok(())
         })
     }
+}
+
+type Tables = (Vec<EmployeeRow>, Vec<DepartmentRow>, Vec<MembershipRow>);
+
+/// Opens a read-only repeatable-read transaction, importing `snapshot` if given.
+async fn snapshot_transaction(
+    conn: sqlx::pool::PoolConnection<Postgres>,
+    snapshot: Option<&str>,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut tx = Transaction::begin(conn, None).await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    if let Some(id) = snapshot {
+        // SET cannot take a bind parameter; the id comes from the server and is
+        // checked to be hex digits and dashes.
+        if !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err(sqlx::Error::Protocol(format!(
+                "unexpected snapshot id {id:?}"
+            )));
+        }
+        sqlx::query(&format!("SET TRANSACTION SNAPSHOT '{id}'"))
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(tx)
+}
+
+/// The three reads overlapped on three connections that share one snapshot
+/// (`pg_export_snapshot`). When the pool cannot spare the extra connections at
+/// once, the lead connection runs them in turn instead of waiting for others.
+async fn postgres_directory(pool: &PgPool) -> Result<Tables, sqlx::Error> {
+    let lead_conn = pool.acquire().await?;
+    let mut lead = snapshot_transaction(lead_conn, None).await?;
+    let helpers = (pool.try_acquire(), pool.try_acquire());
+    let (Some(first), Some(second)) = helpers else {
+        let employees = sqlx::query_as::<_, EmployeeRow>(ACTIVE_EMPLOYEES)
+            .fetch_all(&mut *lead)
+            .await?;
+        let departments = sqlx::query_as::<_, DepartmentRow>(ALL_DEPARTMENTS)
+            .fetch_all(&mut *lead)
+            .await?;
+        let memberships = sqlx::query_as::<_, MembershipRow>(ALL_MEMBERSHIPS)
+            .fetch_all(&mut *lead)
+            .await?;
+        lead.commit().await?;
+        return Ok((employees, departments, memberships));
+    };
+    let snapshot: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
+        .fetch_one(&mut *lead)
+        .await?;
+    let employees = async {
+        let mut tx = snapshot_transaction(first, Some(&snapshot)).await?;
+        let rows = sqlx::query_as::<_, EmployeeRow>(ACTIVE_EMPLOYEES)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(rows)
+    };
+    let memberships = async {
+        let mut tx = snapshot_transaction(second, Some(&snapshot)).await?;
+        let rows = sqlx::query_as::<_, MembershipRow>(ALL_MEMBERSHIPS)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(rows)
+    };
+    let departments = async {
+        let rows = sqlx::query_as::<_, DepartmentRow>(ALL_DEPARTMENTS)
+            .fetch_all(&mut *lead)
+            .await?;
+        Ok::<_, sqlx::Error>(rows)
+    };
+    let (employees, departments, memberships) =
+        tokio::try_join!(employees, departments, memberships)?;
+    // The exported snapshot lives as long as the lead transaction.
+    lead.commit().await?;
+    Ok((employees, departments, memberships))
 }

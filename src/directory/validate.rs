@@ -2,6 +2,7 @@
 //! row makes `/sync` refuse as a whole: OMFLOW deletes whatever a payload lacks, so
 //! serving "the good part" could delete good people.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
@@ -78,26 +79,36 @@ pub fn problems(rows: &DirectoryRows) -> Vec<Problem> {
 }
 
 fn employee_problems(rows: &DirectoryRows, found: &mut Vec<Problem>) {
-    let mut by_email: HashMap<String, Vec<&str>> = HashMap::with_capacity(rows.employees.len());
+    // Most emails are lower case already: borrow those, allocate only the rest.
+    let mut first_owner: HashMap<Cow<'_, str>, &str> = HashMap::with_capacity(rows.employees.len());
+    let mut shared: BTreeMap<Cow<'_, str>, Vec<&str>> = BTreeMap::new();
     for employee in &rows.employees {
         if employee.username.is_empty() {
             found.push(Problem::EmptyUsername {
                 email: employee.email.clone(),
             });
         }
-        by_email
-            .entry(employee.email.to_lowercase())
-            .or_default()
-            .push(&employee.username);
-    }
-    for (email, mut usernames) in by_email {
-        if usernames.len() > 1 {
-            usernames.sort_unstable();
-            found.push(Problem::DuplicateEmail {
-                email,
-                usernames: usernames.into_iter().map(str::to_owned).collect(),
-            });
+        let email = if employee.email.chars().any(char::is_uppercase) {
+            Cow::Owned(employee.email.to_lowercase())
+        } else {
+            Cow::Borrowed(employee.email.as_str())
+        };
+        match first_owner.get(&email) {
+            Some(first) => shared
+                .entry(email)
+                .or_insert_with(|| vec![first])
+                .push(&employee.username),
+            None => {
+                first_owner.insert(email, &employee.username);
+            }
         }
+    }
+    for (email, mut usernames) in shared {
+        usernames.sort_unstable();
+        found.push(Problem::DuplicateEmail {
+            email: email.into_owned(),
+            usernames: usernames.into_iter().map(str::to_owned).collect(),
+        });
     }
 }
 
