@@ -43,7 +43,7 @@ pub async fn sync_payload(db: &Db) -> Result<SyncPayload, SyncError> {
         metrics::counter!("hr_bridge_sync_refusals_total", "reason" => "invalid_data").increment(1);
         return Err(SyncError::Invalid(problems));
     }
-    Ok(payload::render(&rows)?)
+    Ok(payload::render(rows)?)
 }
 
 /// What `/sync` answers: a valid payload that passes the deletion guard, recorded

@@ -14,18 +14,8 @@ pub struct SyncPayload {
     pub json: Vec<u8>,
     pub users: usize,
     pub groups: usize,
-    /// Served usernames and group_nos, sorted (for the deletion guard).
-    pub usernames: Vec<String>,
-    pub group_nos: Vec<String>,
     /// XXH3-128 of `json`, hex: tells an unchanged payload without reading the snapshot.
     pub digest: String,
-}
-
-#[derive(Serialize)]
-struct Document<'a> {
-    status: &'static str,
-    user_info_list: Vec<UserInfo<'a>>,
-    group_info_list: Vec<GroupInfo<'a>>,
 }
 
 /// OMFLOW's field names, at the JSON boundary only.
@@ -79,18 +69,37 @@ fn user_info(e: &EmployeeRow) -> UserInfo<'_> {
     }
 }
 
-/// Serializes already validated rows. Inactive departments are left out; member
-/// lists only name employees that are served.
-pub fn render(rows: &DirectoryRows) -> Result<SyncPayload, serde_json::Error> {
-    let mut users: Vec<UserInfo<'_>> = rows.employees.iter().map(user_info).collect();
-    users.sort_unstable_by(|a, b| a.username.cmp(b.username));
+/// Serializes already validated rows, consuming them so that each part is freed as
+/// soon as it is written: the peak is the output plus one table, not all of them.
+/// Inactive departments are left out; member lists only name served employees.
+pub fn render(rows: DirectoryRows) -> Result<SyncPayload, serde_json::Error> {
+    let DirectoryRows {
+        mut employees,
+        departments,
+        memberships,
+    } = rows;
+    employees.sort_unstable_by(|a, b| a.username.cmp(&b.username));
+    // ~200 bytes per user and ~100 per group avoids regrowing the buffer.
+    let mut json = Vec::with_capacity(
+        256 + employees.len() * 200 + departments.len() * 100 + memberships.len() * 24,
+    );
+    // The document is written piece by piece in the same compact form serde would
+    // produce for the whole `Document`, without building it in memory first.
+    json.extend_from_slice(br#"{"status":"success","user_info_list":["#);
+    for (i, employee) in employees.iter().enumerate() {
+        if i > 0 {
+            json.push(b',');
+        }
+        serde_json::to_writer(&mut json, &user_info(employee))?;
+    }
+    let user_count = employees.len();
+    drop(employees);
 
     let mut members: HashMap<&str, Vec<&str>> = HashMap::new();
-    for m in &rows.memberships {
+    for m in &memberships {
         members.entry(&m.group_no).or_default().push(&m.username);
     }
-    let mut groups: Vec<GroupInfo<'_>> = rows
-        .departments
+    let mut groups: Vec<GroupInfo<'_>> = departments
         .iter()
         .filter(|d| d.active)
         .map(|d| {
@@ -106,29 +115,15 @@ pub fn render(rows: &DirectoryRows) -> Result<SyncPayload, serde_json::Error> {
         })
         .collect();
     groups.sort_unstable_by(|a, b| a.group_no.cmp(b.group_no));
-
-    let (user_count, group_count) = (users.len(), groups.len());
-    let usernames: Vec<String> = users.iter().map(|u| u.username.to_owned()).collect();
-    let group_nos: Vec<String> = groups.iter().map(|g| g.group_no.to_owned()).collect();
-    // ~200 bytes per user and ~100 per group avoids regrowing the buffer.
-    let mut json = Vec::with_capacity(
-        256 + user_count * 200 + group_count * 100 + rows.memberships.len() * 24,
-    );
-    serde_json::to_writer(
-        &mut json,
-        &Document {
-            status: "success",
-            user_info_list: users,
-            group_info_list: groups,
-        },
-    )?;
+    json.extend_from_slice(br#"],"group_info_list":"#);
+    serde_json::to_writer(&mut json, &groups)?;
+    json.push(b'}');
+    let group_count = groups.len();
     let digest = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&json));
     Ok(SyncPayload {
         json,
         users: user_count,
         groups: group_count,
-        usernames,
-        group_nos,
         digest,
     })
 }

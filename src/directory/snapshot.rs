@@ -3,7 +3,7 @@
 //! and departments than the limits allow is refused until an operator approves it
 //! (`hr-bridge accept-deletions`). Also the diff behind `hr-bridge preview`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::SystemTime;
 
 use serde::Deserialize;
@@ -124,17 +124,23 @@ pub fn drops(previous: &SnapshotRow, current: &SyncPayload) -> Result<Drops, Sna
     let json = snapshot_json(previous)?;
     let keys: PayloadKeys =
         serde_json::from_slice(&json).map_err(|e| SnapshotError(e.to_string()))?;
+    // Only the keys of the current payload are needed; read them back from it
+    // rather than keep copies alongside every payload.
+    let now: PayloadKeys =
+        serde_json::from_slice(&current.json).map_err(|e| SnapshotError(e.to_string()))?;
+    let served_users: HashSet<&str> = now.user_info_list.iter().map(|u| u.username.as_str()).collect();
+    let served_groups: HashSet<&str> = now.group_info_list.iter().map(|g| g.group_no.as_str()).collect();
     let users: Vec<String> = keys
         .user_info_list
         .iter()
+        .filter(|u| !served_users.contains(u.username.as_str()))
         .map(|u| u.username.clone())
-        .filter(|u| current.usernames.binary_search(u).is_err())
         .collect();
     let groups: Vec<String> = keys
         .group_info_list
         .iter()
+        .filter(|g| !served_groups.contains(g.group_no.as_str()))
         .map(|g| g.group_no.clone())
-        .filter(|g| current.group_nos.binary_search(g).is_err())
         .collect();
     Ok(Drops {
         users,

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# The hr-bridge benchmark: /sync at 10,000 and 100,000 employees and an
+# /authenticate storm, on PostgreSQL, MariaDB and SQLite, each beside the floor
+# measured in the same run. Prints a Markdown table (also saved to
+# target/bench/results.md).
+#
+#   scripts/bench.sh                 # everything (about 6 minutes on 2 cores)
+#   BACKENDS="postgres" SIZES="100000" scripts/bench.sh
+#
+# Needs the local PostgreSQL and MariaDB (started if down) and installs the HTTP
+# load generator oha into target/bench-tools if it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BACKENDS=${BACKENDS:-"postgres mysql sqlite"}
+SIZES=${SIZES:-"10000 100000"}
+STORM_SECS=${STORM_SECS:-20}
+PG_ADMIN=${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/test}
+MY_ADMIN=${MY_ADMIN:-mysql://root@127.0.0.1:3306/test}
+OUT=target/bench
+mkdir -p "$OUT"
+
+scripts/ensure-databases.sh >/dev/null
+OHA=target/bench-tools/bin/oha
+if [ ! -x "$OHA" ]; then
+  echo "installing oha (once) into target/bench-tools" >&2
+  cargo install oha --locked --root target/bench-tools >&2
+fi
+cargo build --release --locked --bin hr-bridge --example argon2_ceiling >&2
+BIN=target/release/hr-bridge
+
+# The shipped container runs with these; see README "Performance".
+export MIMALLOC_PURGE_DELAY=0 MIMALLOC_ARENA_EAGER_COMMIT=0
+
+now_ms() { date +%s%3N; }
+median() { python3 -c 'import sys,statistics; print("%.3f" % statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
+
+fresh_db() { # backend size -> prints URL
+  local name="hrb_bench_$1_$2"
+  case $1 in
+    postgres)
+      psql -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" -c "CREATE DATABASE $name" >/dev/null
+      echo "postgres://postgres@127.0.0.1:5432/$name" ;;
+    mysql)
+      mariadb -h 127.0.0.1 -u root -e "DROP DATABASE IF EXISTS $name; CREATE DATABASE $name CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+      echo "mysql://root@127.0.0.1:3306/$name" ;;
+    sqlite)
+      rm -f "$OUT/$name.db" "$OUT/$name.db-wal" "$OUT/$name.db-shm"
+      echo "sqlite://$OUT/$name.db?mode=rwc" ;;
+  esac
+}
+
+EMPLOYEES_SQL="SELECT username, email, nick_name, ad_no, company, phone1, phone2, extension_no, gender FROM employees WHERE active ORDER BY username"
+DEPARTMENTS_SQL="SELECT group_no, display_name, parent_group_no, active FROM departments ORDER BY group_no"
+MEMBERS_SQL="SELECT m.group_no, m.username FROM department_members m JOIN employees e ON e.username = m.username JOIN departments d ON d.group_no = m.group_no WHERE e.active AND d.active ORDER BY m.group_no, m.username"
+
+floor_once() { # backend size -> seconds for the three sorted result sets, one client process
+  local name="hrb_bench_$1_$2" start end
+  start=$(now_ms)
+  case $1 in
+    postgres)
+      psql -q -h 127.0.0.1 -U postgres -d "$name" \
+        -c "COPY ($EMPLOYEES_SQL) TO STDOUT" -c "COPY ($DEPARTMENTS_SQL) TO STDOUT" \
+        -c "COPY ($MEMBERS_SQL) TO STDOUT" >/dev/null ;;
+    mysql)
+      mariadb -h 127.0.0.1 -u root "$name" -e "$EMPLOYEES_SQL; $DEPARTMENTS_SQL; $MEMBERS_SQL" >/dev/null ;;
+    sqlite)
+      sqlite3 "$OUT/$name.db" "$EMPLOYEES_SQL; $DEPARTMENTS_SQL; $MEMBERS_SQL" >/dev/null ;;
+  esac
+  end=$(now_ms)
+  python3 -c "print(($end - $start) / 1000)"
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+start_server() { # url port
+  HR_BRIDGE__DATABASE__URL=$1 HR_BRIDGE__SERVER__LISTEN=127.0.0.1:$2 \
+  HR_BRIDGE__OMFLOW__USERNAME=omflow HR_BRIDGE__OMFLOW__PASSWORD=bench \
+  RUST_LOG=warn "$BIN" serve 2>>"$OUT/server.log" &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do
+    curl -fs "http://127.0.0.1:$2/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "server did not become ready" >&2; exit 1
+}
+
+stop_server() { kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null || true; }
+trap 'stop_server 2>/dev/null || true' EXIT
+
+peak_rss_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$SERVER_PID/status"; }
+
+json_field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {"d": d}))' "$@"; }
+
+SYNC_ROWS=()
+AUTH_ROWS=()
+CEILING_JSON=$(target/release/examples/argon2_ceiling 5)
+CEILING=$(python3 -c 'import json,sys; print("%.1f" % json.loads(sys.argv[1])["checks_per_second"])' "$CEILING_JSON")
+echo "argon2 ceiling: $CEILING_JSON" >&2
+
+for backend in $BACKENDS; do
+  for size in $SIZES; do
+    url=$(fresh_db "$backend" "$size")
+    seed=$(HR_BRIDGE__DATABASE__URL=$url RUST_LOG=warn "$BIN" seed-demo --employees "$size" --departments $((size / 20)))
+    password=${seed##*password is: }
+    echo "$backend $size: $seed" >&2
+    floors=()
+    for _ in 1 2 3 4 5; do floors+=("$(floor_once "$backend" "$size")"); done
+    floor=$(median "${floors[@]}")
+    port=$(free_port)
+    start_server "$url" "$port"
+    # One warm-up call records the first snapshot, as a running service has.
+    curl -fs -u omflow:bench -X POST "http://127.0.0.1:$port/sync" -o /dev/null
+    "$OHA" -n 10 -c 1 -m POST -a omflow:bench --no-tui --output-format json \
+      "http://127.0.0.1:$port/sync" >"$OUT/sync-$backend-$size.json"
+    p50=$(json_field "$OUT/sync-$backend-$size.json" 'd["latencyPercentiles"]["p50"]')
+    p90=$(json_field "$OUT/sync-$backend-$size.json" 'd["latencyPercentiles"]["p90"]')
+    bytes=$(json_field "$OUT/sync-$backend-$size.json" 'd["summary"]["sizePerRequest"]')
+    ok=$(json_field "$OUT/sync-$backend-$size.json" 'd["statusCodeDistribution"].get("200", 0)')
+    rss=$(peak_rss_mb)
+    ratio=$(python3 -c "print('%.2f' % ($p50 / $floor))")
+    SYNC_ROWS+=("| $backend | $size | $(printf '%.3f' "$p50") | $(printf '%.3f' "$p90") | $bytes | $rss | $floor | $ratio | $ok/10 |")
+
+    if [ "$size" = "${SIZES##* }" ]; then
+      body="{\"username\":\"user$(printf "%0${#size}d" 1)\",\"password\":\"$password\"}"
+      "$OHA" -z "${STORM_SECS}s" -q 20 -c 1 --no-tui --output-format json \
+        "http://127.0.0.1:$port/healthz" >"$OUT/healthz-$backend.json" &
+      probe=$!
+      "$OHA" -z "${STORM_SECS}s" -c 64 -m POST -a omflow:bench -H 'content-type: application/json' \
+        -d "$body" --no-tui --output-format json \
+        "http://127.0.0.1:$port/authenticate" >"$OUT/auth-$backend.json"
+      wait "$probe"
+      f="$OUT/auth-$backend.json"
+      total_secs=$(json_field "$f" 'd["summary"]["total"]')
+      served=$(json_field "$f" 'd["statusCodeDistribution"].get("200", 0)')
+      busy=$(json_field "$f" 'd["statusCodeDistribution"].get("503", 0)')
+      rate=$(python3 -c "print('%.1f' % ($served / $total_secs))")
+      a50=$(json_field "$f" '"%.3f" % d["latencyPercentiles"]["p50"]')
+      a99=$(json_field "$f" '"%.3f" % d["latencyPercentiles"]["p99"]')
+      h99=$(json_field "$OUT/healthz-$backend.json" '"%.1f" % (1000 * d["latencyPercentiles"]["p99"])')
+      aratio=$(python3 -c "print('%.2f' % ($rate / $CEILING))")
+      AUTH_ROWS+=("| $backend | $rate | $CEILING | $aratio | $a50 | $a99 | $served / $busy | $h99 |")
+    fi
+    stop_server
+  done
+done
+
+{
+  echo "### /sync (10 sequential calls after one warm-up)"
+  echo
+  echo "| backend | employees | median s | p90 s | bytes | peak RSS MB | floor s | median / floor | 200s |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  printf '%s\n' "${SYNC_ROWS[@]}"
+  echo
+  echo "### /authenticate, 64 clients for ${STORM_SECS} s (largest size), /healthz probed at 20/s meanwhile"
+  echo
+  echo "| backend | checks/s served | Argon2 ceiling/s | ratio | p50 s | p99 s | 200 / 503 | /healthz p99 ms |"
+  echo "|---|---|---|---|---|---|---|---|"
+  printf '%s\n' "${AUTH_ROWS[@]}"
+  echo
+  echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); ceiling: $CEILING_JSON"
+} | tee "$OUT/results.md"
