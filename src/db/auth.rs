@@ -14,6 +14,10 @@ pub struct AuditEntry<'a> {
     pub client_addr: Option<&'a str>,
 }
 
+const CLEAR_FAILURES: &str = "DELETE FROM auth_lockouts WHERE username = ?";
+const INSERT_AUDIT: &str = "INSERT INTO auth_audit (occurred_at, username, outcome, reason, \
+                            client_addr) VALUES (?, ?, ?, ?, ?)";
+
 /// Retries of a statement that lost a deadlock or serialization race.
 const RACE_RETRIES: usize = 5;
 
@@ -152,21 +156,34 @@ impl Db {
         }
     }
 
-    /// Ends a run of failures after a successful login.
-    pub async fn clear_login_failures(&self, username: &str) -> Result<(), DbError> {
-        let sql = "DELETE FROM auth_lockouts WHERE username = ?";
-        on_pool!(self, |pool, sql| sqlx::query(sql)
-            .bind(username)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+    /// Ends a run of failures and records the successful login, in one commit
+    /// (a login is on the hot path; one commit instead of two is measurable).
+    pub async fn record_successful_login(
+        &self,
+        username: &str,
+        entry: &AuditEntry<'_>,
+    ) -> Result<(), DbError> {
+        let clear = self.dialect(CLEAR_FAILURES);
+        let audit = self.dialect(INSERT_AUDIT);
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(&clear).bind(username).execute(&mut *tx).await?;
+            sqlx::query(&audit)
+                .bind(entry.occurred_at)
+                .bind(entry.username)
+                .bind(entry.outcome)
+                .bind(entry.reason)
+                .bind(entry.client_addr)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        })?;
         Ok(())
     }
 
     /// Appends one row to the audit trail.
     pub async fn record_login(&self, entry: &AuditEntry<'_>) -> Result<(), DbError> {
-        let sql = "INSERT INTO auth_audit (occurred_at, username, outcome, reason, client_addr) \
-                   VALUES (?, ?, ?, ?, ?)";
+        let sql = INSERT_AUDIT;
         on_pool!(self, |pool, sql| {
             sqlx::query(sql)
                 .bind(entry.occurred_at)

@@ -26,7 +26,8 @@ impl Db {
     pub async fn directory(&self) -> Result<DirectoryRows, DbError> {
         let (employees, departments, memberships) = match self {
             Db::Postgres(pool) => postgres_directory(pool).await?,
-            Db::MySql(_) | Db::Sqlite(_) => on_pool!(self, |pool| {
+            Db::Sqlite(pool) => sqlite_directory(pool).await?,
+            Db::MySql(_) => on_pool!(self, |pool| {
                 let mut tx = pool.begin().await?;
                 let employees = sqlx::query_as::<_, EmployeeRow>(ACTIVE_EMPLOYEES)
                     .fetch_all(&mut *tx)
@@ -212,5 +213,66 @@ async fn postgres_directory(pool: &PgPool) -> Result<Tables, sqlx::Error> {
         tokio::try_join!(employees, departments, memberships)?;
     // The exported snapshot lives as long as the lead transaction.
     lead.commit().await?;
+    Ok((employees, departments, memberships))
+}
+
+// SQLite hands sqlx one row at a time across a thread boundary, which dominates a
+// 300,000-row read; SQLite's own JSON functions pack each large table into one
+// value instead. CAST keeps a number typed into a text column readable as text.
+const SQLITE_EMPLOYEES_JSON: &str = "SELECT json_group_array(json_array(CAST(username AS TEXT), \
+     CAST(email AS TEXT), CAST(nick_name AS TEXT), CAST(ad_no AS TEXT), CAST(company AS TEXT), \
+     CAST(phone1 AS TEXT), CAST(phone2 AS TEXT), CAST(extension_no AS TEXT), \
+     CAST(gender AS TEXT))) FROM employees WHERE active";
+const SQLITE_MEMBERSHIPS_JSON: &str = "SELECT json_group_array(json_array(CAST(group_no AS TEXT), \
+     CAST(username AS TEXT))) FROM department_members";
+
+#[derive(serde::Deserialize)]
+struct EmployeeTuple(
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+fn decode_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, sqlx::Error> {
+    serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+async fn sqlite_directory(pool: &sqlx::SqlitePool) -> Result<Tables, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let employees: String = sqlx::query_scalar(SQLITE_EMPLOYEES_JSON)
+        .fetch_one(&mut *tx)
+        .await?;
+    let departments = sqlx::query_as::<_, DepartmentRow>(ALL_DEPARTMENTS)
+        .fetch_all(&mut *tx)
+        .await?;
+    let memberships: String = sqlx::query_scalar(SQLITE_MEMBERSHIPS_JSON)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let employees = decode_json::<Vec<EmployeeTuple>>(&employees)?
+        .into_iter()
+        .map(|e| EmployeeRow {
+            username: e.0,
+            email: e.1,
+            nick_name: e.2,
+            ad_no: e.3,
+            company: e.4,
+            phone1: e.5,
+            phone2: e.6,
+            extension_no: e.7,
+            gender: e.8,
+            active: true,
+        })
+        .collect();
+    let memberships = decode_json::<Vec<(String, String)>>(&memberships)?
+        .into_iter()
+        .map(|(group_no, username)| MembershipRow { group_no, username })
+        .collect();
     Ok((employees, departments, memberships))
 }

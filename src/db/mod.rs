@@ -257,6 +257,14 @@ impl Db {
         on_pool!(self, |pool| (pool.size(), pool.num_idle()))
     }
 
+    /// `sql` with `?` placeholders in this backend's own form.
+    pub(crate) fn dialect<'a>(&self, sql: &'a str) -> Cow<'a, str> {
+        match self {
+            Self::Postgres(_) => numbered_placeholders(sql),
+            Self::MySql(_) | Self::Sqlite(_) => Cow::Borrowed(sql),
+        }
+    }
+
     /// Closes every connection; used on shutdown.
     pub async fn close(&self) {
         on_pool!(self, |pool| pool.close().await)

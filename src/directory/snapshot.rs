@@ -128,8 +128,16 @@ pub fn drops(previous: &SnapshotRow, current: &SyncPayload) -> Result<Drops, Sna
     // rather than keep copies alongside every payload.
     let now: PayloadKeys =
         serde_json::from_slice(&current.json).map_err(|e| SnapshotError(e.to_string()))?;
-    let served_users: HashSet<&str> = now.user_info_list.iter().map(|u| u.username.as_str()).collect();
-    let served_groups: HashSet<&str> = now.group_info_list.iter().map(|g| g.group_no.as_str()).collect();
+    let served_users: HashSet<&str> = now
+        .user_info_list
+        .iter()
+        .map(|u| u.username.as_str())
+        .collect();
+    let served_groups: HashSet<&str> = now
+        .group_info_list
+        .iter()
+        .map(|g| g.group_no.as_str())
+        .collect();
     let users: Vec<String> = keys
         .user_info_list
         .iter()

@@ -145,7 +145,7 @@ impl Authenticator {
             if attempt > i64::from(self.policy.max_failures) {
                 drop(admission);
                 let outcome = AuthOutcome::Failure(FailureReason::Locked);
-                self.audit(username, outcome, client).await;
+                self.finish(username, outcome, client, false).await;
                 return Ok(outcome);
             }
         }
@@ -177,18 +177,14 @@ impl Authenticator {
             }
         };
         if outcome == AuthOutcome::Success {
-            if self.policy.max_failures > 0 {
-                if let Err(e) = self.db.clear_login_failures(username).await {
-                    tracing::warn!(error = %e, "could not clear the failure count after a login");
-                }
-            }
             if let (Some(hash), Some(old)) = (stored, credentials.and_then(|c| c.password_hash)) {
                 if hash.needs_rehash(&self.policy.argon2) {
                     self.spawn_rehash(username.to_owned(), old, password, hash.format());
                 }
             }
         }
-        self.audit(username, outcome, client).await;
+        let clear_failures = outcome == AuthOutcome::Success && self.policy.max_failures > 0;
+        self.finish(username, outcome, client, clear_failures).await;
         tracing::Span::current().record("outcome", outcome.reason());
         Ok(outcome)
     }
@@ -198,7 +194,15 @@ impl Authenticator {
             .increment(1);
     }
 
-    async fn audit(&self, username: &str, outcome: AuthOutcome, client: Option<IpAddr>) {
+    /// Records the attempt in the audit trail and, after a success, ends the run
+    /// of failures in the same commit. Errors are logged: the answer stands.
+    async fn finish(
+        &self,
+        username: &str,
+        outcome: AuthOutcome,
+        client: Option<IpAddr>,
+        clear_failures: bool,
+    ) {
         Self::count(outcome);
         let occurred_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
         let client = client.map(|ip| ip.to_string());
@@ -213,7 +217,12 @@ impl Authenticator {
             reason: outcome.reason(),
             client_addr: client.as_deref(),
         };
-        if let Err(e) = self.db.record_login(&entry).await {
+        let written = if clear_failures {
+            self.db.record_successful_login(username, &entry).await
+        } else {
+            self.db.record_login(&entry).await
+        };
+        if let Err(e) = written {
             tracing::error!(error = %e, reason = entry.reason, "could not write the audit row");
         }
     }
