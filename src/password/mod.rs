@@ -204,8 +204,7 @@ impl StoredHash {
             return false;
         }
         match self {
-            Self::Argon2 { phc, .. } => PasswordHash::new(phc)
-                .is_ok_and(|parsed| Argon2::default().verify_password(password, &parsed).is_ok()),
+            Self::Argon2 { phc, .. } => verify_argon2(phc, password),
             Self::Bcrypt(hash) => bcrypt::verify(password, hash).unwrap_or(false),
             Self::Pbkdf2Phc(phc) => PasswordHash::new(phc)
                 .is_ok_and(|parsed| pbkdf2::Pbkdf2.verify_password(password, &parsed).is_ok()),
@@ -260,6 +259,66 @@ impl StoredHash {
             } => "passlib-pbkdf2-sha256",
         }
     }
+}
+
+/// Largest Argon2 memory (KiB) and passes a stored hash may ask for; beyond them
+/// it never matches, so one planted row cannot exhaust memory or CPU.
+const MAX_ARGON2_M_COST_KIB: u32 = 256 * 1024;
+const MAX_ARGON2_T_COST: u32 = 64;
+
+thread_local! {
+    /// Argon2's working memory, kept per hashing thread: allocating and faulting in
+    /// 19 MiB per check costs about a fifth of the check itself.
+    static ARGON2_BLOCKS: std::cell::RefCell<Vec<argon2::Block>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Verifies an Argon2 PHC string, reusing this thread's block memory.
+fn verify_argon2(phc: &str, password: &[u8]) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (
+        Algorithm::try_from(parsed.algorithm),
+        Params::try_from(&parsed),
+    ) else {
+        return false;
+    };
+    if params.m_cost() > MAX_ARGON2_M_COST_KIB || params.t_cost() > MAX_ARGON2_T_COST {
+        return false;
+    }
+    let version = match parsed.version.map(Version::try_from) {
+        None => Version::V0x13,
+        Some(Ok(version)) => version,
+        Some(Err(_)) => return false,
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let expected = expected.as_bytes();
+    let mut computed = vec![0u8; expected.len()];
+    let blocks = params.block_count();
+    let hasher = Argon2::new(algorithm, version, params);
+    ARGON2_BLOCKS.with(|cell| {
+        let Ok(mut memory) = cell.try_borrow_mut() else {
+            return false;
+        };
+        if memory.len() < blocks {
+            memory.resize(blocks, argon2::Block::default());
+        }
+        let hashed = hasher
+            .hash_password_into_with_memory(password, salt, &mut computed, &mut memory[..blocks])
+            .is_ok();
+        // Keep a default-sized buffer for the next check; give back anything larger.
+        if memory.len() > 2 * Argon2Settings::default().m_cost_kib as usize {
+            *memory = Vec::new();
+        }
+        hashed && bool::from(computed.ct_eq(expected))
+    })
 }
 
 /// Hashes `password` as a fresh Argon2id PHC string with a random salt.
