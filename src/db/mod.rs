@@ -21,7 +21,9 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::migrate::Migrator;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("migrations/mysql");
@@ -190,8 +192,11 @@ impl Db {
                     .connect_lazy_with(
                         SqliteConnectOptions::from_str(url)
                             .map_err(bad_url)?
-                            // WAL lets /sync read while HR staff write.
+                            // WAL lets /sync read while HR staff write; with WAL,
+                            // NORMAL sync cannot corrupt the file and saves an fsync
+                            // per login (a power cut may lose the last audit rows).
                             .journal_mode(SqliteJournalMode::Wal)
+                            .synchronous(SqliteSynchronous::Normal)
                             .foreign_keys(true)
                             .busy_timeout(settings.acquire_timeout),
                     ),

@@ -2,7 +2,6 @@
 
 use crate::helpers::{fail_message, url_socket_addr, Proxy};
 use crate::on_all_backends;
-use secrecy::SecretString;
 
 on_all_backends!(
     healthz_and_readyz_answer_200_when_all_is_well,
@@ -41,14 +40,8 @@ on_all_backends!(
         if db.backend == Backend::Sqlite {
             return; // an embedded file cannot become unreachable; see the migration test
         }
-        let target = url_socket_addr(&db.url);
-        let proxy = Proxy::start(target).await;
-        let mut settings = db.settings();
-        let proxied = db
-            .url
-            .replacen(&target.to_string(), &proxy.addr.to_string(), 1);
-        settings.database.url = SecretString::from(proxied);
-        settings.database.acquire_timeout_secs = 1;
+        let proxy = Proxy::start(url_socket_addr(&db.url)).await;
+        let settings = db.settings_through(&proxy);
         let app = db.spawn_with(settings).await;
         let ready = format!("{}/readyz", app.base_url);
         assert_eq!(app.client.get(&ready).send().await.unwrap().status(), 200);

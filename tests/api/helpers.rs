@@ -135,6 +135,19 @@ impl TestDb {
         })
     }
 
+    /// Settings whose database URL goes through `proxy` (see [`Proxy`]), with a
+    /// short acquire timeout so that an outage shows at once.
+    pub fn settings_through(&self, proxy: &Proxy) -> Settings {
+        let target = url_socket_addr(&self.url);
+        let mut settings = self.settings();
+        let proxied = self
+            .url
+            .replacen(&target.to_string(), &proxy.addr.to_string(), 1);
+        settings.database.url = SecretString::from(proxied);
+        settings.database.acquire_timeout_secs = 1;
+        settings
+    }
+
     /// Settings for a server over this database, on a free port, with plain
     /// OMFLOW credentials.
     pub fn settings(&self) -> Settings {
@@ -160,14 +173,7 @@ impl TestDb {
         if std::env::var_os("TEST_LOG").is_some() {
             hr_bridge::telemetry::init(&settings.log);
         }
-        let db = Db::connect_lazy(
-            &settings.database.url,
-            &PoolSettings {
-                max_connections: settings.database.max_connections,
-                acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_secs),
-            },
-        )
-        .expect("valid URL");
+        let db = pool_for(&settings);
         if settings.database.auto_migrate {
             db.migrate().await.expect("migrations apply");
         }
@@ -225,6 +231,18 @@ impl Drop for TestDb {
         })
         .join();
     }
+}
+
+/// A pool as the server would build it from `settings`.
+fn pool_for(settings: &Settings) -> Db {
+    Db::connect_lazy(
+        &settings.database.url,
+        &PoolSettings {
+            max_connections: settings.database.max_connections,
+            acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_secs),
+        },
+    )
+    .expect("valid URL")
 }
 
 /// A running server and a client for it.
@@ -285,14 +303,7 @@ impl TestApp {
     /// Starts a second server (its own pool, as another replica would have) over
     /// the same database, and returns its base URL.
     pub async fn spawn_sibling(&mut self, settings: Settings) -> String {
-        let db = Db::connect_lazy(
-            &settings.database.url,
-            &PoolSettings {
-                max_connections: settings.database.max_connections,
-                acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_secs),
-            },
-        )
-        .expect("valid URL");
+        let db = pool_for(&settings);
         let state = build_state(&settings, db).await.expect("state builds");
         let server = RunningServer::start(&settings, state)
             .await

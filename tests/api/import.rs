@@ -41,6 +41,15 @@ async fn users(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
+/// A folder holding the three sample CSV files.
+fn sample_files() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "departments.csv", DEPARTMENTS);
+    write(dir.path(), "employees.csv", EMPLOYEES);
+    write(dir.path(), "members.csv", MEMBERS);
+    dir
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -62,10 +71,7 @@ on_all_backends!(
     import_upserts_all_files_in_one_go,
     |db: TestDb| async move {
         let app = db.spawn().await;
-        let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "departments.csv", DEPARTMENTS);
-        write(dir.path(), "employees.csv", EMPLOYEES);
-        write(dir.path(), "members.csv", MEMBERS);
+        let dir = sample_files();
 
         let dry = import(&app, dir.path(), &[&ALL[..], &["--dry-run"]].concat());
         assert!(dry.status.success(), "{}", stderr(&dry));
@@ -122,10 +128,7 @@ on_all_backends!(
     import_replace_deletes_rows_missing_from_the_file,
     |db: TestDb| async move {
         let app = db.spawn().await;
-        let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "departments.csv", DEPARTMENTS);
-        write(dir.path(), "employees.csv", EMPLOYEES);
-        write(dir.path(), "members.csv", MEMBERS);
+        let dir = sample_files();
         assert!(import(&app, dir.path(), &ALL).status.success());
         write(
             dir.path(),
@@ -147,10 +150,7 @@ on_all_backends!(
     import_reports_every_problem_with_its_line_and_writes_nothing,
     |db: TestDb| async move {
         let app = db.spawn().await;
-        let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "departments.csv", DEPARTMENTS);
-        write(dir.path(), "employees.csv", EMPLOYEES);
-        write(dir.path(), "members.csv", MEMBERS);
+        let dir = sample_files();
         assert!(import(&app, dir.path(), &ALL).status.success());
         let before = users(&app).await;
 

@@ -6,7 +6,6 @@ use std::time::Duration;
 use crate::authenticate::{add_employee, argon2id};
 use crate::helpers::{json_body, url_socket_addr, Proxy, TestApp, OMFLOW_PASSWORD, OMFLOW_USER};
 use crate::on_all_backends;
-use secrecy::SecretString;
 
 async fn status_at(app: &TestApp, base_url: &str, username: &str, password: &str) -> String {
     let response = app
@@ -123,14 +122,8 @@ on_all_backends!(
         if db.backend == Backend::Sqlite {
             return; // an embedded file cannot become unreachable
         }
-        let target = url_socket_addr(&db.url);
-        let proxy = Proxy::start(target).await;
-        let mut settings = db.settings();
-        let proxied = db
-            .url
-            .replacen(&target.to_string(), &proxy.addr.to_string(), 1);
-        settings.database.url = SecretString::from(proxied);
-        settings.database.acquire_timeout_secs = 1;
+        let proxy = Proxy::start(url_socket_addr(&db.url)).await;
+        let mut settings = db.settings_through(&proxy);
         settings.auth.max_failures = 1;
         let app = db.spawn_with(settings).await;
         add_employee(&app, "alice", Some(&argon2id("right")), true).await;

@@ -38,16 +38,28 @@ pub fn write_pair(dir: &Path, (cert, key): &(String, String)) {
     std::fs::write(dir.join("cert.pem"), cert).unwrap();
 }
 
+/// Settings for HTTPS with a fresh certificate, its files polled every second.
+fn tls_settings(
+    db: &crate::helpers::TestDb,
+) -> (
+    tempfile::TempDir,
+    (String, String),
+    hr_bridge::config::Settings,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let first = self_signed();
+    write_pair(dir.path(), &first);
+    let mut settings = db.settings();
+    settings.server.tls_cert = Some(dir.path().join("cert.pem"));
+    settings.server.tls_key = Some(dir.path().join("key.pem"));
+    settings.server.tls_reload_poll_secs = 1;
+    (dir, first, settings)
+}
+
 on_all_backends!(
     https_serves_and_reloads_a_changed_certificate,
     |db: TestDb| async move {
-        let dir = tempfile::tempdir().unwrap();
-        let first = self_signed();
-        write_pair(dir.path(), &first);
-        let mut settings = db.settings();
-        settings.server.tls_cert = Some(dir.path().join("cert.pem"));
-        settings.server.tls_key = Some(dir.path().join("key.pem"));
-        settings.server.tls_reload_poll_secs = 1;
+        let (dir, first, settings) = tls_settings(&db);
         let app = db.spawn_with(settings).await;
         assert!(app.base_url.starts_with("https://"));
         let port = app.addr.port();
@@ -87,13 +99,7 @@ on_all_backends!(
 on_all_backends!(
     https_keeps_the_old_certificate_when_the_new_one_is_broken,
     |db: TestDb| async move {
-        let dir = tempfile::tempdir().unwrap();
-        let first = self_signed();
-        write_pair(dir.path(), &first);
-        let mut settings = db.settings();
-        settings.server.tls_cert = Some(dir.path().join("cert.pem"));
-        settings.server.tls_key = Some(dir.path().join("key.pem"));
-        settings.server.tls_reload_poll_secs = 1;
+        let (dir, first, settings) = tls_settings(&db);
         let app = db.spawn_with(settings).await;
         let client = client_trusting(&first.0, app.addr);
         tokio::time::sleep(Duration::from_millis(1100)).await;
