@@ -71,12 +71,21 @@ floor_once() { # backend size -> seconds for the three sorted result sets, one c
   python3 -c "print(($end - $start) / 1000)"
 }
 
+audit_successes() { # backend size -> successful logins recorded in the audit trail
+  local name="hrb_bench_$1_$2" sql="SELECT COUNT(*) FROM auth_audit WHERE reason = 'success'"
+  case $1 in
+    postgres) psql -qAt -h 127.0.0.1 -U postgres -d "$name" -c "$sql" ;;
+    mysql) mariadb -N -h 127.0.0.1 -u root "$name" -e "$sql" ;;
+    sqlite) sqlite3 "$OUT/$name.db" "$sql" ;;
+  esac
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 start_server() { # url port
   HR_BRIDGE__DATABASE__URL=$1 HR_BRIDGE__SERVER__LISTEN=127.0.0.1:$2 \
   HR_BRIDGE__OMFLOW__USERNAME=omflow HR_BRIDGE__OMFLOW__PASSWORD=bench \
-  RUST_LOG=warn "$BIN" serve 2>>"$OUT/server.log" &
+  HR_BRIDGE__AUTH__MAX_FAILURES=0 RUST_LOG=warn "$BIN" serve 2>>"$OUT/server.log" &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$2/readyz" >/dev/null 2>&1 && return 0
@@ -132,14 +141,19 @@ for backend in $BACKENDS; do
       wait "$probe"
       f="$OUT/auth-$backend.json"
       total_secs=$(json_field "$f" 'd["summary"]["total"]')
-      served=$(json_field "$f" 'd["statusCodeDistribution"].get("200", 0)')
+      answered=$(json_field "$f" 'd["statusCodeDistribution"].get("200", 0)')
+      # Count only checks that really hashed and matched, from the audit trail.
+      served=$(audit_successes "$backend" "$size")
       busy=$(json_field "$f" 'd["statusCodeDistribution"].get("503", 0)')
-      rate=$(python3 -c "print('%.1f' % ($served / $total_secs))")
+      # Rate of answered 200s (oha drops requests still in flight at the end, which
+      # the server completes and audits); every 200 must be an audited success.
+      rate=$(python3 -c "print('%.1f' % ($answered / $total_secs))")
+      [ "$served" -ge "$answered" ] || echo "warning: fewer audited successes than 200s" >&2
       a50=$(json_field "$f" '"%.3f" % d["latencyPercentiles"]["p50"]')
       a99=$(json_field "$f" '"%.3f" % d["latencyPercentiles"]["p99"]')
       h99=$(json_field "$OUT/healthz-$backend.json" '"%.1f" % d["p99_ms"]')
       aratio=$(python3 -c "print('%.2f' % ($rate / $CEILING))")
-      AUTH_ROWS+=("| $backend | $rate | $CEILING | $aratio | $a50 | $a99 | $served / $busy | $h99 |")
+      AUTH_ROWS+=("| $backend | $rate | $CEILING | $aratio | $a50 | $a99 | $served / $answered / $busy | $h99 |")
     fi
     stop_server
   done
@@ -152,9 +166,9 @@ done
   echo "|---|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${SYNC_ROWS[@]}"
   echo
-  echo "### /authenticate, 64 clients for ${STORM_SECS} s (largest size), /healthz probed at 20/s meanwhile"
+  echo "### /authenticate, 64 clients logging in as one employee for ${STORM_SECS} s (largest size; lockout off, since 64 concurrent logins of one account would trip it), /healthz probed at 20/s meanwhile"
   echo
-  echo "| backend | checks/s served | Argon2 ceiling/s | ratio | p50 s | p99 s | 200 / 503 | /healthz p99 ms |"
+  echo "| backend | successful checks/s | Argon2 ceiling/s | ratio | p50 s | p99 s | successes / 200s / 503s | /healthz p99 ms |"
   echo "|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${AUTH_ROWS[@]}"
   echo
