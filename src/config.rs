@@ -408,3 +408,65 @@ fn forbid_file_secrets(text: &str, path: &Path) -> Result<(), ConfigError> {
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_keeps_secrets_as_text() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("hr-bridge.toml");
+        std::fs::write(
+            &file,
+            "[database]\nmax_connections = 3\n[auth]\ntrusted_proxies = [\"10.0.0.0/8\"]\n",
+        )
+        .expect("write config");
+        let settings = Settings::load_from(
+            Some(&file),
+            env(&[
+                ("HR_BRIDGE__DATABASE__MAX_CONNECTIONS", "7"),
+                ("HR_BRIDGE__OMFLOW__PASSWORD", "0123"),
+                ("HR_BRIDGE_CONFIG", "ignored"),
+            ]),
+        )
+        .expect("valid settings");
+        assert_eq!(settings.database.max_connections, 7);
+        assert_eq!(settings.auth.trusted_proxies, ["10.0.0.0/8"]);
+        // A numeric-looking password stays text, leading zero included.
+        let password = settings.omflow.password.expect("password set");
+        assert_eq!(password.expose_secret(), "0123");
+        assert!(!format!("{:?}", settings.database.url).contains("hr-bridge.db"));
+    }
+
+    #[test]
+    fn a_comma_separated_proxy_list_comes_from_the_environment() {
+        let settings = Settings::load_from(
+            None,
+            env(&[(
+                "HR_BRIDGE__AUTH__TRUSTED_PROXIES",
+                "10.0.0.0/8, 192.168.1.1",
+            )]),
+        )
+        .expect("valid settings");
+        assert_eq!(settings.auth.trusted_proxy_nets().expect("nets").len(), 2);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let err = Settings::load_from(None, env(&[("HR_BRIDGE__SYNC__MAX_DELETION_RATIO", "2")]))
+            .expect_err("ratio over 1");
+        assert!(err.to_string().contains("sync.max_deletion_ratio"), "{err}");
+        let err = Settings::load_from(None, env(&[("HR_BRIDGE__SERVER__TLS_CERT", "/x.pem")]))
+            .expect_err("cert without key");
+        assert!(err.to_string().contains("server.tls_key"), "{err}");
+    }
+}
