@@ -255,7 +255,18 @@ async fn sqlite_directory(pool: &sqlx::SqlitePool) -> Result<Tables, sqlx::Error
         .fetch_one(&mut *tx)
         .await?;
     tx.commit().await?;
-    let employees = decode_json::<Vec<EmployeeTuple>>(&employees)?
+    // Decoding megabytes of JSON is CPU work: off the async workers.
+    tokio::task::spawn_blocking(move || decode_sqlite_tables(&employees, departments, &memberships))
+        .await
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?
+}
+
+fn decode_sqlite_tables(
+    employees: &str,
+    departments: Vec<DepartmentRow>,
+    memberships: &str,
+) -> Result<Tables, sqlx::Error> {
+    let employees = decode_json::<Vec<EmployeeTuple>>(employees)?
         .into_iter()
         .map(|e| EmployeeRow {
             username: e.0,
@@ -270,7 +281,7 @@ async fn sqlite_directory(pool: &sqlx::SqlitePool) -> Result<Tables, sqlx::Error
             active: true,
         })
         .collect();
-    let memberships = decode_json::<Vec<(String, String)>>(&memberships)?
+    let memberships = decode_json::<Vec<(String, String)>>(memberships)?
         .into_iter()
         .map(|(group_no, username)| MembershipRow { group_no, username })
         .collect();
