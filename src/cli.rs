@@ -131,13 +131,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::HashPassword => {
             let password = read_password("Password: ")?;
-            println!("{}", hash_in_pool(password, &settings).await?);
+            println!("{}", hash_off_runtime(password, &settings).await?);
             Ok(ExitCode::SUCCESS)
         }
         Command::SetPassword { username } => {
             let password = read_password(&format!("New password for {username}: "))?;
             let db = connect(&settings)?;
-            let hash = hash_in_pool(password, &settings).await?;
+            let hash = hash_off_runtime(password, &settings).await?;
             if db.set_password_hash(&username, &hash).await? {
                 println!("password set for {username}");
                 Ok(ExitCode::SUCCESS)
@@ -300,7 +300,7 @@ fn connect(settings: &Settings) -> anyhow::Result<Db> {
 }
 
 /// Hashes off the runtime's workers, as everywhere else.
-async fn hash_in_pool(password: SecretString, settings: &Settings) -> anyhow::Result<String> {
+async fn hash_off_runtime(password: SecretString, settings: &Settings) -> anyhow::Result<String> {
     let settings = settings.auth.argon2();
     let hash = tokio::task::spawn_blocking(move || hash_argon2id(&password, &settings))
         .await
@@ -323,7 +323,7 @@ async fn seed(
     if !db.directory_is_empty().await? {
         bail!("the database already holds employees or departments; seeding needs an empty one");
     }
-    let hash = hash_in_pool(password.clone(), settings).await?;
+    let hash = hash_off_runtime(password.clone(), settings).await?;
     db.insert_directory(
         &org.departments,
         &org.employees_with_hash(&hash),

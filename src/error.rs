@@ -49,7 +49,7 @@ impl From<SyncError> for ApiError {
     fn from(e: SyncError) -> Self {
         match e {
             SyncError::Invalid(problems) => Self::InvalidData(problems),
-            SyncError::GuardTripped { message, .. } => Self::DeletionGuard(message),
+            SyncError::GuardTripped(message) => Self::DeletionGuard(message),
             SyncError::Contended => Self::Internal(anyhow::anyhow!("sync snapshot contended")),
             SyncError::Snapshot(e) => Self::Internal(e.into()),
             SyncError::Db(db) => db.into(),

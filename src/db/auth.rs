@@ -32,21 +32,10 @@ fn lost_race(e: &sqlx::Error) -> bool {
     }
 }
 
-const POSTGRES_BEGIN_ATTEMPT: &str = "INSERT INTO auth_lockouts AS l \
-    (username, failures, locked_until, updated_at) \
-    VALUES ($1, 1, CASE WHEN 1 >= $2 THEN $3 ELSE NULL END, $4) \
-    ON CONFLICT (username) DO UPDATE SET \
-      failures = CASE WHEN l.locked_until IS NOT NULL AND l.locked_until <= $4 THEN 1 \
-                      ELSE l.failures + 1 END, \
-      locked_until = CASE \
-        WHEN l.locked_until IS NOT NULL AND l.locked_until > $4 THEN l.locked_until \
-        WHEN (CASE WHEN l.locked_until IS NOT NULL AND l.locked_until <= $4 THEN 1 \
-                   ELSE l.failures + 1 END) >= $2 THEN $3 \
-        ELSE NULL END, \
-      updated_at = $4 \
-    RETURNING failures";
-
-const SQLITE_BEGIN_ATTEMPT: &str = "INSERT INTO auth_lockouts \
+// PostgreSQL and SQLite share the upsert; written with SQLite's numbered `?N`
+// placeholders, which become `$N` for PostgreSQL (the parameters repeat, so the
+// sequential `?` rewriting of `Db::dialect` does not fit here).
+const BEGIN_ATTEMPT: &str = "INSERT INTO auth_lockouts \
     (username, failures, locked_until, updated_at) \
     VALUES (?1, 1, CASE WHEN 1 >= ?2 THEN ?3 ELSE NULL END, ?4) \
     ON CONFLICT (username) DO UPDATE SET \
@@ -110,25 +99,20 @@ impl Db {
         max: i64,
         lock_until: i64,
     ) -> Result<i64, sqlx::Error> {
+        macro_rules! returning {
+            ($pool:expr, $sql:expr) => {
+                sqlx::query_scalar($sql)
+                    .bind(username)
+                    .bind(max)
+                    .bind(lock_until)
+                    .bind(now)
+                    .fetch_one($pool)
+                    .await
+            };
+        }
         match self {
-            Db::Postgres(pool) => {
-                sqlx::query_scalar(POSTGRES_BEGIN_ATTEMPT)
-                    .bind(username)
-                    .bind(max)
-                    .bind(lock_until)
-                    .bind(now)
-                    .fetch_one(pool)
-                    .await
-            }
-            Db::Sqlite(pool) => {
-                sqlx::query_scalar(SQLITE_BEGIN_ATTEMPT)
-                    .bind(username)
-                    .bind(max)
-                    .bind(lock_until)
-                    .bind(now)
-                    .fetch_one(pool)
-                    .await
-            }
+            Db::Postgres(pool) => returning!(pool, &BEGIN_ATTEMPT.replace('?', "$")),
+            Db::Sqlite(pool) => returning!(pool, BEGIN_ATTEMPT),
             Db::MySql(pool) => {
                 // The upsert holds the row lock until commit, so reading the count
                 // back in the same transaction sees exactly this attempt's number.

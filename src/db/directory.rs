@@ -15,6 +15,23 @@ const ALL_DEPARTMENTS: &str =
 // the two sets already read, is cheaper than a three-way join in the database.
 const ALL_MEMBERSHIPS: &str = "SELECT group_no, username FROM department_members";
 
+/// The three directory reads one after another on one connection (inside the
+/// caller's transaction), for backends or moments where they cannot overlap.
+macro_rules! read_in_turn {
+    ($conn:expr) => {{
+        let employees = sqlx::query_as::<_, EmployeeRow>(ACTIVE_EMPLOYEES)
+            .fetch_all($conn)
+            .await?;
+        let departments = sqlx::query_as::<_, DepartmentRow>(ALL_DEPARTMENTS)
+            .fetch_all($conn)
+            .await?;
+        let memberships = sqlx::query_as::<_, MembershipRow>(ALL_MEMBERSHIPS)
+            .fetch_all($conn)
+            .await?;
+        (employees, departments, memberships)
+    }};
+}
+
 /// Rows per multi-row INSERT: well under every backend's bind-parameter limit.
 const INSERT_CHUNK: usize = 1000;
 
@@ -27,20 +44,12 @@ impl Db {
         let (employees, departments, memberships) = match self {
             Db::Postgres(pool) => postgres_directory(pool).await?,
             Db::Sqlite(pool) => sqlite_directory(pool).await?,
-            Db::MySql(_) => on_pool!(self, |pool| {
+            Db::MySql(pool) => {
                 let mut tx = pool.begin().await?;
-                let employees = sqlx::query_as::<_, EmployeeRow>(ACTIVE_EMPLOYEES)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let departments = sqlx::query_as::<_, DepartmentRow>(ALL_DEPARTMENTS)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let memberships = sqlx::query_as::<_, MembershipRow>(ALL_MEMBERSHIPS)
-                    .fetch_all(&mut *tx)
-                    .await?;
+                let tables = read_in_turn!(&mut *tx);
                 tx.commit().await?;
-                (employees, departments, memberships)
-            }),
+                tables
+            }
         };
         Ok(DirectoryRows::new(employees, departments, memberships))
     }
@@ -172,17 +181,9 @@ async fn postgres_directory(pool: &PgPool) -> Result<Tables, sqlx::Error> {
     let mut lead = snapshot_transaction(lead_conn, None).await?;
     let helpers = (pool.try_acquire(), pool.try_acquire());
     let (Some(first), Some(second)) = helpers else {
-        let employees = sqlx::query_as::<_, EmployeeRow>(ACTIVE_EMPLOYEES)
-            .fetch_all(&mut *lead)
-            .await?;
-        let departments = sqlx::query_as::<_, DepartmentRow>(ALL_DEPARTMENTS)
-            .fetch_all(&mut *lead)
-            .await?;
-        let memberships = sqlx::query_as::<_, MembershipRow>(ALL_MEMBERSHIPS)
-            .fetch_all(&mut *lead)
-            .await?;
+        let tables = read_in_turn!(&mut *lead);
         lead.commit().await?;
-        return Ok((employees, departments, memberships));
+        return Ok(tables);
     };
     let snapshot: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
         .fetch_one(&mut *lead)

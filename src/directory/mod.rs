@@ -21,8 +21,8 @@ const SNAPSHOT_RACES: usize = 5;
 pub enum SyncError {
     #[error("the HR data has {} problem(s)", .0.len())]
     Invalid(Vec<Problem>),
-    #[error("{message}")]
-    GuardTripped { message: String, drops: Drops },
+    #[error("{0}")]
+    GuardTripped(String),
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
     #[error("the sync snapshot kept changing under concurrent syncs")]
@@ -105,10 +105,7 @@ pub async fn serve_sync(db: &Db, limits: &GuardLimits) -> Result<SyncPayload, Sy
                 departments = drops.groups.len(),
                 "deletion guard tripped"
             );
-            return Err(SyncError::GuardTripped {
-                message: drops.refusal_message(limits),
-                drops,
-            });
+            return Err(SyncError::GuardTripped(drops.refusal_message(limits)));
         }
         if db.replace_snapshot(Some(&digest), &next).await? {
             return Ok(payload);
@@ -136,13 +133,16 @@ pub async fn preview(db: &Db, limits: &GuardLimits) -> Result<Preview, SyncError
     let payload = sync_payload(db).await?;
     let snapshot = db.snapshot().await?;
     let diff = snapshot::diff(snapshot.as_ref(), &payload)?;
-    let guard = match &snapshot {
-        Some(previous) if previous.payload_digest != payload.digest => {
-            let drops = snapshot::drops(previous, &payload)?;
-            drops.exceeds(limits).map(|_| drops.refusal_message(limits))
-        }
-        _ => None,
-    };
+    // The diff already names every drop: no second parse of the snapshot.
+    let guard = snapshot.as_ref().and_then(|previous| {
+        let drops = Drops {
+            users: diff.users.dropped.clone(),
+            groups: diff.groups.dropped.clone(),
+            previous_total: usize::try_from(previous.user_count + previous.group_count)
+                .unwrap_or(usize::MAX),
+        };
+        drops.exceeds(limits).map(|_| drops.refusal_message(limits))
+    });
     Ok(Preview {
         payload,
         snapshot,
