@@ -16,6 +16,7 @@ use crate::directory::import::{self, ImportError, ImportRequest};
 use crate::directory::{self, demo, SyncError};
 use crate::password::{hash_argon2id, prune_auth_state};
 use crate::server::{self, RunningServer};
+use crate::source::Source;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -124,8 +125,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { demo } => serve(settings, demo).await,
         Command::Migrate => {
-            let db = connect(&settings)?;
-            db.migrate().await?;
+            let (db, source) = open_stores(&settings)?;
+            migrate(&db, &source).await?;
             println!("migrations applied ({})", db.backend().name());
             Ok(ExitCode::SUCCESS)
         }
@@ -136,9 +137,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::SetPassword { username } => {
             let password = read_password(&format!("New password for {username}: "))?;
-            let db = connect(&settings)?;
+            let source = writable_source(&settings, "set-password")?;
             let hash = hash_off_runtime(password, &settings).await?;
-            if db.set_password_hash(&username, &hash).await? {
+            if source.db().set_password_hash(&username, &hash).await? {
                 println!("password set for {username}");
                 Ok(ExitCode::SUCCESS)
             } else {
@@ -147,8 +148,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Check => {
-            let db = connect(&settings)?;
-            let problems = directory::check(&db).await?;
+            let (_, source) = open_stores(&settings)?;
+            check_source(&source).await?;
+            let problems = directory::check(&source).await?;
             if problems.is_empty() {
                 println!("OK: the HR data can be served to OMFLOW");
                 return Ok(ExitCode::SUCCESS);
@@ -156,11 +158,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(report_problems(&problems))
         }
         Command::Preview { json } => {
-            let db = connect(&settings)?;
-            let preview = match directory::preview(&db, &settings.sync.guard_limits()).await {
-                Err(SyncError::Invalid(problems)) => return Ok(report_problems(&problems)),
-                other => other?,
-            };
+            let (db, source) = open_stores(&settings)?;
+            check_source(&source).await?;
+            let preview =
+                match directory::preview(&source, &db, &settings.sync.guard_limits()).await {
+                    Err(SyncError::Invalid(problems)) => return Ok(report_problems(&problems)),
+                    other => other?,
+                };
             if json {
                 println!(
                     "{}",
@@ -172,8 +176,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::AcceptDeletions => {
-            let db = connect(&settings)?;
-            let (payload, drops) = match directory::accept_deletions(&db).await {
+            let (db, source) = open_stores(&settings)?;
+            check_source(&source).await?;
+            let (payload, drops) = match directory::accept_deletions(&source, &db).await {
                 Err(SyncError::Invalid(problems)) => return Ok(report_problems(&problems)),
                 other => other?,
             };
@@ -194,7 +199,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dry_run,
             replace,
         } => {
-            let db = connect(&settings)?;
+            let source = writable_source(&settings, "import")?;
+            let db = source.db().clone();
             let request = ImportRequest {
                 employees,
                 departments,
@@ -253,7 +259,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             employees,
             departments,
         } => {
-            let db = connect(&settings)?;
+            let source = writable_source(&settings, "seed-demo")?;
+            let db = source.db().clone();
             if settings.database.auto_migrate {
                 db.migrate().await?;
             }
@@ -289,14 +296,53 @@ fn report_problems(problems: &[directory::Problem]) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// The pool of hr-bridge's own state database.
 fn connect(settings: &Settings) -> anyhow::Result<Db> {
     Ok(Db::connect_lazy(
-        &settings.database.url,
+        settings.state_url(),
         &PoolSettings {
             max_connections: settings.database.max_connections,
             acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_secs),
+            read_only: false,
         },
     )?)
+}
+
+/// The state database and the HR source.
+fn open_stores(settings: &Settings) -> anyhow::Result<(Db, Source)> {
+    let state = connect(settings)?;
+    let source = crate::source::open(settings, &state)?;
+    Ok((state, source))
+}
+
+/// Applies migrations to the state database, and to the HR database too when it
+/// holds the built-in tables elsewhere. A mapped HR database is never written.
+async fn migrate(state: &Db, source: &Source) -> anyhow::Result<()> {
+    state.migrate().await?;
+    // The same database a second time is a no-op: every step is recorded.
+    if !source.is_mapped() {
+        source.db().migrate().await?;
+    }
+    Ok(())
+}
+
+/// Refuses, in one line naming the key and column, a mapped query that does not fit.
+async fn check_source(source: &Source) -> anyhow::Result<()> {
+    source.check().await?;
+    Ok(())
+}
+
+/// The HR database for commands that write it; a mapped source is read-only.
+fn writable_source(settings: &Settings, command: &str) -> anyhow::Result<Source> {
+    let (_, source) = open_stores(settings)?;
+    if source.is_mapped() {
+        bail!(
+            "`hr-bridge {command}` writes hr-bridge's own employee tables, but [source] maps \
+             an existing HR database, which hr-bridge only reads; make this change in that \
+             HR system instead"
+        );
+    }
+    Ok(source)
 }
 
 /// Hashes off the runtime's workers, as everywhere else.
@@ -362,18 +408,26 @@ async fn serve(mut settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
     if !demo && !settings.omflow.is_configured() {
         bail!(Settings::missing_credentials_message());
     }
-    let db = connect(&settings)?;
+    let (db, source) = open_stores(&settings)?;
     if settings.database.auto_migrate {
-        db.migrate()
+        migrate(&db, &source)
             .await
             .context("cannot apply migrations (set database.auto_migrate = false to skip)")?;
+    }
+    match source.check().await {
+        Err(crate::source::SourceError::Db(crate::db::DbError::Unavailable(e))) => {
+            tracing::warn!(error = %e, "the HR database is not reachable yet; the mapped queries are checked when it is")
+        }
+        other => {
+            other?;
+        }
     }
     let mut banner = Vec::new();
     let mut generated = None;
     if demo {
-        if db.directory_is_empty().await? {
+        if !source.is_mapped() && source.db().directory_is_empty().await? {
             let password = random_secret();
-            seed(&db, &settings, demo::sample(), &password).await?;
+            seed(source.db(), &settings, demo::sample(), &password).await?;
             banner.push(format!(
                 "demo: filled the empty database with a sample organisation; \
                  every employee (alice, bob, …) has the password {}",

@@ -33,6 +33,60 @@ pub struct Settings {
     pub auth: AuthSettings,
     #[serde(default)]
     pub log: LogSettings,
+    #[serde(default)]
+    pub source: SourceSettings,
+    #[serde(default)]
+    pub state: StateSettings,
+}
+
+/// `[source]`: SQL that maps an existing HR schema onto the contract's columns.
+/// Unset keys keep the built-in tables' queries.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceSettings {
+    pub employees: Option<String>,
+    pub departments: Option<String>,
+    pub memberships: Option<String>,
+    pub credentials: Option<String>,
+    pub update_password: Option<String>,
+}
+
+impl SourceSettings {
+    /// True when any query is configured: the HR database is then read-only to us.
+    pub fn is_mapped(&self) -> bool {
+        [
+            &self.employees,
+            &self.departments,
+            &self.memberships,
+            &self.credentials,
+            &self.update_password,
+        ]
+        .iter()
+        .any(|q| q.as_deref().is_some_and(|q| !q.trim().is_empty()))
+    }
+}
+
+/// `[state]`: where hr-bridge keeps its own tables (lockouts, audit, snapshot).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateSettings {
+    /// Defaults to `database.url`. May carry a password, hence secret.
+    pub url: Option<SecretString>,
+}
+
+impl Settings {
+    /// The database that holds hr-bridge's own state.
+    pub fn state_url(&self) -> &SecretString {
+        self.state.url.as_ref().unwrap_or(&self.database.url)
+    }
+
+    /// True when the state lives in another database than the HR data.
+    pub fn has_separate_state(&self) -> bool {
+        self.state
+            .url
+            .as_ref()
+            .is_some_and(|u| u.expose_secret() != self.database.url.expose_secret())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -310,14 +364,21 @@ impl Settings {
                 "server.body_limit_bytes must be greater than 0".into(),
             ));
         }
-        let url = self.database.url.expose_secret();
-        if !["postgres://", "postgresql://", "mysql://", "sqlite:"]
-            .iter()
-            .any(|scheme| url.starts_with(scheme))
-        {
-            return Err(ConfigError(
-                "database.url must start with postgres://, mysql:// or sqlite://".into(),
-            ));
+        for (key, url) in [
+            ("database.url", Some(&self.database.url)),
+            ("state.url", self.state.url.as_ref()),
+        ] {
+            let Some(url) = url.map(ExposeSecret::expose_secret) else {
+                continue;
+            };
+            if !["postgres://", "postgresql://", "mysql://", "sqlite:"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme))
+            {
+                return Err(ConfigError(format!(
+                    "{key} must start with postgres://, mysql:// or sqlite://"
+                )));
+            }
         }
         if self.database.max_connections == 0 {
             return Err(ConfigError(

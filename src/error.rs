@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::db::DbError;
-use crate::directory::{Problem, SyncError};
+use crate::directory::{Problem, SyncFailure};
 
 /// Problems listed in a 409 body; `hr-bridge check` prints them all.
 const MAX_PROBLEMS_SHOWN: usize = 50;
@@ -29,7 +29,10 @@ pub enum ApiError {
     #[error("database unavailable")]
     DatabaseUnavailable(#[source] DbError),
     #[error("sync refused: the HR data is invalid")]
-    InvalidData(Vec<Problem>),
+    InvalidData(std::sync::Arc<Vec<Problem>>),
+    /// A mapped source query no longer fits its contract (the HR schema changed).
+    #[error("the HR source is misconfigured: {0}; run `hr-bridge check`")]
+    SourceMisconfigured(String),
     #[error("{0}")]
     DeletionGuard(String),
     #[error("internal error")]
@@ -45,15 +48,16 @@ impl From<DbError> for ApiError {
     }
 }
 
-impl From<SyncError> for ApiError {
-    fn from(e: SyncError) -> Self {
+impl From<SyncFailure> for ApiError {
+    fn from(e: SyncFailure) -> Self {
         match e {
-            SyncError::Invalid(problems) => Self::InvalidData(problems),
-            SyncError::GuardTripped(message) => Self::DeletionGuard(message),
-            SyncError::Contended => Self::Internal(anyhow::anyhow!("sync snapshot contended")),
-            SyncError::Snapshot(e) => Self::Internal(e.into()),
-            SyncError::Db(db) => db.into(),
-            SyncError::Serialize(e) => Self::Internal(e.into()),
+            SyncFailure::Invalid(problems) => Self::InvalidData(problems),
+            SyncFailure::GuardTripped(message) => Self::DeletionGuard(message),
+            SyncFailure::Unavailable(cause) => {
+                Self::DatabaseUnavailable(DbError::Unavailable(sqlx::Error::Protocol(cause)))
+            }
+            SyncFailure::Query(problem) => Self::SourceMisconfigured(problem),
+            SyncFailure::Internal(cause) => Self::Internal(anyhow::anyhow!(cause)),
         }
     }
 }
@@ -80,7 +84,9 @@ impl ApiError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Busy | Self::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Busy | Self::DatabaseUnavailable(_) | Self::SourceMisconfigured(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::InvalidData(_) | Self::DeletionGuard(_) => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -119,6 +125,9 @@ impl IntoResponse for ApiError {
             Self::DatabaseUnavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable")
             }
+            Self::SourceMisconfigured(problem) => {
+                tracing::error!(%problem, "HR source query does not fit its contract")
+            }
             _ => {}
         }
         let mut response = match &self {
@@ -155,7 +164,7 @@ impl IntoResponse for ApiError {
             Self::Busy => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
-            Self::DatabaseUnavailable(_) => {
+            Self::DatabaseUnavailable(_) | Self::SourceMisconfigured(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             _ => {}

@@ -9,4 +9,5 @@ pub mod http;
 pub mod password;
 pub mod preview;
 pub mod server;
+pub mod source;
 pub mod telemetry;

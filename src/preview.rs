@@ -52,9 +52,7 @@ pub fn to_text(preview: &Preview) -> String {
     let _ = writeln!(
         out,
         "/sync would serve {} users and {} departments ({} bytes)",
-        preview.payload.users,
-        preview.payload.groups,
-        preview.payload.json.len()
+        preview.payload.users, preview.payload.groups, preview.payload.bytes
     );
     match &preview.snapshot {
         Some(s) => {
@@ -89,7 +87,7 @@ pub fn to_json(preview: &Preview, limits: &GuardLimits) -> String {
         "serve": {
             "users": preview.payload.users,
             "groups": preview.payload.groups,
-            "bytes": preview.payload.json.len(),
+            "bytes": preview.payload.bytes,
         },
         "snapshot": preview.snapshot.as_ref().map(|s| json!({
             "taken_at": s.taken_at,

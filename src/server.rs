@@ -57,9 +57,11 @@ pub async fn build_state(settings: &Settings, db: Db) -> anyhow::Result<AppState
         .await
         .map_err(|_| anyhow::anyhow!("hashing pool unavailable at start-up"))?
         .context("could not make the dummy password hash")?;
+    let source = crate::source::open(settings, &db)?;
     Ok(AppState {
         authenticator: Authenticator::new(
             db.clone(),
+            source.clone(),
             hashing.clone(),
             dummy,
             AuthPolicy {
@@ -70,6 +72,8 @@ pub async fn build_state(settings: &Settings, db: Db) -> anyhow::Result<AppState
         ),
         trusted_proxies: Arc::new(settings.auth.trusted_proxy_nets()?),
         db,
+        source,
+        sync_flight: crate::directory::SyncFlight::default(),
         hashing,
         omflow: Arc::new(credential),
         body_limit: settings.server.body_limit_bytes,

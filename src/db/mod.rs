@@ -10,7 +10,7 @@ mod snapshot;
 
 pub use auth::AuditEntry;
 pub use import::{Cell, DirectoryTables, TableWrite};
-pub use rows::{Credentials, DepartmentRow, DirectoryRows, EmployeeRow, MembershipRow};
+pub use rows::{Credentials, DepartmentRow, EmployeeRow, MembershipRow};
 pub use snapshot::SnapshotRow;
 
 use std::borrow::Cow;
@@ -160,6 +160,8 @@ pub(crate) fn numbered_placeholders(sql: &str) -> Cow<'_, str> {
 pub struct PoolSettings {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// Open every connection read-only (a mapped HR database is someone else's).
+    pub read_only: bool,
 }
 
 impl Db {
@@ -169,38 +171,63 @@ impl Db {
         let url = url.expose_secret();
         let bad_url = |e: sqlx::Error| DbError::Config(format!("database.url is not valid: {e}"));
         Ok(match Backend::from_url(url)? {
-            Backend::Postgres => Self::Postgres(
-                PgPoolOptions::new()
-                    .max_connections(settings.max_connections)
-                    .acquire_timeout(settings.acquire_timeout)
-                    .connect_lazy_with(PgConnectOptions::from_str(url).map_err(bad_url)?),
-            ),
-            Backend::MySql => Self::MySql(
-                MySqlPoolOptions::new()
-                    .max_connections(settings.max_connections)
-                    .acquire_timeout(settings.acquire_timeout)
-                    .connect_lazy_with(
-                        MySqlConnectOptions::from_str(url)
-                            .map_err(bad_url)?
-                            .charset("utf8mb4"),
-                    ),
-            ),
-            Backend::Sqlite => Self::Sqlite(
-                SqlitePoolOptions::new()
-                    .max_connections(settings.max_connections)
-                    .acquire_timeout(settings.acquire_timeout)
-                    .connect_lazy_with(
-                        SqliteConnectOptions::from_str(url)
-                            .map_err(bad_url)?
-                            // WAL lets /sync read while HR staff write; with WAL,
-                            // NORMAL sync cannot corrupt the file and saves an fsync
-                            // per login (a power cut may lose the last audit rows).
-                            .journal_mode(SqliteJournalMode::Wal)
-                            .synchronous(SqliteSynchronous::Normal)
-                            .foreign_keys(true)
-                            .busy_timeout(settings.acquire_timeout),
-                    ),
-            ),
+            Backend::Postgres => {
+                let mut options = PgConnectOptions::from_str(url).map_err(bad_url)?;
+                if settings.read_only {
+                    options = options.options([("default_transaction_read_only", "on")]);
+                }
+                Self::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(settings.max_connections)
+                        .acquire_timeout(settings.acquire_timeout)
+                        .connect_lazy_with(options),
+                )
+            }
+            Backend::MySql => {
+                let read_only = settings.read_only;
+                Self::MySql(
+                    MySqlPoolOptions::new()
+                        .max_connections(settings.max_connections)
+                        .acquire_timeout(settings.acquire_timeout)
+                        .after_connect(move |conn, _| {
+                            Box::pin(async move {
+                                if read_only {
+                                    sqlx::query("SET SESSION TRANSACTION READ ONLY")
+                                        .execute(conn)
+                                        .await?;
+                                }
+                                Ok(())
+                            })
+                        })
+                        .connect_lazy_with(
+                            MySqlConnectOptions::from_str(url)
+                                .map_err(bad_url)?
+                                .charset("utf8mb4"),
+                        ),
+                )
+            }
+            Backend::Sqlite => {
+                let mut options = SqliteConnectOptions::from_str(url)
+                    .map_err(bad_url)?
+                    .foreign_keys(true)
+                    .busy_timeout(settings.acquire_timeout);
+                options = if settings.read_only {
+                    options.read_only(true)
+                } else {
+                    // WAL lets /sync read while HR staff write; with WAL, NORMAL
+                    // sync cannot corrupt the file and saves an fsync per login
+                    // (a power cut may lose the last audit rows).
+                    options
+                        .journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Normal)
+                };
+                Self::Sqlite(
+                    SqlitePoolOptions::new()
+                        .max_connections(settings.max_connections)
+                        .acquire_timeout(settings.acquire_timeout)
+                        .connect_lazy_with(options),
+                )
+            }
         })
     }
 

@@ -1,20 +1,27 @@
 //! The domain: the HR directory as OMFLOW sees it. Reads the rows, checks the rules
 //! of the contract, renders the `/sync` payload, and guards against mass deletion.
 
+pub mod build;
 pub mod demo;
+mod flight;
 pub mod import;
 pub mod payload;
 pub mod snapshot;
 pub mod validate;
 
+pub use build::{BuildError, Built};
+pub use flight::{SyncFailure, SyncFlight};
 pub use payload::SyncPayload;
 pub use snapshot::{Diff, Drops, GuardLimits, SnapshotError};
 pub use validate::Problem;
 
 use crate::db::{Db, DbError, SnapshotRow};
+use crate::source::{Batch, QueryProblem, Source, SourceError};
 
 /// How often a `/sync` re-reads the snapshot after losing a race to another one.
 const SNAPSHOT_RACES: usize = 5;
+/// Row batches in flight between the database read and the builder.
+const BATCHES_IN_FLIGHT: usize = 8;
 
 /// Why a payload could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -29,27 +36,62 @@ pub enum SyncError {
     Contended,
     #[error(transparent)]
     Db(#[from] DbError),
-    #[error("could not serialize the payload: {0}")]
-    Serialize(#[from] serde_json::Error),
+    #[error(transparent)]
+    Query(#[from] QueryProblem),
+    #[error(transparent)]
+    Build(#[from] BuildError),
 }
 
-/// Builds the `/sync` payload from the current data, or the list of problems that
-/// forbid serving it. Records nothing.
+impl From<SourceError> for SyncError {
+    fn from(e: SourceError) -> Self {
+        match e {
+            SourceError::Db(db) => Self::Db(db),
+            SourceError::Query(q) => Self::Query(q),
+            SourceError::Cancelled => Self::Db(DbError::Config(e.to_string())),
+        }
+    }
+}
+
+/// Reads the directory from `source` in one snapshot and builds the payload as
+/// the rows stream in (`render` false: validate only). The read runs here, the
+/// building on a blocking thread, so the two overlap and the async workers stay free.
+pub async fn build(
+    source: &Source,
+    render: bool,
+) -> Result<Result<Built, Vec<Problem>>, SyncError> {
+    let shape = source.shape().await?;
+    let (sender, mut batches) = tokio::sync::mpsc::channel::<Batch>(BATCHES_IN_FLIGHT);
+    let builder = tokio::task::spawn_blocking(move || {
+        let mut builder =
+            build::Builder::new(shape.employees_active, shape.departments_active, render);
+        while let Some(batch) = batches.blocking_recv() {
+            builder.push(batch)?;
+        }
+        builder.finish()
+    });
+    let read = source.read_directory(sender).await;
+    let built = match builder.await {
+        Ok(built) => built,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
+    // A builder that stopped early made the read see a closed channel: its own
+    // error is the one to report.
+    let built = built?;
+    read?;
+    Ok(built)
+}
+
+/// Builds the payload, or the list of problems that forbid serving it. Records nothing.
 #[tracing::instrument(skip_all)]
-pub async fn sync_payload(db: &Db) -> Result<SyncPayload, SyncError> {
-    let rows = db.directory().await?;
-    // Validating and writing 100,000 employees takes tens of milliseconds of CPU:
-    // keep it off the async workers so that other requests are not held up.
-    off_runtime(move || {
-        let problems = validate::problems(&rows);
-        if !problems.is_empty() {
+pub async fn sync_payload(source: &Source) -> Result<Built, SyncError> {
+    match build(source, true).await? {
+        Ok(built) => Ok(built),
+        Err(problems) => {
             metrics::counter!("hr_bridge_sync_refusals_total", "reason" => "invalid_data")
                 .increment(1);
-            return Err(SyncError::Invalid(problems));
+            Err(SyncError::Invalid(problems))
         }
-        Ok(payload::render(rows)?)
-    })
-    .await
+    }
 }
 
 /// Runs CPU-bound work on tokio's blocking threads; a panic in it is re-raised.
@@ -65,37 +107,41 @@ where
 }
 
 /// What `/sync` answers: a valid payload that passes the deletion guard, recorded
-/// as the new snapshot. A refusal records nothing.
+/// in `state` as the new snapshot. A refusal records nothing.
 #[tracing::instrument(skip_all)]
-pub async fn serve_sync(db: &Db, limits: &GuardLimits) -> Result<SyncPayload, SyncError> {
-    let mut payload = sync_payload(db).await?;
+pub async fn serve_sync(
+    source: &Source,
+    state: &Db,
+    limits: &GuardLimits,
+) -> Result<SyncPayload, SyncError> {
+    let mut built = sync_payload(source).await?;
     for _ in 0..SNAPSHOT_RACES {
-        let Some(digest) = db.snapshot_digest().await? else {
+        let Some(digest) = state.snapshot_digest().await? else {
             // The first sync is never refused.
-            if db
-                .replace_snapshot(None, &snapshot::snapshot_of(&payload))
+            if state
+                .replace_snapshot(None, &snapshot::snapshot_of(&built.payload))
                 .await?
             {
-                return Ok(payload);
+                return Ok(built.payload);
             }
             continue;
         };
-        if digest == payload.digest {
-            return Ok(payload);
+        if digest == built.payload.digest {
+            return Ok(built.payload);
         }
-        let Some(previous) = db.snapshot().await? else {
+        let Some(previous) = state.snapshot().await? else {
             continue;
         };
         if previous.payload_digest != digest {
             continue;
         }
-        let (drops, next, payload_back) = off_runtime(move || {
-            let drops = snapshot::drops(&previous, &payload);
-            let next = snapshot::snapshot_of(&payload);
-            (drops, next, payload)
+        let (drops, next, built_back) = off_runtime(move || {
+            let drops = snapshot::drops(&previous, &built);
+            let next = snapshot::snapshot_of(&built.payload);
+            (drops, next, built)
         })
         .await;
-        payload = payload_back;
+        built = built_back;
         let drops = drops?;
         if drops.exceeds(limits).is_some() {
             metrics::counter!("hr_bridge_sync_refusals_total", "reason" => "deletion_guard")
@@ -107,16 +153,16 @@ pub async fn serve_sync(db: &Db, limits: &GuardLimits) -> Result<SyncPayload, Sy
             );
             return Err(SyncError::GuardTripped(drops.refusal_message(limits)));
         }
-        if db.replace_snapshot(Some(&digest), &next).await? {
-            return Ok(payload);
+        if state.replace_snapshot(Some(&digest), &next).await? {
+            return Ok(built.payload);
         }
     }
     Err(SyncError::Contended)
 }
 
 /// Every problem `/sync` would refuse for; empty when the data can be served.
-pub async fn check(db: &Db) -> Result<Vec<Problem>, DbError> {
-    Ok(validate::problems(&db.directory().await?))
+pub async fn check(source: &Source) -> Result<Vec<Problem>, SyncError> {
+    Ok(build(source, false).await?.err().unwrap_or_default())
 }
 
 /// What the next `/sync` would do, for `hr-bridge preview`. Records nothing.
@@ -129,9 +175,13 @@ pub struct Preview {
     pub guard: Option<String>,
 }
 
-pub async fn preview(db: &Db, limits: &GuardLimits) -> Result<Preview, SyncError> {
-    let payload = sync_payload(db).await?;
-    let snapshot = db.snapshot().await?;
+pub async fn preview(
+    source: &Source,
+    state: &Db,
+    limits: &GuardLimits,
+) -> Result<Preview, SyncError> {
+    let payload = sync_payload(source).await?.payload;
+    let snapshot = state.snapshot().await?;
     let diff = snapshot::diff(snapshot.as_ref(), &payload)?;
     // The diff already names every drop: no second parse of the snapshot.
     let guard = snapshot.as_ref().and_then(|previous| {
@@ -152,12 +202,17 @@ pub async fn preview(db: &Db, limits: &GuardLimits) -> Result<Preview, SyncError
 }
 
 /// Records the current data as the snapshot, approving whatever it drops.
-pub async fn accept_deletions(db: &Db) -> Result<(SyncPayload, Drops), SyncError> {
-    let payload = sync_payload(db).await?;
-    let drops = match db.snapshot().await? {
-        Some(previous) => snapshot::drops(&previous, &payload)?,
+pub async fn accept_deletions(
+    source: &Source,
+    state: &Db,
+) -> Result<(SyncPayload, Drops), SyncError> {
+    let built = sync_payload(source).await?;
+    let drops = match state.snapshot().await? {
+        Some(previous) => snapshot::drops(&previous, &built)?,
         None => Drops::default(),
     };
-    db.force_snapshot(&snapshot::snapshot_of(&payload)).await?;
-    Ok((payload, drops))
+    state
+        .force_snapshot(&snapshot::snapshot_of(&built.payload))
+        .await?;
+    Ok((built.payload, drops))
 }

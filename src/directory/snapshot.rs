@@ -3,12 +3,14 @@
 //! and departments than the limits allow is refused until an operator approves it
 //! (`hr-bridge accept-deletions`). Also the diff behind `hr-bridge preview`.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
 use std::time::SystemTime;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::build::Built;
 use super::SyncPayload;
 use crate::db::SnapshotRow;
 
@@ -114,40 +116,47 @@ struct GroupKey {
 #[error("the stored sync snapshot cannot be read: {0}")]
 pub struct SnapshotError(String);
 
-/// The JSON a snapshot row holds.
-pub fn snapshot_json(row: &SnapshotRow) -> Result<Vec<u8>, SnapshotError> {
-    lz4_flex::decompress_size_prepended(&row.payload).map_err(|e| SnapshotError(e.to_string()))
+/// The LZ4 frame magic number; older snapshots are one LZ4 block with its size
+/// in front.
+const LZ4_FRAME_MAGIC: [u8; 4] = [0x04, 0x22, 0x4d, 0x18];
+
+/// The JSON of a snapshot row, decompressed as it is read.
+pub fn snapshot_reader(row: &SnapshotRow) -> Result<Box<dyn Read + '_>, SnapshotError> {
+    if row.payload.starts_with(&LZ4_FRAME_MAGIC) {
+        return Ok(Box::new(lz4_flex::frame::FrameDecoder::new(
+            row.payload.as_slice(),
+        )));
+    }
+    let json = lz4_flex::decompress_size_prepended(&row.payload)
+        .map_err(|e| SnapshotError(e.to_string()))?;
+    Ok(Box::new(std::io::Cursor::new(json)))
 }
 
-/// What `current` drops against the snapshot `previous`.
-pub fn drops(previous: &SnapshotRow, current: &SyncPayload) -> Result<Drops, SnapshotError> {
-    let json = snapshot_json(previous)?;
+/// The JSON a snapshot row holds, in memory.
+pub fn snapshot_json(row: &SnapshotRow) -> Result<Vec<u8>, SnapshotError> {
+    let mut json = Vec::new();
+    snapshot_reader(row)?
+        .read_to_end(&mut json)
+        .map_err(|e| SnapshotError(e.to_string()))?;
+    Ok(json)
+}
+
+/// What `current` drops against the snapshot `previous`. Only the snapshot's keys
+/// are read (streamed from its compressed JSON); the current keys are the build's.
+pub fn drops(previous: &SnapshotRow, current: &Built) -> Result<Drops, SnapshotError> {
     let keys: PayloadKeys =
-        serde_json::from_slice(&json).map_err(|e| SnapshotError(e.to_string()))?;
-    // Only the keys of the current payload are needed; read them back from it
-    // rather than keep copies alongside every payload.
-    let now: PayloadKeys =
-        serde_json::from_slice(&current.json).map_err(|e| SnapshotError(e.to_string()))?;
-    let served_users: HashSet<&str> = now
-        .user_info_list
-        .iter()
-        .map(|u| u.username.as_str())
-        .collect();
-    let served_groups: HashSet<&str> = now
-        .group_info_list
-        .iter()
-        .map(|g| g.group_no.as_str())
-        .collect();
+        serde_json::from_reader(std::io::BufReader::new(snapshot_reader(previous)?))
+            .map_err(|e| SnapshotError(e.to_string()))?;
     let users: Vec<String> = keys
         .user_info_list
         .iter()
-        .filter(|u| !served_users.contains(u.username.as_str()))
+        .filter(|u| !current.users.contains_sorted(&u.username))
         .map(|u| u.username.clone())
         .collect();
     let groups: Vec<String> = keys
         .group_info_list
         .iter()
-        .filter(|g| !served_groups.contains(g.group_no.as_str()))
+        .filter(|g| current.groups.binary_search(&g.group_no).is_err())
         .map(|g| g.group_no.clone())
         .collect();
     Ok(Drops {
@@ -164,7 +173,7 @@ pub fn snapshot_of(payload: &SyncPayload) -> SnapshotRow {
         payload_digest: payload.digest.clone(),
         user_count: i64::try_from(payload.users).unwrap_or(i64::MAX),
         group_count: i64::try_from(payload.groups).unwrap_or(i64::MAX),
-        payload: lz4_flex::compress_prepend_size(&payload.json),
+        payload: payload.compressed.to_vec(),
     }
 }
 
@@ -249,14 +258,15 @@ pub fn diff(previous: Option<&SnapshotRow>, current: &SyncPayload) -> Result<Dif
         Some(row) => snapshot_json(row)?,
         None => br#"{"user_info_list":[],"group_info_list":[]}"#.to_vec(),
     };
+    let current_json = current.json().map_err(|e| SnapshotError(e.to_string()))?;
     Ok(Diff {
         users: diff_kind(
             &records(&before_json, "user_info_list", "username")?,
-            &records(&current.json, "user_info_list", "username")?,
+            &records(&current_json, "user_info_list", "username")?,
         ),
         groups: diff_kind(
             &records(&before_json, "group_info_list", "group_no")?,
-            &records(&current.json, "group_info_list", "group_no")?,
+            &records(&current_json, "group_info_list", "group_no")?,
         ),
     })
 }

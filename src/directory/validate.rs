@@ -2,11 +2,10 @@
 //! row makes `/sync` refuse as a whole: OMFLOW deletes whatever a payload lacks, so
 //! serving "the good part" could delete good people.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use crate::db::DirectoryRows;
+use crate::db::DepartmentRow;
 
 /// One thing wrong with the HR data, named by the keys an operator can look up.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -27,6 +26,17 @@ pub enum Problem {
     /// Active departments whose parent chain loops, each followed by its parent,
     /// starting from the smallest key.
     ParentCycle { group_nos: Vec<String> },
+    /// Several active employees share a username (a mapped source can return that).
+    DuplicateUsername { username: String },
+    /// Several active departments share a group_no.
+    DuplicateGroupNo { group_no: String },
+    /// A value that cannot be served: not UTF-8, an `active` that is neither true
+    /// nor false, a type with no text form.
+    BadValue {
+        record: String,
+        column: String,
+        reason: String,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -51,6 +61,23 @@ impl fmt::Display for Problem {
                 f,
                 "department {group_no:?} has parent {parent:?}, which is inactive"
             ),
+            Self::DuplicateUsername { username } => {
+                write!(
+                    f,
+                    "username {username:?} belongs to several active employees"
+                )
+            }
+            Self::DuplicateGroupNo { group_no } => {
+                write!(
+                    f,
+                    "group_no {group_no:?} belongs to several active departments"
+                )
+            }
+            Self::BadValue {
+                record,
+                column,
+                reason,
+            } => write!(f, "{record}: {column} {reason}"),
             Self::ParentCycle { group_nos } => {
                 let mut chain = quoted_list(group_nos).replace(", ", " → ");
                 if let Some(first) = group_nos.first() {
@@ -69,61 +96,29 @@ fn quoted_list(keys: &[String]) -> String {
         .join(", ")
 }
 
-/// Every problem in `rows`, sorted so that the report is stable.
-pub fn problems(rows: &DirectoryRows) -> Vec<Problem> {
+/// Every problem of the department tree. `departments` holds every department,
+/// active or not, so that an inactive parent can be told from a missing one; where
+/// a group_no appears twice, the first row (sorted active first) is the one used.
+pub fn department_problems(departments: &[DepartmentRow]) -> Vec<Problem> {
     let mut found = Vec::new();
-    employee_problems(rows, &mut found);
-    department_problems(rows, &mut found);
-    found.sort();
-    found
-}
-
-fn employee_problems(rows: &DirectoryRows, found: &mut Vec<Problem>) {
-    // Most emails are lower case already: borrow those, allocate only the rest.
-    let mut first_owner: HashMap<Cow<'_, str>, &str> = HashMap::with_capacity(rows.employees.len());
-    let mut shared: BTreeMap<Cow<'_, str>, Vec<&str>> = BTreeMap::new();
-    for employee in &rows.employees {
-        if employee.username.is_empty() {
-            found.push(Problem::EmptyUsername {
-                email: employee.email.clone(),
-            });
-        }
-        let email = if employee.email.chars().any(char::is_uppercase) {
-            Cow::Owned(employee.email.to_lowercase())
-        } else {
-            Cow::Borrowed(employee.email.as_str())
-        };
-        match first_owner.get(&email) {
-            Some(first) => shared
-                .entry(email)
-                .or_insert_with(|| vec![first])
-                .push(&employee.username),
-            None => {
-                first_owner.insert(email, &employee.username);
+    let mut all: HashMap<&str, (Option<&str>, bool)> = HashMap::with_capacity(departments.len());
+    let mut duplicates: BTreeMap<&str, ()> = BTreeMap::new();
+    for d in departments {
+        match all.entry(d.group_no.as_str()) {
+            std::collections::hash_map::Entry::Occupied(first) => {
+                if first.get().1 && d.active {
+                    duplicates.insert(d.group_no.as_str(), ());
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert((d.parent_group_no.as_deref(), d.active));
             }
         }
     }
-    for (email, mut usernames) in shared {
-        usernames.sort_unstable();
-        found.push(Problem::DuplicateEmail {
-            email: email.into_owned(),
-            usernames: usernames.into_iter().map(str::to_owned).collect(),
-        });
-    }
-}
-
-fn department_problems(rows: &DirectoryRows, found: &mut Vec<Problem>) {
-    let all: HashMap<&str, (Option<&str>, bool)> = rows
-        .departments
-        .iter()
-        .map(|d| {
-            (
-                d.group_no.as_str(),
-                (d.parent_group_no.as_deref(), d.active),
-            )
-        })
-        .collect();
-    for department in rows.departments.iter().filter(|d| d.active) {
+    found.extend(duplicates.into_keys().map(|g| Problem::DuplicateGroupNo {
+        group_no: g.to_owned(),
+    }));
+    for department in departments.iter().filter(|d| d.active) {
         if department.group_no.is_empty() {
             found.push(Problem::EmptyGroupNo {
                 display_name: department.display_name.clone(),
@@ -145,6 +140,7 @@ fn department_problems(rows: &DirectoryRows, found: &mut Vec<Problem>) {
         }
     }
     found.extend(parent_cycles(&all));
+    found
 }
 
 /// Finds each loop in the parent links among active departments once.

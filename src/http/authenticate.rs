@@ -66,6 +66,7 @@ pub async fn authenticate(
     .map_err(|e| match e {
         AuthError::Busy(busy) => ApiError::from(busy),
         AuthError::Db(db) => ApiError::from(db),
+        AuthError::Source(problem) => ApiError::SourceMisconfigured(problem.0),
     })?;
     Ok(match outcome {
         AuthOutcome::Success => (

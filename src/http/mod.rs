@@ -16,7 +16,12 @@ use crate::password::{Authenticator, HashingPool, OmflowCredential};
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
+    /// hr-bridge's own state (migrations, lockouts, audit, deletion snapshot).
     pub db: Db,
+    /// The HR data.
+    pub source: crate::source::Source,
+    /// The `/sync` build in progress, shared by concurrent calls.
+    pub sync_flight: crate::directory::SyncFlight,
     pub authenticator: Authenticator,
     pub hashing: HashingPool,
     pub omflow: Arc<OmflowCredential>,

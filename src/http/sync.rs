@@ -1,33 +1,63 @@
 //! `POST /sync`: every active employee and department in OMFLOW's shape.
 
-use axum::body::Bytes;
+use std::io::Read;
+
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use crate::directory;
+use crate::directory::{self, SyncFailure};
 use crate::error::ApiError;
+
+/// Bytes decompressed per chunk of the answer.
+const CHUNK: usize = 64 * 1024;
 
 /// The request body is ignored (OMFLOW may send none, `{}` or anything else), but
 /// taking it as `Bytes` still enforces the body limit.
 pub async fn sync(State(state): State<AppState>, _body: Bytes) -> Result<Response, ApiError> {
-    let payload = directory::serve_sync(&state.db, &state.guard).await?;
+    let (source, db, guard) = (state.source.clone(), state.db.clone(), state.guard);
+    let payload = state
+        .sync_flight
+        .run(move || async move {
+            directory::serve_sync(&source, &db, &guard)
+                .await
+                .map_err(SyncFailure::from)
+        })
+        .await?;
     metrics::gauge!("hr_bridge_sync_users").set(payload.users as f64);
     metrics::gauge!("hr_bridge_sync_groups").set(payload.groups as f64);
-    metrics::gauge!("hr_bridge_sync_bytes").set(payload.json.len() as f64);
+    metrics::gauge!("hr_bridge_sync_bytes").set(payload.bytes as f64);
     tracing::info!(
         users = payload.users,
         groups = payload.groups,
-        bytes = payload.json.len(),
+        bytes = payload.bytes,
         "served sync payload"
     );
+    // The payload is held compressed and shared; each answer decompresses it as
+    // it goes out, so a large directory never sits in memory uncompressed.
+    let length = payload.bytes;
+    let chunks = futures_util::stream::unfold(payload.reader(), |mut reader| async move {
+        let mut chunk = vec![0u8; CHUNK];
+        match reader.read(&mut chunk) {
+            Ok(0) => None,
+            Ok(n) => {
+                chunk.truncate(n);
+                Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), reader))
+            }
+            Err(e) => Some((Err(e), reader)),
+        }
+    });
     Ok((
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        payload.json,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CONTENT_LENGTH, HeaderValue::from(length)),
+        ],
+        Body::from_stream(chunks),
     )
         .into_response())
 }

@@ -12,8 +12,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use secrecy::SecretString;
 
 use super::{hash_argon2id, Argon2Settings, DummyHash, HashingPool, StoredHash};
-use crate::db::{AuditEntry, Db, DbError};
+use crate::db::{AuditEntry, Credentials, Db, DbError};
 use crate::password::Busy;
+use crate::source::{CredentialLookup, Source, SourceError};
 
 /// Longest username looked up; longer ones cannot exist in any backend's schema.
 const MAX_USERNAME_BYTES: usize = 255;
@@ -28,6 +29,8 @@ pub enum FailureReason {
     NoHash,
     /// Too many consecutive failures; the password was not checked.
     Locked,
+    /// The credentials query returned several rows for the name: never guess.
+    Ambiguous,
 }
 
 impl FailureReason {
@@ -38,6 +41,7 @@ impl FailureReason {
             Self::Inactive => "inactive",
             Self::NoHash => "no_hash",
             Self::Locked => "locked",
+            Self::Ambiguous => "ambiguous_user",
         }
     }
 }
@@ -64,6 +68,19 @@ pub enum AuthError {
     Busy(#[from] Busy),
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The mapped credentials query does not fit its contract.
+    #[error(transparent)]
+    Source(crate::source::QueryProblem),
+}
+
+impl From<SourceError> for AuthError {
+    fn from(e: SourceError) -> Self {
+        match e {
+            SourceError::Db(db) => Self::Db(db),
+            SourceError::Query(q) => Self::Source(q),
+            SourceError::Cancelled => Self::Db(DbError::Config(e.to_string())),
+        }
+    }
 }
 
 /// Lockout and hashing policy, from the `auth.*` settings.
@@ -79,7 +96,10 @@ pub struct AuthPolicy {
 /// Checks employee passwords.
 #[derive(Debug, Clone)]
 pub struct Authenticator {
+    /// hr-bridge's own state: lockouts and the audit trail.
     db: Db,
+    /// Where the stored hashes come from.
+    source: Source,
     pool: HashingPool,
     dummy: DummyHash,
     policy: AuthPolicy,
@@ -102,9 +122,16 @@ fn clip(username: &str) -> &str {
 }
 
 impl Authenticator {
-    pub fn new(db: Db, pool: HashingPool, dummy: DummyHash, policy: AuthPolicy) -> Self {
+    pub fn new(
+        db: Db,
+        source: Source,
+        pool: HashingPool,
+        dummy: DummyHash,
+        policy: AuthPolicy,
+    ) -> Self {
         Self {
             db,
+            source,
             pool,
             dummy,
             policy,
@@ -122,10 +149,27 @@ impl Authenticator {
         // Turn a storm away before it costs any database work.
         let admission = self.pool.admit()?;
         let plausible = !username.is_empty() && username.len() <= MAX_USERNAME_BYTES;
-        let credentials = if plausible {
-            self.db.credentials(username).await?
+        let lookup = if plausible {
+            self.source.credentials(username).await?
         } else {
-            None
+            CredentialLookup::NotFound
+        };
+        let ambiguous = lookup == CredentialLookup::Ambiguous;
+        if ambiguous {
+            tracing::warn!(
+                username = clip(username),
+                "source.credentials returned several rows for one username; login refused"
+            );
+        }
+        let credentials = match lookup {
+            CredentialLookup::Found {
+                password_hash,
+                active,
+            } => Some(Credentials {
+                password_hash,
+                active,
+            }),
+            _ => None,
         };
         // Count the attempt before checking it. Unknown names are counted too, so
         // that a lockout's fast answer cannot tell an existing account apart.
@@ -158,7 +202,11 @@ impl Authenticator {
             (None, _) => {
                 let (dummy, checked) = (self.dummy.clone(), password.clone());
                 admission.run(move || dummy.burn(&checked)).await?;
-                AuthOutcome::Failure(FailureReason::UnknownUser)
+                AuthOutcome::Failure(if ambiguous {
+                    FailureReason::Ambiguous
+                } else {
+                    FailureReason::UnknownUser
+                })
             }
             (Some(_), None) => {
                 let (dummy, checked) = (self.dummy.clone(), password.clone());
@@ -178,7 +226,9 @@ impl Authenticator {
         };
         if outcome == AuthOutcome::Success {
             if let (Some(hash), Some(old)) = (stored, credentials.and_then(|c| c.password_hash)) {
-                if hash.needs_rehash(&self.policy.argon2) {
+                if hash.needs_rehash(&self.policy.argon2)
+                    && self.source.queries().update_password.is_some()
+                {
                     self.spawn_rehash(username.to_owned(), old, password, hash.format());
                 }
             }
@@ -237,7 +287,7 @@ impl Authenticator {
         password: SecretString,
         format: &'static str,
     ) {
-        let (db, pool, argon2) = (self.db.clone(), self.pool.clone(), self.policy.argon2);
+        let (source, pool, argon2) = (self.source.clone(), self.pool.clone(), self.policy.argon2);
         tokio::spawn(async move {
             let new = match pool.run(move || hash_argon2id(&password, &argon2)).await {
                 Ok(Ok(new)) => new,
@@ -250,7 +300,7 @@ impl Authenticator {
                     return;
                 }
             };
-            match db.replace_password_hash(&username, &old, &new).await {
+            match source.replace_password_hash(&username, &old, &new).await {
                 Ok(true) => {
                     tracing::info!(%username, from = format, "upgraded password hash to argon2id")
                 }

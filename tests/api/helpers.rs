@@ -240,6 +240,7 @@ fn pool_for(settings: &Settings) -> Db {
         &PoolSettings {
             max_connections: settings.database.max_connections,
             acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_secs),
+            read_only: false,
         },
     )
     .expect("valid URL")

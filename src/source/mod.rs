@@ -1,0 +1,504 @@
+//! Where the HR data comes from. A source is four SQL queries over one database:
+//! employees, departments, memberships, and one user's credentials (plus an
+//! optional compare-and-set UPDATE for rehash-on-login). hr-bridge's own tables are
+//! simply the default mapping; a company's existing HR schema is another one,
+//! configured in `[source]` and read through a SELECT-only user.
+//!
+//! Every query is wrapped so that its columns arrive as text (except `active`,
+//! which keeps its boolean or integer type) and, for the large ones, in the byte
+//! order the payload is written in, so that `/sync` can stream rows instead of
+//! holding them.
+
+mod read;
+pub mod sql;
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use sqlx::{Column, Executor};
+use tokio::sync::OnceCell;
+
+use crate::db::{Backend, Db, DbError};
+pub use read::{Batch, RawRow, Value};
+
+/// A query's place in the configuration and the columns it must return.
+#[derive(Debug, Clone, Copy)]
+pub struct QuerySpec {
+    /// The configuration key, for messages.
+    pub key: &'static str,
+    /// Columns the query must return, read as text.
+    pub required: &'static [&'static str],
+    /// Columns it may return; `active` keeps its own type, others are text.
+    pub optional: &'static [&'static str],
+}
+
+pub const EMPLOYEES: QuerySpec = QuerySpec {
+    key: "source.employees",
+    required: &[
+        "username",
+        "email",
+        "nick_name",
+        "ad_no",
+        "company",
+        "phone1",
+        "phone2",
+        "extension_no",
+        "gender",
+    ],
+    optional: &["active"],
+};
+pub const DEPARTMENTS: QuerySpec = QuerySpec {
+    key: "source.departments",
+    required: &["group_no", "display_name", "parent_group_no"],
+    optional: &["active"],
+};
+pub const MEMBERSHIPS: QuerySpec = QuerySpec {
+    key: "source.memberships",
+    required: &["group_no", "username"],
+    optional: &[],
+};
+pub const CREDENTIALS: QuerySpec = QuerySpec {
+    key: "source.credentials",
+    required: &["password_hash"],
+    optional: &["active", "username"],
+};
+
+/// The parameters `source.update_password` may use.
+const UPDATE_PARAMS: [&str; 3] = ["username", "old_hash", "new_hash"];
+
+/// The built-in schema, written as the mapping a user could have written.
+pub mod built_in {
+    pub const EMPLOYEES: &str = "SELECT username, email, nick_name, ad_no, company, phone1, \
+        phone2, extension_no, gender, active FROM employees";
+    pub const DEPARTMENTS: &str =
+        "SELECT group_no, display_name, parent_group_no, active FROM departments";
+    pub const MEMBERSHIPS: &str = "SELECT group_no, username FROM department_members";
+    pub const CREDENTIALS: &str =
+        "SELECT username, password_hash, active FROM employees WHERE username = :username";
+    pub const UPDATE_PASSWORD: &str = "UPDATE employees SET password_hash = :new_hash \
+        WHERE username = :username AND password_hash = :old_hash";
+}
+
+/// The four queries (and the optional update), as configured or built in.
+#[derive(Debug, Clone)]
+pub struct Queries {
+    pub employees: String,
+    pub departments: String,
+    pub memberships: String,
+    pub credentials: String,
+    pub update_password: Option<String>,
+    /// True when any query was configured: the HR database is then someone
+    /// else's, read-only to hr-bridge.
+    pub mapped: bool,
+}
+
+impl Queries {
+    pub fn built_in() -> Self {
+        Self {
+            employees: built_in::EMPLOYEES.into(),
+            departments: built_in::DEPARTMENTS.into(),
+            memberships: built_in::MEMBERSHIPS.into(),
+            credentials: built_in::CREDENTIALS.into(),
+            update_password: Some(built_in::UPDATE_PASSWORD.into()),
+            mapped: false,
+        }
+    }
+
+    /// From `[source]`: unset keys keep the built-in query. With any key set the
+    /// source counts as mapped, and rehash-on-login needs `update_password`.
+    pub fn from_settings(settings: &crate::config::SourceSettings) -> Self {
+        let mapped = settings.is_mapped();
+        let pick = |value: &Option<String>, default: &str| {
+            value
+                .as_deref()
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or(default)
+                .to_owned()
+        };
+        Self {
+            employees: pick(&settings.employees, built_in::EMPLOYEES),
+            departments: pick(&settings.departments, built_in::DEPARTMENTS),
+            memberships: pick(&settings.memberships, built_in::MEMBERSHIPS),
+            credentials: pick(&settings.credentials, built_in::CREDENTIALS),
+            update_password: if mapped {
+                settings.update_password.clone()
+            } else {
+                Some(built_in::UPDATE_PASSWORD.into())
+            },
+            mapped,
+        }
+    }
+}
+
+/// Which optional columns each query returns, learnt by describing it.
+#[derive(Debug, Clone, Default)]
+pub struct Shape {
+    pub employees_active: bool,
+    pub departments_active: bool,
+    pub credentials_active: bool,
+    pub credentials_username: bool,
+}
+
+/// A query that does not fit its contract, worded as one line naming the key.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct QueryProblem(pub String);
+
+/// Errors of the source.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Query(#[from] QueryProblem),
+    /// The consumer of the rows went away (the build was abandoned).
+    #[error("the directory read was abandoned")]
+    Cancelled,
+}
+
+impl From<sqlx::Error> for SourceError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+/// What a password check learns about one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialLookup {
+    NotFound,
+    /// The credentials query returned several rows: never guess which.
+    Ambiguous,
+    Found {
+        password_hash: Option<String>,
+        active: bool,
+    },
+}
+
+/// The HR data source: its database and queries.
+#[derive(Debug, Clone)]
+pub struct Source {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: Db,
+    queries: Queries,
+    shape: OnceCell<Shape>,
+    /// For SQLite, the file `rusqlite` opens read-only for the large reads.
+    sqlite_path: Option<std::path::PathBuf>,
+}
+
+impl Source {
+    pub fn new(db: Db, queries: Queries, url: &SecretString) -> Result<Self, DbError> {
+        let sqlite_path = match db.backend() {
+            Backend::Sqlite => Some(read::sqlite_path(url)?),
+            _ => None,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                queries,
+                shape: OnceCell::new(),
+                sqlite_path,
+            }),
+        })
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    pub fn queries(&self) -> &Queries {
+        &self.inner.queries
+    }
+
+    /// True when the HR database is a company's own schema (read-only to us).
+    pub fn is_mapped(&self) -> bool {
+        self.inner.queries.mapped
+    }
+
+    /// Describes every query once (without fetching rows) and checks its columns;
+    /// the result is kept, so later calls cost nothing.
+    pub async fn shape(&self) -> Result<Shape, SourceError> {
+        self.inner
+            .shape
+            .get_or_try_init(|| self.describe_all())
+            .await
+            .cloned()
+    }
+
+    async fn describe_all(&self) -> Result<Shape, SourceError> {
+        let q = &self.inner.queries;
+        let employees = self.describe(&EMPLOYEES, &q.employees, &[]).await?;
+        let departments = self.describe(&DEPARTMENTS, &q.departments, &[]).await?;
+        self.describe(&MEMBERSHIPS, &q.memberships, &[]).await?;
+        let credentials = self
+            .describe(&CREDENTIALS, &q.credentials, &["username"])
+            .await?;
+        if let Some(update) = &q.update_password {
+            let bound = sql::bind_named(update, &UPDATE_PARAMS, self.db().backend());
+            for (i, name) in UPDATE_PARAMS.iter().enumerate() {
+                if !bound.order.contains(&i) {
+                    return Err(QueryProblem(format!(
+                        "source.update_password must use :{name} (it is run as a \
+                         compare-and-set: UPDATE … SET hash = :new_hash WHERE login = \
+                         :username AND hash = :old_hash)"
+                    ))
+                    .into());
+                }
+            }
+        }
+        let has = |cols: &[String], name: &str| cols.iter().any(|c| c == name);
+        Ok(Shape {
+            employees_active: has(&employees, "active"),
+            departments_active: has(&departments, "active"),
+            credentials_active: has(&credentials, "active"),
+            credentials_username: has(&credentials, "username"),
+        })
+    }
+
+    /// The column names `text` returns, checked against `spec`.
+    async fn describe(
+        &self,
+        spec: &QuerySpec,
+        text: &str,
+        params: &[&str],
+    ) -> Result<Vec<String>, SourceError> {
+        let backend = self.db().backend();
+        let bound = sql::bind_named(text, params, backend);
+        if spec.key == CREDENTIALS.key && bound.order.is_empty() {
+            return Err(QueryProblem(
+                "source.credentials must select one user with the placeholder :username \
+                 (for example `WHERE login = :username`)"
+                    .into(),
+            )
+            .into());
+        }
+        let described = match self.db() {
+            Db::Postgres(pool) => pool
+                .describe(&bound.sql)
+                .await
+                .map(|d| column_names(d.columns())),
+            Db::MySql(pool) => pool
+                .describe(&bound.sql)
+                .await
+                .map(|d| column_names(d.columns())),
+            Db::Sqlite(pool) => pool
+                .describe(&bound.sql)
+                .await
+                .map(|d| column_names(d.columns())),
+        };
+        let columns = match described {
+            Ok(columns) => columns,
+            Err(e) => {
+                let db = DbError::from(e);
+                if matches!(db, DbError::Unavailable(_)) {
+                    return Err(db.into());
+                }
+                return Err(QueryProblem(format!(
+                    "{} fails: {}",
+                    spec.key,
+                    one_line(&db.to_string())
+                ))
+                .into());
+            }
+        };
+        check_columns(spec, &columns)?;
+        Ok(columns)
+    }
+
+    /// Checks every query as `hr-bridge check` and `serve` do before serving:
+    /// describes it (columns), then runs it once fetching at most one row (the
+    /// credentials query with a username that cannot exist), so that a missing
+    /// table, column or SELECT right is named now rather than at the first sync.
+    pub async fn check(&self) -> Result<Shape, SourceError> {
+        let shape = self.shape().await?;
+        let backend = self.db().backend();
+        let plan = read::ReadPlan::new(backend, &self.inner.queries, &shape);
+        for (spec, sql) in [
+            (&DEPARTMENTS, &plan.departments),
+            (&EMPLOYEES, &plan.employees),
+            (&MEMBERSHIPS, &plan.memberships),
+        ] {
+            let probe = format!(
+                "SELECT * FROM ({}) AS hrb_probe LIMIT 1",
+                sql::as_subquery(sql)
+            );
+            read::execute_probe(self.db(), &probe)
+                .await
+                .map_err(|e| name_failure(spec, e))?;
+        }
+        self.credentials("hr-bridge check: no such user")
+            .await
+            .map_err(|e| name_failure(&CREDENTIALS, e))?;
+        Ok(shape)
+    }
+
+    /// The stored hash and status of exactly `username` (byte for byte), or why
+    /// there is none to check.
+    pub async fn credentials(&self, username: &str) -> Result<CredentialLookup, SourceError> {
+        let backend = self.db().backend();
+        // PostgreSQL text cannot hold NUL, so no such user can exist; asking would
+        // only earn an encoding error.
+        if username.contains('\0') && backend == Backend::Postgres {
+            return Ok(CredentialLookup::NotFound);
+        }
+        let shape = self.shape().await?;
+        let bound = sql::bind_named(&self.inner.queries.credentials, &["username"], backend);
+        let mut text = vec!["password_hash"];
+        if shape.credentials_username {
+            text.push("username");
+        }
+        let raw: &[&str] = if shape.credentials_active {
+            &["active"]
+        } else {
+            &[]
+        };
+        // Three rows are enough to tell one from several.
+        let wrapped = sql::wrap(backend, &bound.sql, &text, raw, &[], Some(3));
+        let rows =
+            read::fetch_credentials(self.db(), &wrapped, bound.order.len(), username).await?;
+        let mut matching = rows.into_iter().filter(|row| {
+            // When the query returns the username, only an exact match counts,
+            // whatever the database's collation thinks.
+            !shape.credentials_username
+                || matches!(&row.values[1], Value::Text(found) if found == username)
+        });
+        let Some(first) = matching.next() else {
+            return Ok(CredentialLookup::NotFound);
+        };
+        if matching.next().is_some() {
+            return Ok(CredentialLookup::Ambiguous);
+        }
+        let password_hash = match &first.values[0] {
+            Value::Text(hash) => Some(hash.clone()),
+            _ => None,
+        };
+        let active = if shape.credentials_active {
+            first.values.last().and_then(Value::as_active) == Some(true)
+        } else {
+            true
+        };
+        Ok(CredentialLookup::Found {
+            password_hash,
+            active,
+        })
+    }
+
+    /// Replaces `old` by `new` for `username` as a compare-and-set; false when the
+    /// hash changed meanwhile or no update query is configured.
+    pub async fn replace_password_hash(
+        &self,
+        username: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, SourceError> {
+        let Some(update) = &self.inner.queries.update_password else {
+            return Ok(false);
+        };
+        let bound = sql::bind_named(update, &UPDATE_PARAMS, self.db().backend());
+        let values = [username, old, new];
+        let args: Vec<&str> = bound.order.iter().map(|&i| values[i]).collect();
+        Ok(read::execute(self.db(), &bound.sql, &args).await? > 0)
+    }
+
+    /// Streams the directory (departments, then employees and memberships in
+    /// byte order) into `sink`, all read in one consistent snapshot.
+    pub async fn read_directory(
+        &self,
+        sink: tokio::sync::mpsc::Sender<Batch>,
+    ) -> Result<(), SourceError> {
+        let shape = self.shape().await?;
+        let plan = read::ReadPlan::new(self.db().backend(), &self.inner.queries, &shape);
+        match (self.db(), &self.inner.sqlite_path) {
+            (Db::Sqlite(_), Some(path)) => read::sqlite_directory(path.clone(), plan, sink).await,
+            (db, _) => read::sqlx_directory(db, &plan, sink).await,
+        }
+    }
+}
+
+/// A query that fails to run becomes a problem naming its key (an unreachable
+/// database stays an outage).
+fn name_failure(spec: &QuerySpec, e: SourceError) -> SourceError {
+    match e {
+        SourceError::Db(DbError::Query(inner)) => QueryProblem(format!(
+            "{} fails: {}",
+            spec.key,
+            one_line(&inner.to_string())
+        ))
+        .into(),
+        other => other,
+    }
+}
+
+fn column_names<C: Column>(columns: &[C]) -> Vec<String> {
+    columns.iter().map(|c| c.name().to_owned()).collect()
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Refuses a missing required column, an unknown extra one, or a duplicate.
+pub fn check_columns(spec: &QuerySpec, columns: &[String]) -> Result<(), QueryProblem> {
+    for required in spec.required {
+        if !columns.iter().any(|c| c == required) {
+            return Err(QueryProblem(format!(
+                "{} returns no column {required:?} (it must return {}{})",
+                spec.key,
+                spec.required.join(", "),
+                if spec.optional.is_empty() {
+                    String::new()
+                } else {
+                    format!(", and optionally {}", spec.optional.join(", "))
+                }
+            )));
+        }
+    }
+    for (i, column) in columns.iter().enumerate() {
+        if !spec.required.contains(&column.as_str()) && !spec.optional.contains(&column.as_str()) {
+            return Err(QueryProblem(format!(
+                "{} returns an unknown column {column:?} (allowed: {}{}); rename it with AS \
+                 or leave it out",
+                spec.key,
+                spec.required.join(", "),
+                if spec.optional.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", spec.optional.join(", "))
+                }
+            )));
+        }
+        if columns[..i].contains(column) {
+            return Err(QueryProblem(format!(
+                "{} returns the column {column:?} twice",
+                spec.key
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Opens the HR source for `settings`: the built-in tables share the state pool
+/// when they live in the same database; a mapped source gets its own pool whose
+/// connections are read-only.
+pub fn open(settings: &crate::config::Settings, state: &Db) -> Result<Source, DbError> {
+    let queries = Queries::from_settings(&settings.source);
+    let url = &settings.database.url;
+    let db = if !queries.mapped && !settings.has_separate_state() {
+        state.clone()
+    } else {
+        Db::connect_lazy(
+            url,
+            &crate::db::PoolSettings {
+                max_connections: settings.database.max_connections,
+                acquire_timeout: std::time::Duration::from_secs(
+                    settings.database.acquire_timeout_secs,
+                ),
+                read_only: queries.mapped,
+            },
+        )?
+    };
+    Source::new(db, queries, url)
+}

@@ -1,0 +1,470 @@
+//! Running the wrapped queries and turning each cell into a [`Value`], forgiving
+//! about types (numbers become text, `active` may be 0/1) but never about bytes:
+//! text that is not UTF-8 arrives as [`Value::Invalid`] for validation to report.
+//!
+//! PostgreSQL and MySQL rows stream through sqlx on one connection inside one
+//! repeatable-read, read-only transaction. SQLite rows are read with `rusqlite` on
+//! a blocking thread from a read-only connection (sqlx hands SQLite rows across a
+//! thread one at a time, which would dominate a large read).
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use futures_util::TryStreamExt;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::{Row, TypeInfo, ValueRef};
+use tokio::sync::mpsc::Sender;
+
+use super::{sql, Queries, Shape, SourceError, DEPARTMENTS, EMPLOYEES, MEMBERSHIPS};
+use crate::db::{Backend, Db, DbError};
+
+/// One cell as read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Text(String),
+    /// Text whose bytes are not UTF-8 (SQLite stores whatever it is given).
+    Invalid(Vec<u8>),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    /// A value of a type that has no text form here (named for the message).
+    Other(String),
+}
+
+impl Value {
+    /// The value of an `active` column: a boolean, or the integers 0 and 1.
+    pub fn as_active(&self) -> Option<bool> {
+        match self {
+            Self::Bool(b) => Some(*b),
+            Self::Int(0) => Some(false),
+            Self::Int(1) => Some(true),
+            _ => None,
+        }
+    }
+}
+
+/// One row, cells in the order of the [`ReadPlan`]'s columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawRow {
+    pub values: Vec<Value>,
+}
+
+/// Rows on their way from the database to the payload builder, in this order:
+/// every department, then employees by username, then memberships by group_no
+/// and username (byte order).
+#[derive(Debug)]
+pub enum Batch {
+    Departments(Vec<RawRow>),
+    Employees(Vec<RawRow>),
+    Memberships(Vec<RawRow>),
+}
+
+/// Rows per batch handed to the builder.
+const BATCH: usize = 2048;
+
+/// The three wrapped directory queries and whether each has `active`.
+#[derive(Debug, Clone)]
+pub struct ReadPlan {
+    pub departments: String,
+    pub employees: String,
+    pub memberships: String,
+}
+
+impl ReadPlan {
+    pub fn new(backend: Backend, queries: &Queries, shape: &Shape) -> Self {
+        let active = |has: bool| -> &'static [&'static str] {
+            if has {
+                &["active"]
+            } else {
+                &[]
+            }
+        };
+        Self {
+            departments: sql::wrap(
+                backend,
+                &queries.departments,
+                DEPARTMENTS.required,
+                active(shape.departments_active),
+                &[],
+                None,
+            ),
+            employees: sql::wrap(
+                backend,
+                &queries.employees,
+                EMPLOYEES.required,
+                active(shape.employees_active),
+                &["username"],
+                None,
+            ),
+            memberships: sql::wrap(
+                backend,
+                &queries.memberships,
+                MEMBERSHIPS.required,
+                &[],
+                &["group_no", "username"],
+                None,
+            ),
+        }
+    }
+}
+
+/// Text cells come as bytes: UTF-8 becomes text, anything else is kept to report.
+fn text_value(bytes: Option<Vec<u8>>) -> Value {
+    match bytes {
+        None => Value::Null,
+        Some(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => Value::Text(text),
+            Err(e) => Value::Invalid(e.into_bytes()),
+        },
+    }
+}
+
+/// Decodes a sqlx row: `text` leading text columns, then the raw ones.
+fn decode_row<R>(row: &R, text: usize) -> RawRow
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> Option<Vec<u8>>: sqlx::Decode<'r, R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i32>: sqlx::Decode<'r, R::Database>,
+    for<'r> Option<i16>: sqlx::Decode<'r, R::Database>,
+    for<'r> Option<bool>: sqlx::Decode<'r, R::Database>,
+{
+    let mut values = Vec::with_capacity(row.len());
+    for i in 0..row.len() {
+        if i < text {
+            values.push(text_value(row.try_get_unchecked(i).ok().flatten()));
+            continue;
+        }
+        values.push(raw_value(row, i));
+    }
+    RawRow { values }
+}
+
+/// An `active` cell: booleans and integers as such, text kept for the message.
+fn raw_value<R>(row: &R, i: usize) -> Value
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> Option<Vec<u8>>: sqlx::Decode<'r, R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database>,
+    for<'r> Option<i32>: sqlx::Decode<'r, R::Database>,
+    for<'r> Option<i16>: sqlx::Decode<'r, R::Database>,
+    for<'r> Option<bool>: sqlx::Decode<'r, R::Database>,
+{
+    let Ok(raw) = row.try_get_raw(i) else {
+        return Value::Null;
+    };
+    if raw.is_null() {
+        return Value::Null;
+    }
+    let type_name = raw.type_info().name().to_ascii_uppercase();
+    let int = |v: Option<i64>| v.map_or(Value::Null, Value::Int);
+    match type_name.as_str() {
+        "BOOL" => row
+            .try_get_unchecked::<Option<bool>, _>(i)
+            .ok()
+            .flatten()
+            .map_or(Value::Null, Value::Bool),
+        "INT2" => int(row
+            .try_get_unchecked::<Option<i16>, _>(i)
+            .ok()
+            .flatten()
+            .map(i64::from)),
+        "INT4" => int(row
+            .try_get_unchecked::<Option<i32>, _>(i)
+            .ok()
+            .flatten()
+            .map(i64::from)),
+        "INT8" | "BOOLEAN" | "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "BIGINT"
+        | "INTEGER" | "TINYINT UNSIGNED" | "SMALLINT UNSIGNED" | "MEDIUMINT UNSIGNED"
+        | "INT UNSIGNED" => int(row.try_get_unchecked::<Option<i64>, _>(i).ok().flatten()),
+        "TEXT" | "VARCHAR" | "CHAR" | "BPCHAR" | "NAME" | "TINYTEXT" | "MEDIUMTEXT"
+        | "LONGTEXT" | "ENUM" => text_value(row.try_get_unchecked(i).ok().flatten()),
+        other => Value::Other(other.to_lowercase()),
+    }
+}
+
+/// Sends rows in batches; a closed channel means the builder gave up.
+struct Batcher<'a> {
+    sink: &'a Sender<Batch>,
+    make: fn(Vec<RawRow>) -> Batch,
+    rows: Vec<RawRow>,
+}
+
+impl<'a> Batcher<'a> {
+    fn new(sink: &'a Sender<Batch>, make: fn(Vec<RawRow>) -> Batch) -> Self {
+        Self {
+            sink,
+            make,
+            rows: Vec::with_capacity(BATCH),
+        }
+    }
+
+    async fn push(&mut self, row: RawRow) -> Result<(), SourceError> {
+        self.rows.push(row);
+        if self.rows.len() >= BATCH {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), SourceError> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::replace(&mut self.rows, Vec::with_capacity(BATCH));
+        self.sink
+            .send((self.make)(rows))
+            .await
+            .map_err(|_| SourceError::Cancelled)
+    }
+
+    fn blocking_push(&mut self, row: RawRow) -> Result<(), SourceError> {
+        self.rows.push(row);
+        if self.rows.len() >= BATCH {
+            self.blocking_flush()?;
+        }
+        Ok(())
+    }
+
+    fn blocking_flush(&mut self) -> Result<(), SourceError> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::replace(&mut self.rows, Vec::with_capacity(BATCH));
+        self.sink
+            .blocking_send((self.make)(rows))
+            .map_err(|_| SourceError::Cancelled)
+    }
+}
+
+/// Streams one wrapped query into batches.
+macro_rules! stream_query {
+    ($conn:expr, $sql:expr, $text:expr, $batcher:expr) => {{
+        let mut rows = sqlx::query($sql).fetch(&mut *$conn);
+        while let Some(row) = rows.try_next().await? {
+            $batcher.push(decode_row(&row, $text)).await?;
+        }
+        $batcher.flush().await?;
+    }};
+}
+
+/// The directory through sqlx (PostgreSQL, MySQL): one connection, one snapshot.
+pub async fn sqlx_directory(
+    db: &Db,
+    plan: &ReadPlan,
+    sink: Sender<Batch>,
+) -> Result<(), SourceError> {
+    let departments_text = DEPARTMENTS.required.len();
+    let employees_text = EMPLOYEES.required.len();
+    let members_text = MEMBERSHIPS.required.len();
+    match db {
+        Db::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+            let mut b = Batcher::new(&sink, Batch::Departments);
+            stream_query!(tx, &plan.departments, departments_text, b);
+            let mut b = Batcher::new(&sink, Batch::Employees);
+            stream_query!(tx, &plan.employees, employees_text, b);
+            let mut b = Batcher::new(&sink, Batch::Memberships);
+            stream_query!(tx, &plan.memberships, members_text, b);
+            tx.commit().await?;
+        }
+        Db::MySql(pool) => {
+            let mut conn = pool.acquire().await?;
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+                .execute(&mut *conn)
+                .await?;
+            let read = async {
+                let mut b = Batcher::new(&sink, Batch::Departments);
+                stream_query!(conn, &plan.departments, departments_text, b);
+                let mut b = Batcher::new(&sink, Batch::Employees);
+                stream_query!(conn, &plan.employees, employees_text, b);
+                let mut b = Batcher::new(&sink, Batch::Memberships);
+                stream_query!(conn, &plan.memberships, members_text, b);
+                Ok::<_, SourceError>(())
+            }
+            .await;
+            // End the transaction either way before the connection goes back.
+            let ended = sqlx::query(if read.is_ok() { "COMMIT" } else { "ROLLBACK" })
+                .execute(&mut *conn)
+                .await;
+            read?;
+            ended?;
+        }
+        Db::Sqlite(_) => {
+            return Err(SourceError::Db(DbError::Config(
+                "SQLite directory reads go through the read-only file connection".into(),
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// The file behind a `sqlite:` URL.
+pub fn sqlite_path(url: &SecretString) -> Result<PathBuf, DbError> {
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url.expose_secret())
+        .map_err(|e| DbError::Config(format!("database.url is not valid: {e}")))?;
+    Ok(options.get_filename().to_path_buf())
+}
+
+fn sqlite_value(value: rusqlite::types::ValueRef<'_>) -> Value {
+    use rusqlite::types::ValueRef as V;
+    match value {
+        V::Null => Value::Null,
+        V::Integer(i) => Value::Int(i),
+        V::Real(f) => Value::Float(f),
+        V::Text(bytes) | V::Blob(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) => Value::Text(text.to_owned()),
+            Err(_) => Value::Invalid(bytes.to_vec()),
+        },
+    }
+}
+
+fn sqlite_error(e: rusqlite::Error) -> SourceError {
+    let busy = matches!(
+        &e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy
+                | rusqlite::ErrorCode::DatabaseLocked
+                | rusqlite::ErrorCode::CannotOpen)
+    );
+    let message = e.to_string();
+    let inner = sqlx::Error::Protocol(format!("sqlite: {message}"));
+    if busy {
+        SourceError::Db(DbError::Unavailable(inner))
+    } else {
+        SourceError::Db(DbError::Query(inner))
+    }
+}
+
+/// The directory from a SQLite file, read-only, in one read transaction.
+pub async fn sqlite_directory(
+    path: PathBuf,
+    plan: ReadPlan,
+    sink: Sender<Batch>,
+) -> Result<(), SourceError> {
+    tokio::task::spawn_blocking(move || {
+        use rusqlite::OpenFlags;
+        let conn = rusqlite::Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(sqlite_error)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sqlite_error)?;
+        conn.execute_batch("BEGIN").map_err(sqlite_error)?;
+        let steps: [(&str, fn(Vec<RawRow>) -> Batch); 3] = [
+            (&plan.departments, Batch::Departments),
+            (&plan.employees, Batch::Employees),
+            (&plan.memberships, Batch::Memberships),
+        ];
+        for (sql, make) in steps {
+            let mut statement = conn.prepare(sql).map_err(sqlite_error)?;
+            let width = statement.column_count();
+            let mut rows = statement.query([]).map_err(sqlite_error)?;
+            let mut batcher = Batcher::new(&sink, make);
+            while let Some(row) = rows.next().map_err(sqlite_error)? {
+                let mut values = Vec::with_capacity(width);
+                for i in 0..width {
+                    values.push(sqlite_value(row.get_ref(i).map_err(sqlite_error)?));
+                }
+                batcher.blocking_push(RawRow { values })?;
+            }
+            batcher.blocking_flush()?;
+        }
+        conn.execute_batch("COMMIT").map_err(sqlite_error)?;
+        Ok(())
+    })
+    .await
+    .map_err(|e| SourceError::Db(DbError::Query(sqlx::Error::Protocol(e.to_string()))))?
+}
+
+/// Runs the wrapped credentials query with `username` bound `params` times.
+pub async fn fetch_credentials(
+    db: &Db,
+    sql: &str,
+    params: usize,
+    username: &str,
+) -> Result<Vec<RawRow>, SourceError> {
+    // Column order of the wrapper: password_hash, [username], [active].
+    macro_rules! fetch {
+        ($pool:expr) => {{
+            let mut query = sqlx::query(sql);
+            for _ in 0..params {
+                query = query.bind(username);
+            }
+            let rows = query.fetch_all($pool).await?;
+            rows.iter()
+                .map(|row| credential_row(row))
+                .collect::<Vec<RawRow>>()
+        }};
+    }
+    Ok(match db {
+        Db::Postgres(pool) => fetch!(pool),
+        Db::MySql(pool) => fetch!(pool),
+        Db::Sqlite(pool) => fetch!(pool),
+    })
+}
+
+/// Credentials rows: text cells then, if present, `active` (the last column).
+fn credential_row<R>(row: &R) -> RawRow
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> Option<Vec<u8>>: sqlx::Decode<'r, R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i32>: sqlx::Decode<'r, R::Database>,
+    for<'r> Option<i16>: sqlx::Decode<'r, R::Database>,
+    for<'r> Option<bool>: sqlx::Decode<'r, R::Database>,
+{
+    let text = row
+        .columns()
+        .iter()
+        .filter(|c| sqlx::Column::name(*c) != "active")
+        .count();
+    decode_row(row, text)
+}
+
+/// Runs a statement with text parameters; returns the rows affected.
+pub async fn execute(db: &Db, sql: &str, args: &[&str]) -> Result<u64, SourceError> {
+    macro_rules! run {
+        ($pool:expr) => {{
+            let mut query = sqlx::query(sql);
+            for arg in args {
+                query = query.bind(*arg);
+            }
+            query.execute($pool).await?.rows_affected()
+        }};
+    }
+    Ok(match db {
+        Db::Postgres(pool) => run!(pool),
+        Db::MySql(pool) => run!(pool),
+        Db::Sqlite(pool) => run!(pool),
+    })
+}
+
+/// Runs `sql` and fetches at most its first row (a probe of a wrapped query).
+pub async fn execute_probe(db: &Db, sql: &str) -> Result<(), SourceError> {
+    match db {
+        Db::Postgres(pool) => {
+            sqlx::query(sql).fetch_optional(pool).await?;
+        }
+        Db::MySql(pool) => {
+            sqlx::query(sql).fetch_optional(pool).await?;
+        }
+        Db::Sqlite(pool) => {
+            sqlx::query(sql).fetch_optional(pool).await?;
+        }
+    }
+    Ok(())
+}
