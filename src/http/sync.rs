@@ -20,10 +20,13 @@ pub async fn sync(State(state): State<AppState>, _body: Bytes) -> Result<Respons
     let (source, db, guard) = (state.source.clone(), state.db.clone(), state.guard);
     let payload = state
         .sync_flight
-        .run(move || async move {
-            directory::serve_sync(&source, &db, &guard)
-                .await
-                .map_err(SyncFailure::from)
+        .run(move || {
+            metrics::counter!("hr_bridge_sync_builds_total").increment(1);
+            async move {
+                directory::serve_sync(&source, &db, &guard)
+                    .await
+                    .map_err(SyncFailure::from)
+            }
         })
         .await?;
     metrics::gauge!("hr_bridge_sync_users").set(payload.users as f64);

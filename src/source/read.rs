@@ -60,6 +60,9 @@ pub enum Batch {
     Memberships(Vec<RawRow>),
 }
 
+/// Makes a [`Batch`] of one kind from rows.
+type MakeBatch = fn(Vec<RawRow>) -> Batch;
+
 /// Rows per batch handed to the builder.
 const BATCH: usize = 2048;
 
@@ -189,12 +192,12 @@ where
 /// Sends rows in batches; a closed channel means the builder gave up.
 struct Batcher<'a> {
     sink: &'a Sender<Batch>,
-    make: fn(Vec<RawRow>) -> Batch,
+    make: MakeBatch,
     rows: Vec<RawRow>,
 }
 
 impl<'a> Batcher<'a> {
-    fn new(sink: &'a Sender<Batch>, make: fn(Vec<RawRow>) -> Batch) -> Self {
+    fn new(sink: &'a Sender<Batch>, make: MakeBatch) -> Self {
         Self {
             sink,
             make,
@@ -363,7 +366,7 @@ pub async fn sqlite_directory(
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(sqlite_error)?;
         conn.execute_batch("BEGIN").map_err(sqlite_error)?;
-        let steps: [(&str, fn(Vec<RawRow>) -> Batch); 3] = [
+        let steps: [(&str, MakeBatch); 3] = [
             (&plan.departments, Batch::Departments),
             (&plan.employees, Batch::Employees),
             (&plan.memberships, Batch::Memberships),

@@ -15,4 +15,5 @@ mod import;
 mod lockout;
 mod metrics;
 mod sync;
+mod sync_data;
 mod tls;
