@@ -370,12 +370,8 @@ async fn seed(
         bail!("the database already holds employees or departments; seeding needs an empty one");
     }
     let hash = hash_off_runtime(password.clone(), settings).await?;
-    db.insert_directory(
-        &org.departments,
-        &org.employees_with_hash(&hash),
-        &org.memberships,
-    )
-    .await?;
+    db.insert_directory(&org.departments, org.chunks, &hash)
+        .await?;
     Ok(())
 }
 

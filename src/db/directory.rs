@@ -45,13 +45,13 @@ impl Db {
         Ok(count == 0)
     }
 
-    /// Inserts a whole organisation in one transaction with multi-row INSERTs.
-    /// Departments must come parents first.
+    /// Inserts a whole organisation in one transaction with multi-row INSERTs,
+    /// chunk by chunk, every employee with `hash`. Departments come parents first.
     pub async fn insert_directory(
         &self,
         departments: &[DepartmentRow],
-        employees: &[(EmployeeRow, Option<String>)],
-        memberships: &[MembershipRow],
+        chunks: impl Iterator<Item = (Vec<EmployeeRow>, Vec<MembershipRow>)>,
+        hash: &str,
     ) -> Result<(), DbError> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -68,33 +68,35 @@ impl Db {
                 });
                 qb.build().execute(&mut *conn).await?;
             }
-            for chunk in employees.chunks(INSERT_CHUNK) {
-                let mut qb = QueryBuilder::new(
-                    "INSERT INTO employees (username, email, nick_name, ad_no, company, phone1, \
-                     phone2, extension_no, gender, password_hash, active) ",
-                );
-                qb.push_values(chunk, |mut b, (e, hash)| {
-                    b.push_bind(&e.username)
-                        .push_bind(&e.email)
-                        .push_bind(&e.nick_name)
-                        .push_bind(&e.ad_no)
-                        .push_bind(&e.company)
-                        .push_bind(&e.phone1)
-                        .push_bind(&e.phone2)
-                        .push_bind(&e.extension_no)
-                        .push_bind(&e.gender)
-                        .push_bind(hash)
-                        .push_bind(e.active);
-                });
-                qb.build().execute(&mut *conn).await?;
-            }
-            for chunk in memberships.chunks(INSERT_CHUNK) {
-                let mut qb =
-                    QueryBuilder::new("INSERT INTO department_members (group_no, username) ");
-                qb.push_values(chunk, |mut b, m| {
-                    b.push_bind(&m.group_no).push_bind(&m.username);
-                });
-                qb.build().execute(&mut *conn).await?;
+            for (employees, memberships) in chunks {
+                for chunk in employees.chunks(INSERT_CHUNK) {
+                    let mut qb = QueryBuilder::new(
+                        "INSERT INTO employees (username, email, nick_name, ad_no, company, phone1, \
+                         phone2, extension_no, gender, password_hash, active) ",
+                    );
+                    qb.push_values(chunk, |mut b, e| {
+                        b.push_bind(&e.username)
+                            .push_bind(&e.email)
+                            .push_bind(&e.nick_name)
+                            .push_bind(&e.ad_no)
+                            .push_bind(&e.company)
+                            .push_bind(&e.phone1)
+                            .push_bind(&e.phone2)
+                            .push_bind(&e.extension_no)
+                            .push_bind(&e.gender)
+                            .push_bind(hash)
+                            .push_bind(e.active);
+                    });
+                    qb.build().execute(&mut *conn).await?;
+                }
+                for chunk in memberships.chunks(INSERT_CHUNK) {
+                    let mut qb =
+                        QueryBuilder::new("INSERT INTO department_members (group_no, username) ");
+                    qb.push_values(chunk, |mut b, m| {
+                        b.push_bind(&m.group_no).push_bind(&m.username);
+                    });
+                    qb.build().execute(&mut *conn).await?;
+                }
             }
             tx.commit().await?;
             Ok(())

@@ -3,23 +3,19 @@
 
 use crate::db::{DepartmentRow, EmployeeRow, MembershipRow};
 
+/// Employees with their memberships, inserted together.
+pub type EmployeeChunk = (Vec<EmployeeRow>, Vec<MembershipRow>);
+
+/// Employees generated per chunk: a million-person organisation is inserted
+/// without ever being held in memory at once.
+const CHUNK: usize = 5_000;
+
 /// An organisation ready to insert; every employee gets the same password hash.
-#[derive(Debug, Default)]
 pub struct Organisation {
     /// Parents before children, as inserts need them.
     pub departments: Vec<DepartmentRow>,
-    pub employees: Vec<EmployeeRow>,
-    pub memberships: Vec<MembershipRow>,
-}
-
-impl Organisation {
-    /// Employees paired with the shared hash, as [`crate::db::Db::insert_directory`] takes them.
-    pub fn employees_with_hash(&self, hash: &str) -> Vec<(EmployeeRow, Option<String>)> {
-        self.employees
-            .iter()
-            .map(|e| (e.clone(), Some(hash.to_owned())))
-            .collect()
-    }
+    /// Employees and their memberships, generated as they are inserted.
+    pub chunks: Box<dyn Iterator<Item = EmployeeChunk> + Send>,
 }
 
 fn department(group_no: &str, display_name: &str, parent: Option<&str>) -> DepartmentRow {
@@ -69,22 +65,22 @@ pub fn sample() -> Organisation {
         ("ivan", "Ivan Petrov", "male", "FIN"),
         ("judy", "Judy Tanaka", "", "FIN"),
     ];
-    let mut org = Organisation {
-        departments,
-        ..Organisation::default()
-    };
+    let (mut employees, mut memberships) = (Vec::new(), Vec::new());
     for (i, (username, name, gender, group)) in people.iter().enumerate() {
         let mut e = employee(username, name, gender, i + 1);
         if gender.is_empty() {
             e.gender = None;
         }
-        org.employees.push(e);
-        org.memberships.push(MembershipRow {
+        employees.push(e);
+        memberships.push(MembershipRow {
             group_no: (*group).into(),
             username: (*username).into(),
         });
     }
-    org
+    Organisation {
+        departments,
+        chunks: Box::new(std::iter::once((employees, memberships))),
+    }
 }
 
 /// A synthetic company: departments in a tree of fan-out 5, every employee in one
@@ -92,13 +88,8 @@ pub fn sample() -> Organisation {
 /// memberships, as in the benchmark).
 pub fn synthetic(employees: usize, departments: usize) -> Organisation {
     let width = digits(departments);
-    let group_no = |i: usize| format!("D{i:0width$}");
-    let mut org = Organisation {
-        departments: Vec::with_capacity(departments),
-        employees: Vec::with_capacity(employees),
-        memberships: Vec::with_capacity(employees + employees / 5),
-    };
-    org.departments = (0..departments)
+    let group_no = move |i: usize| format!("D{i:0width$}");
+    let department_rows = (0..departments)
         .map(|i| DepartmentRow {
             group_no: group_no(i),
             display_name: format!("Department {i}"),
@@ -107,30 +98,39 @@ pub fn synthetic(employees: usize, departments: usize) -> Organisation {
         })
         .collect();
     let user_width = digits(employees);
-    for i in 0..employees {
-        let username = format!("user{i:0user_width$}");
-        let gender = ["male", "female", ""][i % 3];
-        let mut e = employee(&username, &format!("Person {i}"), gender, i);
-        e.phone2 = (i % 2 == 0).then(|| format!("+1-555-{:07}", i));
-        if gender.is_empty() {
-            e.gender = None;
-        }
-        if departments > 0 {
-            org.memberships.push(MembershipRow {
-                group_no: group_no(i % departments),
-                username: username.clone(),
-            });
-            let second = (i / 5 + 1) % departments;
-            if i % 5 == 0 && second != i % departments {
-                org.memberships.push(MembershipRow {
-                    group_no: group_no(second),
+    let chunks = (0..employees).step_by(CHUNK).map(move |start| {
+        let end = (start + CHUNK).min(employees);
+        let mut rows = Vec::with_capacity(end - start);
+        let mut memberships = Vec::with_capacity((end - start) * 6 / 5 + 1);
+        for i in start..end {
+            let username = format!("user{i:0user_width$}");
+            let gender = ["male", "female", ""][i % 3];
+            let mut e = employee(&username, &format!("Person {i}"), gender, i);
+            e.phone2 = (i % 2 == 0).then(|| format!("+1-555-{:07}", i));
+            if gender.is_empty() {
+                e.gender = None;
+            }
+            if departments > 0 {
+                memberships.push(MembershipRow {
+                    group_no: group_no(i % departments),
                     username: username.clone(),
                 });
+                let second = (i / 5 + 1) % departments;
+                if i % 5 == 0 && second != i % departments {
+                    memberships.push(MembershipRow {
+                        group_no: group_no(second),
+                        username: username.clone(),
+                    });
+                }
             }
+            rows.push(e);
         }
-        org.employees.push(e);
+        (rows, memberships)
+    });
+    Organisation {
+        departments: department_rows,
+        chunks: Box::new(chunks),
     }
-    org
 }
 
 fn digits(n: usize) -> usize {
