@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The hr-bridge benchmark: /sync at 10,000 and 100,000 employees and an
+# The hr-bridge benchmark: /sync at 10,000, 100,000 and 1,000,000 employees and an
 # /authenticate storm, on PostgreSQL, MariaDB and SQLite, each beside the floor
-# measured in the same run. Prints a Markdown table (also saved to
+# measured in the same run, with the peak RSS of every server run (default
+# settings, no allocator variables); concurrent /sync calls; a mapped source over
+# views beside the built-in tables. Prints Markdown tables (also saved to
 # target/bench/results.md).
 #
-#   scripts/bench.sh                 # everything (about 6 minutes on 2 cores)
+#   scripts/bench.sh                 # everything (about 40 minutes on 2 cores)
 #   BACKENDS="postgres" SIZES="100000" scripts/bench.sh
 #
 # Needs the local PostgreSQL and MariaDB (started if down) and installs the HTTP
@@ -13,7 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BACKENDS=${BACKENDS:-"postgres mysql sqlite"}
-SIZES=${SIZES:-"10000 100000"}
+SIZES=${SIZES:-"10000 100000 1000000"}
+CONCURRENT=${CONCURRENT:-50}
 STORM_SECS=${STORM_SECS:-20}
 PG_ADMIN=${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/test}
 MY_ADMIN=${MY_ADMIN:-mysql://root@127.0.0.1:3306/test}
@@ -29,8 +32,6 @@ fi
 cargo build --release --locked --bin hr-bridge --example argon2_ceiling >&2
 BIN=target/release/hr-bridge
 
-# The shipped container runs with these; see README "Performance".
-export MIMALLOC_PURGE_DELAY=${MIMALLOC_PURGE_DELAY-0} MIMALLOC_ARENA_EAGER_COMMIT=${MIMALLOC_ARENA_EAGER_COMMIT-0}
 
 now_ms() { date +%s%3N; }
 median() { python3 -c 'import sys,statistics; print("%.3f" % statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
@@ -82,13 +83,14 @@ audit_successes() { # backend size -> successful logins recorded in the audit tr
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-start_server() { # url port
-  HR_BRIDGE__DATABASE__URL=$1 HR_BRIDGE__SERVER__LISTEN=127.0.0.1:$2 \
+start_server() { # url port [extra env assignments…]
+  local url=$1 port=$2; shift 2
+  env "$@" HR_BRIDGE__DATABASE__URL=$url HR_BRIDGE__SERVER__LISTEN=127.0.0.1:$port \
   HR_BRIDGE__OMFLOW__USERNAME=omflow HR_BRIDGE__OMFLOW__PASSWORD=bench \
   HR_BRIDGE__AUTH__MAX_FAILURES=0 RUST_LOG=warn "$BIN" serve 2>>"$OUT/server.log" &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
-    curl -fs "http://127.0.0.1:$2/readyz" >/dev/null 2>&1 && return 0
+    curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0
     sleep 0.1
   done
   echo "server did not become ready" >&2; exit 1
@@ -103,6 +105,28 @@ json_field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); prin
 
 SYNC_ROWS=()
 AUTH_ROWS=()
+CONC_ROWS=()
+MAPPED_ROWS=()
+
+sync_run() { # port label -> "p50 p90 bytes ok" from 10 sequential calls
+  "$OHA" -n 10 -c 1 -m POST -a omflow:bench --no-tui --output-format json \
+    "http://127.0.0.1:$1/sync" >"$OUT/sync-$2.json"
+  echo "$(json_field "$OUT/sync-$2.json" 'd["latencyPercentiles"]["p50"]') \
+$(json_field "$OUT/sync-$2.json" 'd["latencyPercentiles"]["p90"]') \
+$(json_field "$OUT/sync-$2.json" 'd["summary"]["sizePerRequest"]') \
+$(json_field "$OUT/sync-$2.json" 'd["statusCodeDistribution"].get("200", 0)')"
+}
+
+# The demo tables behind views with other names, read through [source] queries.
+MAPPED_VIEWS="CREATE VIEW hr_person AS SELECT username AS login, email AS mail, nick_name AS full_name, ad_no AS staff_no, company AS employer, phone1 AS office_phone, phone2 AS mobile, extension_no AS ext, gender AS sex, password_hash AS pw, active AS is_active FROM employees;
+CREATE VIEW hr_unit AS SELECT group_no AS code, display_name AS title, parent_group_no AS parent_code, active AS is_active FROM departments;
+CREATE VIEW hr_member AS SELECT group_no AS unit_code, username AS login FROM department_members;"
+MAPPED_ENV=(
+  "HR_BRIDGE__SOURCE__EMPLOYEES=SELECT login AS username, mail AS email, full_name AS nick_name, staff_no AS ad_no, employer AS company, office_phone AS phone1, mobile AS phone2, ext AS extension_no, sex AS gender, is_active AS active FROM hr_person"
+  "HR_BRIDGE__SOURCE__DEPARTMENTS=SELECT code AS group_no, title AS display_name, parent_code AS parent_group_no, is_active AS active FROM hr_unit"
+  "HR_BRIDGE__SOURCE__MEMBERSHIPS=SELECT unit_code AS group_no, login AS username FROM hr_member"
+  "HR_BRIDGE__SOURCE__CREDENTIALS=SELECT pw AS password_hash, is_active AS active, login AS username FROM hr_person WHERE login = :username"
+)
 CEILING_JSON=$(target/release/examples/argon2_ceiling 5)
 CEILING=$(python3 -c 'import json,sys; print("%.1f" % json.loads(sys.argv[1])["checks_per_second"])' "$CEILING_JSON")
 echo "argon2 ceiling: $CEILING_JSON" >&2
@@ -110,7 +134,9 @@ echo "argon2 ceiling: $CEILING_JSON" >&2
 for backend in $BACKENDS; do
   for size in $SIZES; do
     url=$(fresh_db "$backend" "$size")
-    seed=$(HR_BRIDGE__DATABASE__URL=$url RUST_LOG=warn "$BIN" seed-demo --employees "$size" --departments $((size / 20)))
+    seed=$(HR_BRIDGE__DATABASE__URL=$url RUST_LOG=warn /usr/bin/time -f "seed_peak_kb=%M" -o "$OUT/seed-$backend-$size.time" \
+      "$BIN" seed-demo --employees "$size" --departments $((size / 20)))
+    seed_mb=$(awk -F= '/seed_peak_kb/ {printf "%.0f", $2/1024}' "$OUT/seed-$backend-$size.time")
     password=${seed##*password is: }
     echo "$backend $size: $seed" >&2
     floors=()
@@ -120,15 +146,38 @@ for backend in $BACKENDS; do
     start_server "$url" "$port"
     # One warm-up call records the first snapshot, as a running service has.
     curl -fs -u omflow:bench -X POST "http://127.0.0.1:$port/sync" -o /dev/null
-    "$OHA" -n 10 -c 1 -m POST -a omflow:bench --no-tui --output-format json \
-      "http://127.0.0.1:$port/sync" >"$OUT/sync-$backend-$size.json"
-    p50=$(json_field "$OUT/sync-$backend-$size.json" 'd["latencyPercentiles"]["p50"]')
-    p90=$(json_field "$OUT/sync-$backend-$size.json" 'd["latencyPercentiles"]["p90"]')
-    bytes=$(json_field "$OUT/sync-$backend-$size.json" 'd["summary"]["sizePerRequest"]')
-    ok=$(json_field "$OUT/sync-$backend-$size.json" 'd["statusCodeDistribution"].get("200", 0)')
+    read -r p50 p90 bytes ok < <(sync_run "$port" "$backend-$size")
     rss=$(peak_rss_mb)
     ratio=$(python3 -c "print('%.2f' % ($p50 / $floor))")
-    SYNC_ROWS+=("| $backend | $size | $(printf '%.3f' "$p50") | $(printf '%.3f' "$p90") | $bytes | $rss | $floor | $ratio | $ok/10 |")
+    SYNC_ROWS+=("| $backend | $size | $(printf '%.3f' "$p50") | $(printf '%.3f' "$p90") | $bytes | $rss | $floor | $ratio | $ok/10 | $seed_mb |")
+
+    # Many callers at once, on a fresh process so that its peak is theirs alone.
+    if [ "$size" -ge 100000 ]; then
+      stop_server
+      start_server "$url" "$port"
+      callers=$CONCURRENT
+      [ "$size" -ge 1000000 ] && callers=20
+      "$OHA" -n "$callers" -c "$callers" -m POST -a omflow:bench --no-tui --output-format json \
+        "http://127.0.0.1:$port/sync" >"$OUT/conc-$backend-$size.json"
+      cok=$(json_field "$OUT/conc-$backend-$size.json" 'd["statusCodeDistribution"].get("200", 0)')
+      cslow=$(json_field "$OUT/conc-$backend-$size.json" '"%.3f" % d["summary"]["slowest"]')
+      CONC_ROWS+=("| $backend | $size | $callers | $cok/$callers | $cslow | $(peak_rss_mb) | $rss |")
+    fi
+
+    # The same data through [source] queries over renamed views (PostgreSQL).
+    if [ "$backend" = postgres ] && [ "$size" = 100000 ]; then
+      psql -q -h 127.0.0.1 -U postgres -d "hrb_bench_${backend}_$size" -c "$MAPPED_VIEWS" >/dev/null
+      stop_server
+      state="$OUT/state-mapped-$size.db"; rm -f "$state"*
+      start_server "$url" "$port" "${MAPPED_ENV[@]}" "HR_BRIDGE__STATE__URL=sqlite://$state?mode=rwc"
+      curl -fs -u omflow:bench -X POST "http://127.0.0.1:$port/sync" -o /dev/null
+      read -r m50 m90 mbytes mok < <(sync_run "$port" "mapped-$size")
+      [ "$mbytes" = "$bytes" ] || echo "warning: mapped payload size $mbytes differs from built-in $bytes" >&2
+      stop_server
+      start_server "$url" "$port"
+      read -r b50 _ _ _ < <(sync_run "$port" "builtin-again-$size")
+      MAPPED_ROWS+=("| postgres | $size | $(printf '%.3f' "$b50") | $(printf '%.3f' "$m50") | $(python3 -c "print('%.2f' % ($m50 / $b50))") | $mok/10 |")
+    fi
 
     if [ "$size" = "${SIZES##* }" ]; then
       body="{\"username\":\"user$(printf "%0${#size}d" 1)\",\"password\":\"$password\"}"
@@ -162,9 +211,21 @@ done
 {
   echo "### /sync (10 sequential calls after one warm-up)"
   echo
-  echo "| backend | employees | median s | p90 s | bytes | peak RSS MB | floor s | median / floor | 200s |"
-  echo "|---|---|---|---|---|---|---|---|---|"
+  echo "| backend | employees | median s | p90 s | bytes | peak RSS MB | floor s | median / floor | 200s | seed-demo peak RSS MB |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${SYNC_ROWS[@]}"
+  echo
+  echo "### concurrent /sync (a fresh server, all callers at once)"
+  echo
+  echo "| backend | employees | callers | 200s | slowest s | peak RSS MB | peak RSS MB of 10 sequential |"
+  echo "|---|---|---|---|---|---|---|"
+  printf '%s\n' "${CONC_ROWS[@]}"
+  echo
+  echo "### mapped source ([source] queries over renamed views, state in SQLite) vs built-in tables"
+  echo
+  echo "| backend | employees | built-in median s | mapped median s | mapped / built-in | 200s |"
+  echo "|---|---|---|---|---|---|"
+  printf '%s\n' "${MAPPED_ROWS[@]}"
   echo
   echo "### /authenticate, 64 clients logging in as one employee for ${STORM_SECS} s (largest size; lockout off, since 64 concurrent logins of one account would trip it), /healthz probed at 20/s meanwhile"
   echo
