@@ -289,12 +289,14 @@ fn report_problems(problems: &[directory::Problem]) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// A pool for a one-shot command: no statement timeout, since only the operator
+/// waits (a large import or migration may take a while).
 fn connect(settings: &Settings) -> anyhow::Result<Db> {
     Ok(Db::connect_lazy(
         &settings.database.url,
         &PoolSettings {
-            max_connections: settings.database.max_connections,
-            acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_secs),
+            statement_timeout: None,
+            ..settings.database.pool_settings()
         },
     )?)
 }
@@ -362,8 +364,11 @@ async fn serve(mut settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
     if !demo && !settings.omflow.is_configured() {
         bail!(Settings::missing_credentials_message());
     }
-    let db = connect(&settings)?;
-    if settings.database.auto_migrate {
+    // Serving: statements are bounded so that a lock answers 503, not a hang.
+    let db = Db::connect_lazy(&settings.database.url, &settings.database.pool_settings())?;
+    // A demo fills its database before serving, so it needs it up at once; a
+    // real deployment starts without it (see `server::launch`).
+    if demo && settings.database.auto_migrate {
         db.migrate()
             .await
             .context("cannot apply migrations (set database.auto_migrate = false to skip)")?;
@@ -388,9 +393,14 @@ async fn serve(mut settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
             generated = Some(password);
         }
     }
-    let state = server::build_state(&settings, db.clone()).await?;
-    let maintenance = tokio::spawn(prune_periodically(db.clone(), settings.clone()));
-    let running = RunningServer::start(&settings, state).await?;
+    let running = server::launch(&settings, db.clone()).await?;
+    let ready = running.database_gate();
+    let prune_settings = settings.clone();
+    let prune_db = db.clone();
+    let maintenance = tokio::spawn(async move {
+        ready.wait_open().await;
+        prune_periodically(prune_db, prune_settings).await;
+    });
     if demo {
         print_demo_banner(&running, &banner, generated.as_ref());
     }

@@ -1,6 +1,9 @@
 //! The running server: router and middleware stack, binding plain HTTP or HTTPS,
 //! certificate reload (SIGHUP or file change) and graceful shutdown.
 
+mod deadline;
+mod listener;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,23 +18,24 @@ use axum::middleware::{from_fn, from_fn_with_state, map_response_with_state, Nex
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use axum_server::Handle;
 use std::time::Instant;
 use tokio::task::JoinHandle;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
-use crate::db::Db;
+use crate::db::{Db, DbError};
 use crate::error::{fail_response, ApiError};
+use crate::http::health::DatabaseGate;
 use crate::http::{self, AppState};
 use crate::password::{AuthPolicy, Authenticator, DummyHash, HashingPool, OmflowCredential};
+use listener::{CappedListener, PeerAddr};
 
-/// Longest a request may run before it is answered 408.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest pause between attempts to reach the database at start-up.
+const STARTUP_RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Builds the shared state: hashing pool, dummy hash, OMFLOW credential.
 pub async fn build_state(settings: &Settings, db: Db) -> anyhow::Result<AppState> {
@@ -74,7 +78,68 @@ pub async fn build_state(settings: &Settings, db: Db) -> anyhow::Result<AppState
         omflow: Arc::new(credential),
         body_limit: settings.server.body_limit_bytes,
         guard: settings.sync.guard_limits(),
+        startup: DatabaseGate::opened(),
+        request_timeout: Duration::from_secs(settings.server.request_timeout_secs),
     })
+}
+
+/// `serve`'s start-up: listens at once, whatever the database's state, and
+/// answers `/readyz`, `/sync` and `/authenticate` with 503 until the database
+/// answers (and, with `database.auto_migrate`, is migrated). A database that is
+/// down at start-up thus never makes a container platform restart us in a loop.
+pub async fn launch(settings: &Settings, db: Db) -> anyhow::Result<RunningServer> {
+    let mut state = build_state(settings, db.clone()).await?;
+    let gate = DatabaseGate::closed();
+    state.startup = gate.clone();
+    let mut running = RunningServer::start(settings, state).await?;
+    running.startup = Some(AbortOnDrop(tokio::spawn(prepare_database(
+        db,
+        gate,
+        settings.database.auto_migrate,
+    ))));
+    Ok(running)
+}
+
+/// Reaches the database, migrates it when asked, and opens the gate; retries
+/// with a growing pause while the database is down.
+async fn prepare_database(db: Db, gate: DatabaseGate, auto_migrate: bool) {
+    let mut pause = Duration::from_millis(250);
+    loop {
+        let attempt = if auto_migrate {
+            db.migrate().await
+        } else {
+            db.is_ready().await.map(|_| ())
+        };
+        match attempt {
+            Ok(()) => {
+                gate.open();
+                tracing::info!(migrated = auto_migrate, "database ready");
+                return;
+            }
+            Err(e @ DbError::Unavailable(_)) => tracing::warn!(
+                error = %e, retry_in = ?pause,
+                "database unavailable at start-up; answering 503 until it answers"
+            ),
+            Err(e) => tracing::error!(
+                error = %e, retry_in = ?pause,
+                "cannot prepare the database; answering 503 until this is fixed"
+            ),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(STARTUP_RETRY_MAX);
+    }
+}
+
+/// 503 on OMFLOW's endpoints until the database is prepared.
+async fn require_database(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if !state.startup.is_open() {
+        return Err(ApiError::Starting);
+    }
+    Ok(next.run(request).await)
 }
 
 /// The full application: routes, Basic Auth on OMFLOW's endpoints, and the layers
@@ -83,6 +148,7 @@ pub fn router(state: AppState) -> Router {
     let omflow = Router::new()
         .route("/sync", post(http::sync::sync))
         .route("/authenticate", post(http::authenticate::authenticate))
+        .route_layer(from_fn_with_state(state.clone(), require_database))
         .route_layer(from_fn_with_state(
             state.clone(),
             http::basic_auth::require_omflow,
@@ -96,10 +162,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(state.body_limit))
         .layer(map_response_with_state(state.clone(), envelope_errors))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
+        .layer(from_fn_with_state(state.clone(), deadline::enforce))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
         }))
@@ -185,9 +248,12 @@ async fn envelope_errors(State(state): State<AppState>, response: Response) -> R
 pub struct RunningServer {
     addr: SocketAddr,
     tls: bool,
-    handle: Handle<SocketAddr>,
+    handle: Handle<PeerAddr>,
     task: JoinHandle<std::io::Result<()>>,
     tls_watcher: Option<AbortOnDrop>,
+    /// `launch`'s database preparation, stopped with the server.
+    startup: Option<AbortOnDrop>,
+    database: DatabaseGate,
 }
 
 /// Stops the certificate watcher with the server, however the server ends.
@@ -205,8 +271,27 @@ impl RunningServer {
         let addr = settings.server.listen_addr()?;
         let listener = std::net::TcpListener::bind(addr)
             .with_context(|| format!("cannot listen on {addr}"))?;
-        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        listener.set_nonblocking(true)?;
+        let listener = CappedListener::new(
+            tokio::net::TcpListener::from_std(listener)?,
+            settings.server.max_connections,
+        );
+        let database = state.startup.clone();
+        let app = tower::ServiceExt::map_request(
+            router(state).into_make_service_with_connect_info::<SocketAddr>(),
+            |peer: PeerAddr| peer.0,
+        );
         let handle = Handle::new();
+        // A client must send its request head in time: the first on a connection
+        // (which also bounds HTTP/2 detection) and every later one.
+        let header_timeout = Duration::from_secs(settings.server.header_read_timeout_secs);
+        let mut server = axum_server::Server::<PeerAddr>::from_listener(listener)
+            .handle(handle.clone())
+            .first_request_timeout(header_timeout);
+        server
+            .http_builder()
+            .http1()
+            .header_read_timeout(header_timeout);
         let (task, tls_watcher, tls) = match settings.server.tls_files() {
             Some((cert, key)) => {
                 let config = RustlsConfig::from_pem_file(cert, key)
@@ -224,15 +309,12 @@ impl RunningServer {
                     key.to_path_buf(),
                     settings.server.tls_reload_poll_secs,
                 )));
-                let server = axum_server::from_tcp_rustls(listener, config)?.handle(handle.clone());
+                let server = server.acceptor(RustlsAcceptor::new(config));
                 (tokio::spawn(server.serve(app)), Some(watcher), true)
             }
-            None => {
-                let server = axum_server::from_tcp(listener)?.handle(handle.clone());
-                (tokio::spawn(server.serve(app)), None, false)
-            }
+            None => (tokio::spawn(server.serve(app)), None, false),
         };
-        let addr = handle
+        let PeerAddr(addr) = handle
             .listening()
             .await
             .context("the server failed to start listening")?;
@@ -243,7 +325,14 @@ impl RunningServer {
             handle,
             task,
             tls_watcher,
+            startup: None,
+            database,
         })
+    }
+
+    /// Open once the database is prepared.
+    pub fn database_gate(&self) -> DatabaseGate {
+        self.database.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -260,6 +349,7 @@ impl RunningServer {
     pub async fn shutdown(self, grace: Duration) -> anyhow::Result<()> {
         self.handle.graceful_shutdown(Some(grace));
         drop(self.tls_watcher);
+        drop(self.startup);
         self.task.await.context("server task failed")??;
         Ok(())
     }

@@ -14,5 +14,8 @@ mod health;
 mod import;
 mod lockout;
 mod metrics;
+mod startup;
 mod sync;
+mod timeouts;
 mod tls;
+mod unavailable;
