@@ -36,6 +36,9 @@ use listener::{CappedListener, PeerAddr};
 
 /// Longest pause between attempts to reach the database at start-up.
 const STARTUP_RETRY_MAX: Duration = Duration::from_secs(5);
+/// How long start-up waits for the database before listening anyway: a healthy
+/// database is migrated by then, so the first requests find the server ready.
+const STARTUP_READY_WAIT: Duration = Duration::from_secs(2);
 
 /// Builds the shared state: hashing pool, dummy hash, OMFLOW credential.
 pub async fn build_state(settings: &Settings, db: Db) -> anyhow::Result<AppState> {
@@ -83,7 +86,8 @@ pub async fn build_state(settings: &Settings, db: Db) -> anyhow::Result<AppState
     })
 }
 
-/// `serve`'s start-up: listens at once, whatever the database's state, and
+/// `serve`'s start-up: listens at once (after at most [`STARTUP_READY_WAIT`] for
+/// a database that answers), whatever the database's state, and
 /// answers `/readyz`, `/sync` and `/authenticate` with 503 until the database
 /// answers (and, with `database.auto_migrate`, is migrated). A database that is
 /// down at start-up thus never makes a container platform restart us in a loop.
@@ -91,12 +95,14 @@ pub async fn launch(settings: &Settings, db: Db) -> anyhow::Result<RunningServer
     let mut state = build_state(settings, db.clone()).await?;
     let gate = DatabaseGate::closed();
     state.startup = gate.clone();
-    let mut running = RunningServer::start(settings, state).await?;
-    running.startup = Some(AbortOnDrop(tokio::spawn(prepare_database(
+    let preparing = AbortOnDrop(tokio::spawn(prepare_database(
         db,
-        gate,
+        gate.clone(),
         settings.database.auto_migrate,
-    ))));
+    )));
+    let _ = tokio::time::timeout(STARTUP_READY_WAIT, gate.wait_open()).await;
+    let mut running = RunningServer::start(settings, state).await?;
+    running.startup = Some(preparing);
     Ok(running)
 }
 
