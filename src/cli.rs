@@ -296,14 +296,15 @@ fn report_problems(problems: &[directory::Problem]) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// The pool of hr-bridge's own state database.
+/// The pool of hr-bridge's own state database, for a one-shot command: no
+/// statement timeout, since only the operator waits (a large import or migration
+/// may take a while).
 fn connect(settings: &Settings) -> anyhow::Result<Db> {
     Ok(Db::connect_lazy(
         settings.state_url(),
         &PoolSettings {
-            max_connections: settings.database.max_connections,
-            acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_secs),
-            read_only: false,
+            statement_timeout: None,
+            ..settings.database.pool_settings()
         },
     )?)
 }
@@ -404,18 +405,29 @@ async fn serve(mut settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
     if !demo && !settings.omflow.is_configured() {
         bail!(Settings::missing_credentials_message());
     }
-    let (db, source) = open_stores(&settings)?;
-    if settings.database.auto_migrate {
+    // Serving: statements are bounded so that a lock answers 503, not a hang.
+    let db = Db::connect_lazy(settings.state_url(), &settings.database.pool_settings())?;
+    let source = crate::source::open(&settings, &db)?;
+    // A demo fills its database before serving, so it needs it up at once; a
+    // real deployment starts without it (see `server::launch`).
+    if demo && settings.database.auto_migrate {
         migrate(&db, &source)
             .await
             .context("cannot apply migrations (set database.auto_migrate = false to skip)")?;
     }
-    match source.check().await {
-        Err(crate::source::SourceError::Db(crate::db::DbError::Unavailable(e))) => {
-            tracing::warn!(error = %e, "the HR database is not reachable yet; the mapped queries are checked when it is")
-        }
-        other => {
-            other?;
+    // A mapped query that does not fit stops start-up at once, naming the key;
+    // an HR database that is down (or slow) is checked again until it answers.
+    if source.is_mapped() {
+        match tokio::time::timeout(Duration::from_secs(2), source.check()).await {
+            Ok(Err(crate::source::SourceError::Query(problem))) => bail!(problem),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(
+                error = %e,
+                "the HR database is not reachable yet; the mapped queries are checked when it is"
+            ),
+            Err(_) => {
+                tracing::warn!("the HR database is slow to answer; checking it in the background")
+            }
         }
     }
     let mut banner = Vec::new();
@@ -438,9 +450,14 @@ async fn serve(mut settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
             generated = Some(password);
         }
     }
-    let state = server::build_state(&settings, db.clone()).await?;
-    let maintenance = tokio::spawn(prune_periodically(db.clone(), settings.clone()));
-    let running = RunningServer::start(&settings, state).await?;
+    let running = server::launch(&settings, db.clone(), source).await?;
+    let ready = running.database_gate();
+    let prune_settings = settings.clone();
+    let prune_db = db.clone();
+    let maintenance = tokio::spawn(async move {
+        ready.wait_open().await;
+        prune_periodically(prune_db, prune_settings).await;
+    });
     if demo {
         print_demo_banner(&running, &banner, generated.as_ref());
     }

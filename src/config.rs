@@ -13,6 +13,31 @@ pub const CONFIG_ENV: &str = "HR_BRIDGE_CONFIG";
 /// Prefix of the per-key environment variables: `HR_BRIDGE__SECTION__KEY`.
 pub const ENV_PREFIX: &str = "HR_BRIDGE";
 
+/// Every cap and timeout the service applies to its clients and its database, with
+/// the reason for its default. The README's "Limits and timeouts" lists them too.
+pub mod limits {
+    /// Request bodies: OMFLOW sends at most a username and a password.
+    pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+    /// A request still unanswered after this long gets 503 and its work is
+    /// cancelled: OMFLOW's own HTTP client gives up around then, and an answer
+    /// nobody reads must not leave effects (an audited "success") behind.
+    pub const REQUEST_TIMEOUT_SECS: u64 = 30;
+    /// One database statement, or its wait for a lock; below the request timeout
+    /// so that the database gives up first and the request answers 503 cleanly.
+    pub const STATEMENT_TIMEOUT_SECS: u64 = 25;
+    /// Waiting for a pooled database connection: a pool this busy means the
+    /// database is down or saturated, so answer 503 soon rather than queue.
+    pub const ACQUIRE_TIMEOUT_SECS: u64 = 5;
+    /// A connection must send its request head within this time, or it is
+    /// closed: half-sent request lines must not hold sockets forever.
+    pub const HEADER_READ_TIMEOUT_SECS: u64 = 10;
+    /// Open connections at once; more wait in the kernel's listen backlog, so a
+    /// flood cannot exhaust file descriptors or memory.
+    pub const MAX_CONNECTIONS: usize = 1024;
+    /// In-flight requests may finish this long after SIGTERM.
+    pub const SHUTDOWN_GRACE_SECS: u64 = 30;
+}
+
 /// A configuration problem, worded as one line that names the key.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
@@ -100,6 +125,12 @@ pub struct ServerSettings {
     pub shutdown_grace_secs: u64,
     /// How often the TLS files are checked for changes; 0 reloads on SIGHUP only.
     pub tls_reload_poll_secs: u64,
+    /// A request still unanswered after this long gets 503 and its work is cancelled.
+    pub request_timeout_secs: u64,
+    /// A connection that has not sent a complete request head by then is closed.
+    pub header_read_timeout_secs: u64,
+    /// Open connections accepted at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for ServerSettings {
@@ -108,9 +139,12 @@ impl Default for ServerSettings {
             listen: "127.0.0.1:8080".into(),
             tls_cert: None,
             tls_key: None,
-            body_limit_bytes: 64 * 1024,
-            shutdown_grace_secs: 30,
+            body_limit_bytes: limits::BODY_LIMIT_BYTES,
+            shutdown_grace_secs: limits::SHUTDOWN_GRACE_SECS,
             tls_reload_poll_secs: 2,
+            request_timeout_secs: limits::REQUEST_TIMEOUT_SECS,
+            header_read_timeout_secs: limits::HEADER_READ_TIMEOUT_SECS,
+            max_connections: limits::MAX_CONNECTIONS,
         }
     }
 }
@@ -144,6 +178,21 @@ pub struct DatabaseSettings {
     pub auto_migrate: bool,
     /// How long a request waits for a pool connection before answering 503.
     pub acquire_timeout_secs: u64,
+    /// Longest one statement (or its wait for a lock) may run while serving; kept
+    /// below `server.request_timeout_secs` so the database gives up first.
+    pub statement_timeout_secs: u64,
+}
+
+impl DatabaseSettings {
+    /// Pool settings for serving requests, with the statement timeout.
+    pub fn pool_settings(&self) -> crate::db::PoolSettings {
+        crate::db::PoolSettings {
+            max_connections: self.max_connections,
+            acquire_timeout: std::time::Duration::from_secs(self.acquire_timeout_secs),
+            statement_timeout: Some(std::time::Duration::from_secs(self.statement_timeout_secs)),
+            read_only: false,
+        }
+    }
 }
 
 impl Default for DatabaseSettings {
@@ -152,7 +201,8 @@ impl Default for DatabaseSettings {
             url: SecretString::from("sqlite://hr-bridge.db?mode=rwc"),
             max_connections: 10,
             auto_migrate: true,
-            acquire_timeout_secs: 5,
+            acquire_timeout_secs: limits::ACQUIRE_TIMEOUT_SECS,
+            statement_timeout_secs: limits::STATEMENT_TIMEOUT_SECS,
         }
     }
 }
@@ -380,6 +430,30 @@ impl Settings {
                 )));
             }
         }
+        if self.server.request_timeout_secs == 0 {
+            return Err(ConfigError(
+                "server.request_timeout_secs must be at least 1".into(),
+            ));
+        }
+        if self.server.header_read_timeout_secs == 0 {
+            return Err(ConfigError(
+                "server.header_read_timeout_secs must be at least 1".into(),
+            ));
+        }
+        if self.server.max_connections == 0 {
+            return Err(ConfigError(
+                "server.max_connections must be at least 1".into(),
+            ));
+        }
+        if self.database.statement_timeout_secs == 0
+            || self.database.statement_timeout_secs >= self.server.request_timeout_secs
+        {
+            return Err(ConfigError(format!(
+                "database.statement_timeout_secs must be at least 1 and below \
+                 server.request_timeout_secs ({}), so that the database gives up first",
+                self.server.request_timeout_secs
+            )));
+        }
         if self.database.max_connections == 0 {
             return Err(ConfigError(
                 "database.max_connections must be at least 1".into(),
@@ -439,31 +513,85 @@ impl Settings {
     }
 }
 
+/// Keys whose value is a URL that may carry a password. Add `state.url` here when
+/// that key exists.
+const URL_KEYS: &[&str] = &["database.url"];
+
 /// Plain-text secrets may only come from the environment, never from a file that
-/// is likely to be committed or world-readable.
+/// is likely to be committed or world-readable. The file is read here the way the
+/// configuration loader reads it, so that no TOML spelling (quoted dotted keys,
+/// inline tables, other letter case) slips past.
 fn forbid_file_secrets(text: &str, path: &Path) -> Result<(), ConfigError> {
-    let value: toml::Table = match text.parse() {
-        Ok(value) => value,
-        Err(e) => {
-            return Err(ConfigError(format!(
-                "{} is not valid TOML: {}",
-                path.display(),
-                one_line(&e.to_string())
-            )))
-        }
-    };
-    if value
-        .get("omflow")
-        .and_then(|o| o.get("password"))
-        .is_some()
-    {
+    if let Err(e) = text.parse::<toml::Table>() {
+        return Err(ConfigError(format!(
+            "{} is not valid TOML: {}",
+            path.display(),
+            one_line(&e.to_string())
+        )));
+    }
+    let file_only = Config::builder()
+        .add_source(File::from_str(text, FileFormat::Toml))
+        .build()
+        .map_err(|e| ConfigError(format!("{}: {}", path.display(), one_line(&e.to_string()))))?;
+    if file_value(&file_only, "omflow.password").is_some() {
         return Err(ConfigError(format!(
             "omflow.password is set in {}; plain-text passwords come from the environment only \
              (HR_BRIDGE__OMFLOW__PASSWORD), or put an Argon2 hash in omflow.password_hash",
             path.display()
         )));
     }
+    for key in URL_KEYS {
+        let Some(value) = file_value(&file_only, key) else {
+            continue;
+        };
+        if value.into_string().is_ok_and(|url| url_has_password(&url)) {
+            let env = format!("{ENV_PREFIX}__{}", key.replace('.', "__").to_uppercase());
+            return Err(ConfigError(format!(
+                "{key} in {} carries a password; set a URL with a password in the \
+                 environment only ({env})",
+                path.display()
+            )));
+        }
+    }
     Ok(())
+}
+
+/// The value at `section.key` of a configuration, whatever the letter case of the
+/// names in the file.
+fn file_value(config: &Config, dotted: &str) -> Option<config::Value> {
+    let (section, key) = dotted.split_once('.')?;
+    let table = config.cache.clone().into_table().ok()?;
+    let (_, section) = table
+        .into_iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(section))?;
+    let (_, value) = section
+        .into_table()
+        .ok()?
+        .into_iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(key))?;
+    Some(value)
+}
+
+/// True when a database URL names a password, in its user-info part or as a
+/// `password` query parameter (both of which the drivers accept).
+pub fn url_has_password(url: &str) -> bool {
+    match url::Url::parse(url) {
+        Ok(parsed) => {
+            parsed.password().is_some()
+                || parsed
+                    .query_pairs()
+                    .any(|(name, _)| name.eq_ignore_ascii_case("password"))
+        }
+        // Not a URL the parser understands: look for `user:password@` by hand.
+        Err(_) => url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split(['/', '?']).next())
+            .is_some_and(|authority| {
+                authority
+                    .rsplit_once('@')
+                    .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+            }),
+    }
 }
 
 fn one_line(text: &str) -> String {

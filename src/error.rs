@@ -28,6 +28,12 @@ pub enum ApiError {
     Busy,
     #[error("database unavailable")]
     DatabaseUnavailable(#[source] DbError),
+    #[error("waiting for the database at start-up; retry shortly")]
+    Starting,
+    #[error("the request did not finish in time; retry shortly")]
+    TimedOut,
+    #[error("the request body did not arrive in time")]
+    BodyTimedOut,
     #[error("sync refused: the HR data is invalid")]
     InvalidData(std::sync::Arc<Vec<Problem>>),
     /// A mapped source query no longer fits its contract (the HR schema changed).
@@ -84,9 +90,12 @@ impl ApiError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Busy | Self::DatabaseUnavailable(_) | Self::SourceMisconfigured(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Busy
+            | Self::DatabaseUnavailable(_)
+            | Self::SourceMisconfigured(_)
+            | Self::Starting
+            | Self::TimedOut => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BodyTimedOut => StatusCode::REQUEST_TIMEOUT,
             Self::InvalidData(_) | Self::DeletionGuard(_) => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -164,7 +173,10 @@ impl IntoResponse for ApiError {
             Self::Busy => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
-            Self::DatabaseUnavailable(_) | Self::SourceMisconfigured(_) => {
+            Self::DatabaseUnavailable(_)
+            | Self::SourceMisconfigured(_)
+            | Self::Starting
+            | Self::TimedOut => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             _ => {}

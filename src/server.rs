@@ -1,6 +1,9 @@
 //! The running server: router and middleware stack, binding plain HTTP or HTTPS,
 //! certificate reload (SIGHUP or file change) and graceful shutdown.
 
+mod deadline;
+mod listener;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,26 +18,41 @@ use axum::middleware::{from_fn, from_fn_with_state, map_response_with_state, Nex
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use axum_server::Handle;
 use std::time::Instant;
 use tokio::task::JoinHandle;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
-use crate::db::Db;
+use crate::db::{Db, DbError};
 use crate::error::{fail_response, ApiError};
+use crate::http::health::DatabaseGate;
 use crate::http::{self, AppState};
 use crate::password::{AuthPolicy, Authenticator, DummyHash, HashingPool, OmflowCredential};
+use crate::source::Source;
+use listener::{CappedListener, PeerAddr};
 
-/// Longest a request may run before it is answered 408.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest pause between attempts to reach the database at start-up.
+const STARTUP_RETRY_MAX: Duration = Duration::from_secs(5);
+/// How long start-up waits for the database before listening anyway: a healthy
+/// database is migrated by then, so the first requests find the server ready.
+const STARTUP_READY_WAIT: Duration = Duration::from_secs(2);
 
 /// Builds the shared state: hashing pool, dummy hash, OMFLOW credential.
 pub async fn build_state(settings: &Settings, db: Db) -> anyhow::Result<AppState> {
+    let source = crate::source::open(settings, &db)?;
+    build_state_with(settings, db, source).await
+}
+
+/// [`build_state`] over an HR source opened already.
+pub async fn build_state_with(
+    settings: &Settings,
+    db: Db,
+    source: Source,
+) -> anyhow::Result<AppState> {
     crate::telemetry::metrics_handle();
     let omflow = &settings.omflow;
     let username = omflow
@@ -57,7 +75,6 @@ pub async fn build_state(settings: &Settings, db: Db) -> anyhow::Result<AppState
         .await
         .map_err(|_| anyhow::anyhow!("hashing pool unavailable at start-up"))?
         .context("could not make the dummy password hash")?;
-    let source = crate::source::open(settings, &db)?;
     Ok(AppState {
         authenticator: Authenticator::new(
             db.clone(),
@@ -78,7 +95,86 @@ pub async fn build_state(settings: &Settings, db: Db) -> anyhow::Result<AppState
         omflow: Arc::new(credential),
         body_limit: settings.server.body_limit_bytes,
         guard: settings.sync.guard_limits(),
+        startup: DatabaseGate::opened(),
+        request_timeout: Duration::from_secs(settings.server.request_timeout_secs),
     })
+}
+
+/// `serve`'s start-up: listens at once (after at most [`STARTUP_READY_WAIT`] for
+/// a database that answers), whatever the database's state, and
+/// answers `/readyz`, `/sync` and `/authenticate` with 503 until the database
+/// answers (and, with `database.auto_migrate`, is migrated). A database that is
+/// down at start-up thus never makes a container platform restart us in a loop.
+pub async fn launch(settings: &Settings, db: Db, source: Source) -> anyhow::Result<RunningServer> {
+    let mut state = build_state_with(settings, db.clone(), source.clone()).await?;
+    let gate = DatabaseGate::closed();
+    state.startup = gate.clone();
+    let preparing = AbortOnDrop(tokio::spawn(prepare_database(
+        db,
+        source,
+        gate.clone(),
+        settings.database.auto_migrate,
+    )));
+    let _ = tokio::time::timeout(STARTUP_READY_WAIT, gate.wait_open()).await;
+    let mut running = RunningServer::start(settings, state).await?;
+    running.startup = Some(preparing);
+    Ok(running)
+}
+
+/// Reaches the databases, migrates them when asked (the state database, and the
+/// HR database when it holds the built-in tables; a mapped one is only checked),
+/// and opens the gate; retries with a growing pause while a database is down.
+async fn prepare_database(db: Db, source: Source, gate: DatabaseGate, auto_migrate: bool) {
+    let mut pause = Duration::from_millis(250);
+    loop {
+        let attempt = async {
+            if auto_migrate {
+                db.migrate().await?;
+                if !source.is_mapped() {
+                    source.db().migrate().await?;
+                }
+            } else {
+                db.is_ready().await?;
+            }
+            if source.is_mapped() {
+                source.check().await.map_err(|e| match e {
+                    crate::source::SourceError::Db(db) => db,
+                    other => DbError::Config(other.to_string()),
+                })?;
+            }
+            Ok::<(), DbError>(())
+        }
+        .await;
+        match attempt {
+            Ok(()) => {
+                gate.open();
+                tracing::info!(migrated = auto_migrate, "database ready");
+                return;
+            }
+            Err(e @ DbError::Unavailable(_)) => tracing::warn!(
+                error = %e, retry_in = ?pause,
+                "database unavailable at start-up; answering 503 until it answers"
+            ),
+            Err(e) => tracing::error!(
+                error = %e, retry_in = ?pause,
+                "cannot prepare the database; answering 503 until this is fixed"
+            ),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(STARTUP_RETRY_MAX);
+    }
+}
+
+/// 503 on OMFLOW's endpoints until the database is prepared.
+async fn require_database(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if !state.startup.is_open() {
+        return Err(ApiError::Starting);
+    }
+    Ok(next.run(request).await)
 }
 
 /// The full application: routes, Basic Auth on OMFLOW's endpoints, and the layers
@@ -87,6 +183,7 @@ pub fn router(state: AppState) -> Router {
     let omflow = Router::new()
         .route("/sync", post(http::sync::sync))
         .route("/authenticate", post(http::authenticate::authenticate))
+        .route_layer(from_fn_with_state(state.clone(), require_database))
         .route_layer(from_fn_with_state(
             state.clone(),
             http::basic_auth::require_omflow,
@@ -100,10 +197,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(state.body_limit))
         .layer(map_response_with_state(state.clone(), envelope_errors))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
+        .layer(from_fn_with_state(state.clone(), deadline::enforce))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
         }))
@@ -189,9 +283,12 @@ async fn envelope_errors(State(state): State<AppState>, response: Response) -> R
 pub struct RunningServer {
     addr: SocketAddr,
     tls: bool,
-    handle: Handle<SocketAddr>,
+    handle: Handle<PeerAddr>,
     task: JoinHandle<std::io::Result<()>>,
     tls_watcher: Option<AbortOnDrop>,
+    /// `launch`'s database preparation, stopped with the server.
+    startup: Option<AbortOnDrop>,
+    database: DatabaseGate,
 }
 
 /// Stops the certificate watcher with the server, however the server ends.
@@ -209,8 +306,27 @@ impl RunningServer {
         let addr = settings.server.listen_addr()?;
         let listener = std::net::TcpListener::bind(addr)
             .with_context(|| format!("cannot listen on {addr}"))?;
-        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        listener.set_nonblocking(true)?;
+        let listener = CappedListener::new(
+            tokio::net::TcpListener::from_std(listener)?,
+            settings.server.max_connections,
+        );
+        let database = state.startup.clone();
+        let app = tower::ServiceExt::map_request(
+            router(state).into_make_service_with_connect_info::<SocketAddr>(),
+            |peer: PeerAddr| peer.0,
+        );
         let handle = Handle::new();
+        // A client must send its request head in time: the first on a connection
+        // (which also bounds HTTP/2 detection) and every later one.
+        let header_timeout = Duration::from_secs(settings.server.header_read_timeout_secs);
+        let mut server = axum_server::Server::<PeerAddr>::from_listener(listener)
+            .handle(handle.clone())
+            .first_request_timeout(header_timeout);
+        server
+            .http_builder()
+            .http1()
+            .header_read_timeout(header_timeout);
         let (task, tls_watcher, tls) = match settings.server.tls_files() {
             Some((cert, key)) => {
                 let config = RustlsConfig::from_pem_file(cert, key)
@@ -228,15 +344,12 @@ impl RunningServer {
                     key.to_path_buf(),
                     settings.server.tls_reload_poll_secs,
                 )));
-                let server = axum_server::from_tcp_rustls(listener, config)?.handle(handle.clone());
+                let server = server.acceptor(RustlsAcceptor::new(config));
                 (tokio::spawn(server.serve(app)), Some(watcher), true)
             }
-            None => {
-                let server = axum_server::from_tcp(listener)?.handle(handle.clone());
-                (tokio::spawn(server.serve(app)), None, false)
-            }
+            None => (tokio::spawn(server.serve(app)), None, false),
         };
-        let addr = handle
+        let PeerAddr(addr) = handle
             .listening()
             .await
             .context("the server failed to start listening")?;
@@ -247,7 +360,14 @@ impl RunningServer {
             handle,
             task,
             tls_watcher,
+            startup: None,
+            database,
         })
+    }
+
+    /// Open once the database is prepared.
+    pub fn database_gate(&self) -> DatabaseGate {
+        self.database.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -264,6 +384,7 @@ impl RunningServer {
     pub async fn shutdown(self, grace: Duration) -> anyhow::Result<()> {
         self.handle.graceful_shutdown(Some(grace));
         drop(self.tls_watcher);
+        drop(self.startup);
         self.task.await.context("server task failed")??;
         Ok(())
     }

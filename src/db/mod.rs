@@ -86,6 +86,11 @@ impl From<sqlx::Error> for DbError {
     }
 }
 
+/// True for errors that say "the database cannot serve now, try later" rather than
+/// "this statement is wrong": the caller answers 503, never 500, and never counts
+/// it against a user. This covers refused connections (too many clients, shutting
+/// down, not accepting connections, unknown database, access denied: an operator
+/// or a failover fixes those, not the client) and statement or lock timeouts.
 fn is_unavailable(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::PoolTimedOut
@@ -95,13 +100,47 @@ fn is_unavailable(e: &sqlx::Error) -> bool {
         // Garbage on the wire: a connection cut half-way through its handshake.
         | sqlx::Error::Protocol(_)
         | sqlx::Error::WorkerCrashed => true,
-        // SQLSTATE class 08 (connection exception) and 57P0x (server shutting down).
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")),
+        sqlx::Error::Database(db) => {
+            if let Some(mysql) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+                return MYSQL_UNAVAILABLE.contains(&mysql.number());
+            }
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // Extended codes carry the primary code in their low byte.
+                let primary = db
+                    .code()
+                    .and_then(|code| code.parse::<i32>().ok())
+                    .map(|code| code & 0xff);
+                return primary.is_some_and(|code| SQLITE_UNAVAILABLE.contains(&code));
+            }
+            db.code().is_some_and(|code| {
+                POSTGRES_UNAVAILABLE_CLASSES
+                    .iter()
+                    .any(|class| code.starts_with(class))
+                    || POSTGRES_UNAVAILABLE.contains(&code.as_ref())
+            })
+        }
         _ => false,
     }
 }
+
+/// SQLSTATE classes: 08 connection exception, 53 insufficient resources (53300
+/// too many connections), 57P0x shutting down / cannot connect now / dropped,
+/// 28 invalid authorization (the password changed under us).
+const POSTGRES_UNAVAILABLE_CLASSES: &[&str] = &["08", "53", "57P0", "28"];
+/// 55000 (database not accepting connections, `ALLOW_CONNECTIONS false`), 3D000
+/// (no such database), 57014 (statement_timeout), 55P03 (lock_timeout).
+const POSTGRES_UNAVAILABLE: &[&str] = &["55000", "3D000", "57014", "55P03"];
+/// MySQL/MariaDB error numbers: 1040 too many connections, 1044/1045 access
+/// denied, 1049 unknown database, 1053 server shutdown, 1129/1130 host blocked or
+/// not allowed, 1203/1226 user connection or resource limit, 1205 lock wait
+/// timeout, 1927 connection killed, 1969 MariaDB max_statement_time, 3024 MySQL
+/// max_execution_time.
+const MYSQL_UNAVAILABLE: &[u16] = &[
+    1040, 1044, 1045, 1049, 1053, 1129, 1130, 1203, 1226, 1205, 1927, 1969, 3024,
+];
+/// SQLite primary codes: 5 busy (busy_timeout passed), 6 locked, 10 I/O error,
+/// 14 cannot open the file.
+const SQLITE_UNAVAILABLE: &[i32] = &[5, 6, 10, 14];
 
 /// A connection pool to one of the three supported databases.
 #[derive(Debug, Clone)]
@@ -162,6 +201,59 @@ pub struct PoolSettings {
     pub acquire_timeout: Duration,
     /// Open every connection read-only (a mapped HR database is someone else's).
     pub read_only: bool,
+    /// Longest one statement (or its wait for a lock) may run; `None` for
+    /// commands where only the operator waits (migrate, import).
+    pub statement_timeout: Option<Duration>,
+}
+
+/// Sets the session's statement and lock-wait limits; MariaDB and MySQL name the
+/// statement limit differently (and MySQL's applies to SELECT only).
+async fn set_mysql_statement_timeout(
+    conn: &mut sqlx::MySqlConnection,
+    limit: Duration,
+) -> Result<(), sqlx::Error> {
+    use sqlx::{Executor, Row};
+    let version: String = conn.fetch_one("SELECT VERSION()").await?.try_get(0)?;
+    // innodb_lock_wait_timeout counts whole seconds, at least 1.
+    let lock_secs = limit.as_secs().max(1);
+    let sql = if version.contains("MariaDB") {
+        format!(
+            "SET SESSION max_statement_time = {:.3}, innodb_lock_wait_timeout = {lock_secs}",
+            limit.as_secs_f64()
+        )
+    } else {
+        format!(
+            "SET SESSION max_execution_time = {}, innodb_lock_wait_timeout = {lock_secs}",
+            limit.as_millis()
+        )
+    };
+    conn.execute(sql.as_str()).await?;
+    Ok(())
+}
+
+/// True when a SQLite URL asks for the file to be created (`mode=rwc`).
+fn url_creates_file(url: &str) -> bool {
+    url.split_once('?').is_some_and(|(_, query)| {
+        query
+            .split('&')
+            .any(|pair| pair.eq_ignore_ascii_case("mode=rwc"))
+    })
+}
+
+/// Creates a missing SQLite file readable by its owner only (it holds password
+/// hashes and the audit trail). SQLite gives its -wal and -shm files the same
+/// mode. An existing file is left alone; a failure (no such directory) is left
+/// for the connection to report.
+fn create_private_file(path: &std::path::Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.as_os_str().is_empty() || path == std::path::Path::new(":memory:") {
+        return;
+    }
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
 }
 
 impl Db {
@@ -173,8 +265,19 @@ impl Db {
         Ok(match Backend::from_url(url)? {
             Backend::Postgres => {
                 let mut options = PgConnectOptions::from_str(url).map_err(bad_url)?;
+                let mut startup: Vec<(&str, String)> = Vec::new();
                 if settings.read_only {
-                    options = options.options([("default_transaction_read_only", "on")]);
+                    startup.push(("default_transaction_read_only", "on".into()));
+                }
+                if let Some(limit) = settings.statement_timeout {
+                    // Startup parameters: in force from the first statement, with
+                    // no extra round trip per connection.
+                    let ms = limit.as_millis().to_string();
+                    startup.push(("statement_timeout", ms.clone()));
+                    startup.push(("lock_timeout", ms));
+                }
+                if !startup.is_empty() {
+                    options = options.options(startup);
                 }
                 Self::Postgres(
                     PgPoolOptions::new()
@@ -184,6 +287,7 @@ impl Db {
                 )
             }
             Backend::MySql => {
+                let limit = settings.statement_timeout;
                 let read_only = settings.read_only;
                 Self::MySql(
                     MySqlPoolOptions::new()
@@ -191,6 +295,9 @@ impl Db {
                         .acquire_timeout(settings.acquire_timeout)
                         .after_connect(move |conn, _| {
                             Box::pin(async move {
+                                if let Some(limit) = limit {
+                                    set_mysql_statement_timeout(conn, limit).await?;
+                                }
                                 if read_only {
                                     sqlx::query("SET SESSION TRANSACTION READ ONLY")
                                         .execute(conn)
@@ -210,10 +317,18 @@ impl Db {
                 let mut options = SqliteConnectOptions::from_str(url)
                     .map_err(bad_url)?
                     .foreign_keys(true)
-                    .busy_timeout(settings.acquire_timeout);
+                    // How long a write waits for another writer's lock.
+                    .busy_timeout(
+                        settings
+                            .statement_timeout
+                            .unwrap_or(settings.acquire_timeout),
+                    );
                 options = if settings.read_only {
                     options.read_only(true)
                 } else {
+                    if url_creates_file(url) {
+                        create_private_file(options.get_filename());
+                    }
                     // WAL lets /sync read while HR staff write; with WAL, NORMAL
                     // sync cannot corrupt the file and saves an fsync per login
                     // (a power cut may lose the last audit rows).

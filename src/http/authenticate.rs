@@ -6,11 +6,12 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use secrecy::SecretString;
 use serde_json::Value;
 
 use super::client_addr::client_ip;
-use super::AppState;
+use super::{AppState, RequestDeadline};
 use crate::error::{fail_response, ApiError};
 use crate::password::{AuthError, AuthOutcome};
 
@@ -48,21 +49,27 @@ fn parse(body: &[u8]) -> Result<LoginRequest, ApiError> {
 pub async fn authenticate(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    deadline: Option<Extension<RequestDeadline>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let request = parse(&body)?;
     let client = client_ip(peer.ip(), &headers, &state.trusted_proxies);
     // Run the check as its own task: a client that hangs up must not cancel it
-    // half-way, between counting the attempt and recording its outcome.
+    // half-way, between counting the attempt and recording its outcome. Past the
+    // request's deadline it stops, though: that client has had its 503, and no
+    // audit row may claim a success nobody received.
     let authenticator = state.authenticator.clone();
     let outcome = tokio::spawn(async move {
-        authenticator
-            .authenticate(&request.username, request.password, Some(client))
-            .await
+        let check = authenticator.authenticate(&request.username, request.password, Some(client));
+        match deadline {
+            Some(Extension(RequestDeadline(at))) => tokio::time::timeout_at(at, check).await.ok(),
+            None => Some(check.await),
+        }
     })
     .await
     .map_err(|e| ApiError::Internal(anyhow::anyhow!("authentication task failed: {e}")))?
+    .ok_or(ApiError::TimedOut)?
     .map_err(|e| match e {
         AuthError::Busy(busy) => ApiError::from(busy),
         AuthError::Db(db) => ApiError::from(db),

@@ -30,4 +30,13 @@ pub struct AppState {
     pub guard: crate::directory::GuardLimits,
     /// Proxies whose `X-Forwarded-For` names the real client.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    /// Closed until the database has answered (and been migrated) at start-up.
+    pub startup: health::DatabaseGate,
+    /// `server.request_timeout_secs`.
+    pub request_timeout: std::time::Duration,
 }
+
+/// When the request's answer is due (a request extension): work that a handler
+/// hands to a task of its own must stop by then, as the client has had its 503.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestDeadline(pub tokio::time::Instant);

@@ -492,11 +492,8 @@ pub fn open(settings: &crate::config::Settings, state: &Db) -> Result<Source, Db
         Db::connect_lazy(
             url,
             &crate::db::PoolSettings {
-                max_connections: settings.database.max_connections,
-                acquire_timeout: std::time::Duration::from_secs(
-                    settings.database.acquire_timeout_secs,
-                ),
                 read_only: queries.mapped,
+                ..settings.database.pool_settings()
             },
         )?
     };

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hr_bridge::config::Settings;
-use hr_bridge::db::{Backend, Db, PoolSettings};
+use hr_bridge::db::{Backend, Db};
 use hr_bridge::server::{build_state, RunningServer};
 use secrecy::SecretString;
 use sqlx::Connection;
@@ -235,15 +235,7 @@ impl Drop for TestDb {
 
 /// A pool as the server would build it from `settings`.
 fn pool_for(settings: &Settings) -> Db {
-    Db::connect_lazy(
-        &settings.database.url,
-        &PoolSettings {
-            max_connections: settings.database.max_connections,
-            acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_secs),
-            read_only: false,
-        },
-    )
-    .expect("valid URL")
+    Db::connect_lazy(&settings.database.url, &settings.database.pool_settings()).expect("valid URL")
 }
 
 /// A running server and a client for it.
