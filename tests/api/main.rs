@@ -14,5 +14,6 @@ mod health;
 mod import;
 mod lockout;
 mod metrics;
+mod schema;
 mod sync;
 mod tls;
