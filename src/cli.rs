@@ -216,41 +216,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     eprintln!("{} problem(s); nothing was written", problems.len());
                     return Ok(ExitCode::FAILURE);
                 }
-                Err(ImportError::Db(e)) => return Err(e.into()),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
             };
-            for (name, change) in [
-                ("employees", &plan.employees),
-                ("departments", &plan.departments),
-                ("department_members", &plan.members),
-            ] {
-                println!(
-                    "{name}: {} added, {} updated, {} unchanged, {} deleted",
-                    change.added.len(),
-                    change.updated.len(),
-                    change.unchanged,
-                    change.deleted.len()
-                );
-                for (what, keys) in [
-                    ("added", &change.added),
-                    ("updated", &change.updated),
-                    ("deleted", &change.deleted),
-                ] {
-                    if !keys.is_empty() {
-                        let shown: Vec<&str> = keys.iter().take(20).map(String::as_str).collect();
-                        let more = keys.len().saturating_sub(shown.len());
-                        let tail = if more > 0 {
-                            format!(" … and {more} more")
-                        } else {
-                            String::new()
-                        };
-                        println!("  {what}: {}{tail}", shown.join(", "));
-                    }
+            // Written first, described after: a refused write prints no plan that
+            // did not happen, only its one-line reason.
+            if !dry_run {
+                if let Err(e) = import::apply(&db, &plan).await {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::FAILURE);
                 }
             }
+            print_import_plan(&plan);
             if dry_run {
                 println!("dry run: nothing was written");
             } else {
-                import::apply(&db, &plan).await?;
                 println!("imported in one transaction; run `hr-bridge preview` to see what /sync will do");
             }
             Ok(ExitCode::SUCCESS)
@@ -280,6 +262,39 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 password.expose_secret()
             );
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The added/updated/unchanged/deleted counts and keys of an import, per table.
+fn print_import_plan(plan: &import::ImportPlan) {
+    for (name, change) in [
+        ("employees", &plan.employees),
+        ("departments", &plan.departments),
+        ("department_members", &plan.members),
+    ] {
+        println!(
+            "{name}: {} added, {} updated, {} unchanged, {} deleted",
+            change.added.len(),
+            change.updated.len(),
+            change.unchanged,
+            change.deleted.len()
+        );
+        for (what, keys) in [
+            ("added", &change.added),
+            ("updated", &change.updated),
+            ("deleted", &change.deleted),
+        ] {
+            if !keys.is_empty() {
+                let shown: Vec<&str> = keys.iter().take(20).map(String::as_str).collect();
+                let more = keys.len().saturating_sub(shown.len());
+                let tail = if more > 0 {
+                    format!(" … and {more} more")
+                } else {
+                    String::new()
+                };
+                println!("  {what}: {}{tail}", shown.join(", "));
+            }
         }
     }
 }

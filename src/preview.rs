@@ -4,12 +4,16 @@ use std::fmt::Write;
 
 use serde_json::json;
 
-use crate::directory::snapshot::KindDiff;
+use serde_json::Value;
+
+use crate::directory::snapshot::{Changed, FieldChange, KindDiff};
 use crate::directory::GuardLimits;
 use crate::directory::Preview;
 
 /// Keys listed per section in the text form; `--json` lists all.
 const SHOWN: usize = 50;
+/// Members named per side of a changed `user_list` in the text form.
+const MEMBERS_SHOWN: usize = 10;
 
 fn list(out: &mut String, title: &str, keys: &[String]) {
     if keys.is_empty() {
@@ -35,16 +39,59 @@ fn kind(out: &mut String, name: &str, diff: &KindDiff) {
     );
     list(out, "added", &diff.added);
     if !diff.changed.is_empty() {
-        let _ = write!(out, "  changed ({}):", diff.changed.len());
+        let _ = writeln!(out, "  changed ({}):", diff.changed.len());
         for changed in diff.changed.iter().take(SHOWN) {
-            let _ = write!(out, " {} ({})", changed.key, changed.fields.join(", "));
+            changed_line(out, changed);
         }
         if diff.changed.len() > SHOWN {
-            let _ = write!(out, " … and {} more", diff.changed.len() - SHOWN);
+            let _ = writeln!(
+                out,
+                "    … and {} more (`--json` lists all)",
+                diff.changed.len() - SHOWN
+            );
         }
-        out.push('\n');
     }
     list(out, "dropped", &diff.dropped);
+}
+
+/// `    key: field "old" → "new"; user_list +added −removed`
+fn changed_line(out: &mut String, changed: &Changed) {
+    let parts: Vec<String> = changed
+        .changes
+        .iter()
+        .map(|(field, change)| format!("{field} {}", change_text(change)))
+        .collect();
+    let _ = writeln!(out, "    {}: {}", changed.key, parts.join("; "));
+}
+
+/// A member list as who joins and who leaves; any other value as old → new (JSON
+/// strings, so that an empty value and blanks stay visible).
+fn change_text(change: &FieldChange) -> String {
+    if let (Value::Array(old), Value::Array(new)) = (&change.old, &change.new) {
+        let side = |sign: char, from: &[Value], other: &[Value]| {
+            let names: Vec<String> = from
+                .iter()
+                .filter(|v| !other.contains(v))
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect();
+            let mut text: Vec<String> = names
+                .iter()
+                .take(MEMBERS_SHOWN)
+                .map(|n| format!("{sign}{n}"))
+                .collect();
+            if names.len() > MEMBERS_SHOWN {
+                text.push(format!("{sign}{} more", names.len() - MEMBERS_SHOWN));
+            }
+            text
+        };
+        let mut parts = side('+', new, old);
+        parts.extend(side('−', old, new));
+        return parts.join(" ");
+    }
+    format!("{} → {}", change.old, change.new)
 }
 
 pub fn to_text(preview: &Preview) -> String {
@@ -82,8 +129,11 @@ pub fn to_text(preview: &Preview) -> String {
     out
 }
 
+/// The preview for scripts: counts, the snapshot, every added, changed (with old and
+/// new values) and dropped key, the guard's verdict, and under `payload` the
+/// document `/sync` would serve, byte for byte, so that a script can diff it.
 pub fn to_json(preview: &Preview, limits: &GuardLimits) -> String {
-    json!({
+    let summary = json!({
         "serve": {
             "users": preview.payload.users,
             "groups": preview.payload.groups,
@@ -103,5 +153,15 @@ pub fn to_json(preview: &Preview, limits: &GuardLimits) -> String {
             "max_deletion_ratio": limits.max_ratio,
         },
     })
-    .to_string()
+    .to_string();
+    // The payload is already serialized JSON: splice it in rather than parse a
+    // document of 100,000 users back into a `Value` only to print it again.
+    let Ok(payload) = preview.payload.json() else {
+        return summary;
+    };
+    let payload = String::from_utf8_lossy(&payload);
+    match summary.strip_suffix('}') {
+        Some(head) => format!("{head},\"payload\":{payload}}}"),
+        None => summary,
+    }
 }

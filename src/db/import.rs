@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use sqlx::QueryBuilder;
 
-use super::{on_pool, Backend, Db, DbError, DepartmentRow, EmployeeRow, MembershipRow};
+use super::{on_pool, Backend, Db, DbError, MembershipRow};
 
 /// One CSV or database value: text (NULL as `None`) or a boolean.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,13 +24,19 @@ pub struct DirectoryTables {
 /// One step of an import, in the order given.
 #[derive(Debug, Clone)]
 pub enum TableWrite {
-    /// Insert or update rows; `columns` are the ones the file has.
-    Upsert {
+    /// Insert rows; `columns` are the ones the file has. With `update_on`, a row
+    /// whose key exists updates it instead (an upsert); without, any clash on a
+    /// unique key is an error (on MySQL an upsert fires on every unique key, so new
+    /// rows must not be upserted where a second unique key exists).
+    Insert {
         table: &'static str,
-        key: &'static [&'static str],
+        update_on: Option<&'static [&'static str]>,
         columns: Vec<&'static str>,
         rows: Vec<Vec<Cell>>,
     },
+    /// Give employees (username, temporary email) pairs, so that their emails are
+    /// free for others in the same transaction.
+    ParkEmails { pairs: Vec<(String, String)> },
     /// Delete rows by a one-column key.
     Delete {
         table: &'static str,
@@ -44,31 +50,69 @@ pub enum TableWrite {
 /// Rows per multi-row statement.
 const CHUNK: usize = 500;
 
+/// An employee as stored, every column, for comparing with a file.
 #[derive(sqlx::FromRow)]
-struct EmployeeWithHash {
-    #[sqlx(flatten)]
-    employee: EmployeeRow,
+struct StoredEmployee {
+    username: String,
+    email: String,
+    nick_name: String,
+    ad_no: Option<String>,
+    company: Option<String>,
+    phone1: Option<String>,
+    phone2: Option<String>,
+    extension_no: Option<String>,
+    gender: Option<String>,
     password_hash: Option<String>,
+    /// `None` for a value that is neither true nor false (see [`active_column`]).
+    active: Option<bool>,
+}
+
+/// A department as stored, for comparing with a file.
+#[derive(sqlx::FromRow)]
+struct StoredDepartment {
+    group_no: String,
+    display_name: String,
+    parent_group_no: Option<String>,
+    active: Option<bool>,
 }
 
 fn text(value: &Option<String>) -> Cell {
     Cell::Text(value.clone())
 }
 
+/// `active` as something every stored row can be read as. SQLite may hold rows
+/// from before the schema refused non-booleans (`'true'` as text): read those as
+/// NULL rather than fail the whole import, so that a file listing the row differs
+/// from it and its upsert repairs it.
+fn active_column(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "CASE WHEN active IN (0, 1) THEN active END AS active",
+        Backend::Postgres | Backend::MySql => "active",
+    }
+}
+
+/// A stored `active` as a cell: unreadable values stay distinct from both booleans.
+fn active_cell(value: Option<bool>) -> Cell {
+    value.map_or(Cell::Text(None), Cell::Bool)
+}
+
 impl Db {
     /// Every employee (with hash), department and membership, active or not.
     pub async fn directory_tables(&self) -> Result<DirectoryTables, DbError> {
-        let employees_sql = "SELECT username, email, nick_name, ad_no, company, phone1, phone2, \
-                             extension_no, gender, active, password_hash FROM employees";
+        let active = active_column(self.backend());
+        let employees_sql = format!(
+            "SELECT username, email, nick_name, ad_no, company, phone1, phone2, \
+             extension_no, gender, password_hash, {active} FROM employees"
+        );
         let departments_sql =
-            "SELECT group_no, display_name, parent_group_no, active FROM departments";
+            format!("SELECT group_no, display_name, parent_group_no, {active} FROM departments");
         let members_sql = "SELECT group_no, username FROM department_members";
         let (employees, departments, members) = on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let e = sqlx::query_as::<_, EmployeeWithHash>(employees_sql)
+            let e = sqlx::query_as::<_, StoredEmployee>(&employees_sql)
                 .fetch_all(&mut *tx)
                 .await?;
-            let d = sqlx::query_as::<_, DepartmentRow>(departments_sql)
+            let d = sqlx::query_as::<_, StoredDepartment>(&departments_sql)
                 .fetch_all(&mut *tx)
                 .await?;
             let m = sqlx::query_as::<_, MembershipRow>(members_sql)
@@ -80,8 +124,7 @@ impl Db {
         Ok(DirectoryTables {
             employees: employees
                 .into_iter()
-                .map(|row| {
-                    let e = row.employee;
+                .map(|e| {
                     BTreeMap::from([
                         ("username", Cell::Text(Some(e.username))),
                         ("email", Cell::Text(Some(e.email))),
@@ -92,8 +135,8 @@ impl Db {
                         ("phone2", text(&e.phone2)),
                         ("extension_no", text(&e.extension_no)),
                         ("gender", text(&e.gender)),
-                        ("password_hash", text(&row.password_hash)),
-                        ("active", Cell::Bool(e.active)),
+                        ("password_hash", text(&e.password_hash)),
+                        ("active", active_cell(e.active)),
                     ])
                 })
                 .collect(),
@@ -104,7 +147,7 @@ impl Db {
                         ("group_no", Cell::Text(Some(d.group_no))),
                         ("display_name", Cell::Text(Some(d.display_name))),
                         ("parent_group_no", text(&d.parent_group_no)),
-                        ("active", Cell::Bool(d.active)),
+                        ("active", active_cell(d.active)),
                     ])
                 })
                 .collect(),
@@ -127,9 +170,9 @@ impl Db {
             let mut tx = pool.begin().await?;
             for step in steps {
                 match step {
-                    TableWrite::Upsert {
+                    TableWrite::Insert {
                         table,
-                        key,
+                        update_on,
                         columns,
                         rows,
                     } => {
@@ -146,8 +189,25 @@ impl Db {
                                     };
                                 }
                             });
-                            qb.push(upsert_clause(backend, key, columns));
+                            if let Some(key) = update_on {
+                                qb.push(upsert_clause(backend, key, columns));
+                            }
                             qb.build().execute(&mut *tx).await?;
+                        }
+                    }
+                    TableWrite::ParkEmails { pairs } => {
+                        let sql = match backend {
+                            Backend::Postgres => {
+                                "UPDATE employees SET email = $1 WHERE username = $2"
+                            }
+                            _ => "UPDATE employees SET email = ? WHERE username = ?",
+                        };
+                        for (user, email) in pairs {
+                            sqlx::query(sql)
+                                .bind(email)
+                                .bind(user)
+                                .execute(&mut *tx)
+                                .await?;
                         }
                     }
                     TableWrite::Delete { table, key, keys } => {

@@ -185,10 +185,21 @@ pub struct KindDiff {
     pub dropped: Vec<String>,
 }
 
+/// A record present in both payloads whose fields differ.
 #[derive(Debug, serde::Serialize)]
 pub struct Changed {
     pub key: String,
+    /// The names of the changed fields, in order.
     pub fields: Vec<String>,
+    /// Each changed field's value in the snapshot and now (`null` when absent).
+    pub changes: BTreeMap<String, FieldChange>,
+}
+
+/// One field's value as last served and as it would be served now.
+#[derive(Debug, serde::Serialize)]
+pub struct FieldChange {
+    pub old: Value,
+    pub new: Value,
 }
 
 /// Users and departments compared between two payloads.
@@ -230,15 +241,26 @@ fn diff_kind(
             None => diff.added.push(key.clone()),
             Some(old) => {
                 let names: BTreeSet<&String> = fields.keys().chain(old.keys()).collect();
-                let changed: Vec<String> = names
+                let changes: BTreeMap<String, FieldChange> = names
                     .into_iter()
                     .filter(|name| fields.get(*name) != old.get(*name))
-                    .cloned()
+                    .map(|name| {
+                        let value =
+                            |m: &Map<String, Value>| m.get(name).cloned().unwrap_or(Value::Null);
+                        (
+                            name.clone(),
+                            FieldChange {
+                                old: value(old),
+                                new: value(fields),
+                            },
+                        )
+                    })
                     .collect();
-                if !changed.is_empty() {
+                if !changes.is_empty() {
                     diff.changed.push(Changed {
                         key: key.clone(),
-                        fields: changed,
+                        fields: changes.keys().cloned().collect(),
+                        changes,
                     });
                 }
             }

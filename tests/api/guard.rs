@@ -190,6 +190,8 @@ on_all_backends!(
         "INSERT INTO employees (username, email, nick_name, active) VALUES ('new1', 'new1@example.com', 'New', TRUE);
          UPDATE employees SET email = 'changed@example.com', phone1 = '123' WHERE username = 'e005';
          UPDATE departments SET display_name = 'Renamed' WHERE group_no = 'SUB';
+         DELETE FROM department_members WHERE username = 'e001';
+         INSERT INTO department_members (group_no, username) VALUES ('SUB', 'e003');
          INSERT INTO departments (group_no, display_name, parent_group_no, active) VALUES ('NEW', 'New dept', 'ROOT', TRUE);",
     )
     .await;
@@ -205,7 +207,14 @@ on_all_backends!(
         assert_eq!(preview["users"]["added"], serde_json::json!(["new1"]));
         assert_eq!(
             preview["users"]["changed"],
-            serde_json::json!([{"key": "e005", "fields": ["email", "phone1"]}])
+            serde_json::json!([{
+                "key": "e005",
+                "fields": ["email", "phone1"],
+                "changes": {
+                    "email": {"old": "e005@example.com", "new": "changed@example.com"},
+                    "phone1": {"old": "", "new": "123"},
+                },
+            }])
         );
         assert_eq!(
             preview["users"]["dropped"],
@@ -214,7 +223,14 @@ on_all_backends!(
         assert_eq!(preview["groups"]["added"], serde_json::json!(["NEW"]));
         assert_eq!(
             preview["groups"]["changed"],
-            serde_json::json!([{"key": "SUB", "fields": ["display_name"]}])
+            serde_json::json!([{
+                "key": "SUB",
+                "fields": ["display_name", "user_list"],
+                "changes": {
+                    "display_name": {"old": "Sub", "new": "Renamed"},
+                    "user_list": {"old": ["e000", "e001"], "new": ["e000", "e003"]},
+                },
+            }])
         );
         assert_eq!(preview["guard"]["would_refuse"], true);
         let text = hr_bridge(&app.test_db.url, &["preview"]);
@@ -223,12 +239,27 @@ on_all_backends!(
             text.contains("users: 1 added, 1 changed, 3 dropped"),
             "{text}"
         );
-        assert!(text.contains("e005 (email, phone1)"), "{text}");
+        assert!(
+            text.contains(
+                "    e005: email \"e005@example.com\" → \"changed@example.com\"; phone1 \"\" → \"123\"\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("    SUB: display_name \"Sub\" → \"Renamed\"; user_list +e003 −e001\n"),
+            "{text}"
+        );
         assert!(text.contains("WOULD REFUSE"), "{text}");
         assert_eq!(
             app.db.snapshot_digest().await.unwrap(),
             before,
             "preview recorded something"
         );
+        // `payload` is exactly what /sync serves once the drops are approved.
+        assert!(hr_bridge(&app.test_db.url, &["accept-deletions"])
+            .status
+            .success());
+        let served = json_body(app.post_sync().await).await;
+        assert_eq!(preview["payload"], served);
     }
 );

@@ -15,6 +15,7 @@ mod import;
 mod lockout;
 mod metrics;
 mod startup;
+mod schema;
 mod sync;
 mod sync_data;
 mod timeouts;

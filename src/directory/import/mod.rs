@@ -17,8 +17,25 @@ use parse::{duplicates, problem};
 pub enum ImportError {
     #[error("{} problem(s) in the CSV files; nothing was written", .0.len())]
     Invalid(Vec<ImportProblem>),
-    #[error(transparent)]
-    Db(#[from] DbError),
+    /// The current rows could not be read: nothing was planned or written.
+    #[error("cannot read the current HR tables, nothing was written: {}", one_line(.0))]
+    Read(#[source] DbError),
+    /// The database refused the writes: the transaction was rolled back.
+    #[error("the database refused the import, nothing was written: {}", one_line(.0))]
+    Write(#[source] DbError),
+}
+
+/// A database error as one line: the database's own message (and the constraint it
+/// names), without the driver's wrapping.
+fn one_line(e: &DbError) -> String {
+    let text = match e {
+        DbError::Query(sqlx::Error::Database(db)) => match db.constraint() {
+            Some(constraint) => format!("{} (constraint {constraint})", db.message()),
+            None => db.message().to_owned(),
+        },
+        other => other.to_string(),
+    };
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The CSV files to import.
@@ -64,17 +81,17 @@ fn merge(
     file: Option<&CsvTable>,
     mut current: BTreeMap<String, Record>,
     replace: bool,
-) -> (
-    BTreeMap<String, Record>,
-    TableChange,
-    Vec<Record>,
-    Vec<String>,
-) {
+) -> Merged {
     let mut change = TableChange::default();
     let Some(file) = file else {
-        return (current, change, Vec::new(), Vec::new());
+        return Merged {
+            all: current,
+            change,
+            ..Merged::default()
+        };
     };
-    let mut upserts = Vec::new();
+    let mut inserts = Vec::new();
+    let mut updates = Vec::new();
     let listed: HashSet<String> = file.records.iter().map(|r| r.key(spec)).collect();
     let mut deletes = Vec::new();
     if replace {
@@ -94,7 +111,7 @@ fn merge(
         match current.get_mut(&key) {
             None => {
                 change.added.push(key.replace('\u{1f}', " / "));
-                upserts.push(record.clone());
+                inserts.push(record.clone());
                 current.insert(key, record.clone());
             }
             Some(old) => {
@@ -104,7 +121,7 @@ fn merge(
                     .any(|(c, v)| old.cells.get(c) != Some(v));
                 if differs {
                     change.updated.push(key.replace('\u{1f}', " / "));
-                    upserts.push(record.clone());
+                    updates.push(record.clone());
                     for (c, v) in &record.cells {
                         old.cells.insert(c, v.clone());
                     }
@@ -116,10 +133,32 @@ fn merge(
             }
         }
     }
-    (current, change, upserts, deletes)
+    Merged {
+        all: current,
+        change,
+        inserts,
+        updates,
+        deletes,
+    }
+}
+
+/// A file merged into a table's stored rows.
+#[derive(Default)]
+struct Merged {
+    /// Every row as it would be after the import.
+    all: BTreeMap<String, Record>,
+    change: TableChange,
+    /// Rows whose key is new.
+    inserts: Vec<Record>,
+    /// Stored rows the file changes.
+    updates: Vec<Record>,
+    /// Keys of stored rows to delete (`--replace`).
+    deletes: Vec<String>,
 }
 
 /// Parses and validates the files against the database, and plans the writes.
+/// Every problem of every file is reported at once: the checks against the
+/// database run even when a file already has problems of its own.
 pub async fn plan(db: &Db, request: &ImportRequest) -> Result<ImportPlan, ImportError> {
     let mut found = Vec::new();
     let employees = request
@@ -134,6 +173,10 @@ pub async fn plan(db: &Db, request: &ImportRequest) -> Result<ImportPlan, Import
         .members
         .as_deref()
         .and_then(|p| parse_file(p, &MEMBERS, &mut found));
+    // A file given but unreadable (bad header) says nothing about its rows: skip
+    // the checks that would need them rather than report their absence.
+    let employees_known = request.employees.is_none() || employees.is_some();
+    let departments_known = request.departments.is_none() || departments.is_some();
     if let Some(t) = &employees {
         duplicates(
             t,
@@ -164,40 +207,44 @@ pub async fn plan(db: &Db, request: &ImportRequest) -> Result<ImportPlan, Import
             &mut found,
         );
     }
-    if !found.is_empty() {
-        found.sort();
-        return Err(ImportError::Invalid(found));
-    }
 
     let DirectoryTables {
         employees: db_employees,
         departments: db_departments,
         members: db_members,
-    } = db.directory_tables().await?;
-    let (all_employees, employees_change, employee_upserts, employee_deletes) = merge(
+    } = db.directory_tables().await.map_err(ImportError::Read)?;
+    let stored_employees = existing(db_employees, &EMPLOYEES);
+    // Stored emails, for moving emails between employees (see `park_emails`).
+    let stored_emails: HashMap<String, String> = stored_employees
+        .iter()
+        .filter_map(|(key, r)| Some((key.clone(), r.text("email")?.to_owned())))
+        .collect();
+    let employees_merged = merge(
         &EMPLOYEES,
         employees.as_ref(),
-        existing(db_employees, &EMPLOYEES),
+        stored_employees,
         request.replace,
     );
-    let (all_departments, departments_change, department_upserts, department_deletes) = merge(
+    let departments_merged = merge(
         &DEPARTMENTS,
         departments.as_ref(),
         existing(db_departments, &DEPARTMENTS),
         request.replace,
     );
-    let (all_members, members_change, member_upserts, member_deletes) = merge(
+    let members_merged = merge(
         &MEMBERS,
         members.as_ref(),
         existing(db_members, &MEMBERS),
         request.replace,
     );
+    let all_employees = &employees_merged.all;
+    let all_departments = &departments_merged.all;
 
     let file_of = |line: u64, table: Option<&CsvTable>| -> (String, u64) {
         (table.map_or_else(String::new, |t| t.label.clone()), line)
     };
     // Departments: parents exist, active ones have active parents, no cycles.
-    for (key, record) in &all_departments {
+    for (key, record) in all_departments.iter().filter(|_| departments_known) {
         let Some(parent) = record.text("parent_group_no") else {
             continue;
         };
@@ -218,7 +265,7 @@ pub async fn plan(db: &Db, request: &ImportRequest) -> Result<ImportPlan, Import
             }
         }
     }
-    for cycle in cycles(&all_departments) {
+    for cycle in cycles(all_departments) {
         let first = &cycle[0];
         let record = &all_departments[first];
         let (file, line) = file_of(record.line, departments.as_ref());
@@ -230,35 +277,49 @@ pub async fn plan(db: &Db, request: &ImportRequest) -> Result<ImportPlan, Import
             format!("departments form a parent cycle: {}", chain.join(" → ")),
         ));
     }
-    // Emails are unique across every employee, compared case-insensitively.
-    let mut emails: HashMap<String, &str> = HashMap::new();
-    for (key, record) in &all_employees {
+    // Emails are unique across every employee, compared case-insensitively. Two
+    // rows of the file sharing one were reported as duplicates already.
+    let mut emails: HashMap<String, (&str, u64)> = HashMap::new();
+    for (key, record) in all_employees.iter().filter(|_| employees_known) {
         let Some(email) = record.text("email") else {
             continue;
         };
-        if let Some(other) = emails.insert(email.to_lowercase(), key) {
-            let (file, line) = file_of(record.line, employees.as_ref());
-            found.push(problem(
-                &file,
-                line,
-                format!("email {email:?} of {key:?} is already used by employee {other:?}"),
-            ));
+        let Some((other, other_line)) = emails.insert(email.to_lowercase(), (key, record.line))
+        else {
+            continue;
+        };
+        if record.line > 0 && other_line > 0 {
+            continue;
         }
+        // Report it on the file's row, naming the stored one.
+        let (culprit, line, holder) = if record.line > 0 {
+            (key.as_str(), record.line, other)
+        } else {
+            (other, other_line, key.as_str())
+        };
+        let (file, line) = file_of(line, employees.as_ref());
+        found.push(problem(
+            &file,
+            line,
+            format!("email {email:?} of {culprit:?} is already used by employee {holder:?}"),
+        ));
     }
     // Memberships from the file name an existing department and employee (stored
-    // ones of deleted rows go with them: the schema cascades).
-    for record in all_members.values().filter(|r| r.line > 0) {
+    // ones of deleted rows go with them: the schema cascades). Rows with an empty
+    // key were reported when the file was read.
+    for record in members_merged.all.values().filter(|r| r.line > 0) {
         let (file, line) = file_of(record.line, members.as_ref());
-        let group = record.text("group_no").unwrap_or("");
-        let user = record.text("username").unwrap_or("");
-        if !all_departments.contains_key(group) {
+        let (Some(group), Some(user)) = (record.text("group_no"), record.text("username")) else {
+            continue;
+        };
+        if departments_known && !all_departments.contains_key(group) {
             found.push(problem(
                 &file,
                 line,
                 format!("member of unknown department {group:?}"),
             ));
         }
-        if !all_employees.contains_key(user) {
+        if employees_known && !all_employees.contains_key(user) {
             found.push(problem(&file, line, format!("unknown employee {user:?}")));
         }
     }
@@ -274,72 +335,154 @@ pub async fn plan(db: &Db, request: &ImportRequest) -> Result<ImportPlan, Import
         return Err(ImportError::Invalid(found));
     }
 
-    let mut write = Vec::new();
-    // Parents before children, so that every new parent exists when referenced.
-    let ordered = parents_first(department_upserts);
-    let column_list = |t: Option<&CsvTable>| t.map(|t| t.columns.clone()).unwrap_or_default();
-    write.push(TableWrite::DeleteMembers {
-        pairs: member_deletes
-            .iter()
-            .filter_map(|k| k.split_once('\u{1f}'))
-            .map(|(g, u)| (g.to_owned(), u.to_owned()))
-            .collect(),
-    });
-    write.push(upsert(
-        &DEPARTMENTS,
-        column_list(departments.as_ref()),
-        ordered,
-    ));
-    write.push(upsert(
-        &EMPLOYEES,
-        column_list(employees.as_ref()),
-        employee_upserts,
-    ));
-    write.push(upsert(
-        &MEMBERS,
-        column_list(members.as_ref()),
-        member_upserts,
-    ));
-    write.push(TableWrite::Delete {
-        table: EMPLOYEES.table,
-        key: "username",
-        keys: employee_deletes,
-    });
-    write.push(TableWrite::Delete {
-        table: DEPARTMENTS.table,
-        key: "group_no",
-        keys: department_deletes,
-    });
+    let parked = park_emails(&employees_merged, &stored_emails);
+    let employee_columns = column_list(employees.as_ref());
+    let write = vec![
+        TableWrite::DeleteMembers {
+            pairs: members_merged
+                .deletes
+                .iter()
+                .filter_map(|k| k.split_once('\u{1f}'))
+                .map(|(g, u)| (g.to_owned(), u.to_owned()))
+                .collect(),
+        },
+        // Deleted employees go first, so that their emails are free for others.
+        TableWrite::Delete {
+            table: EMPLOYEES.table,
+            key: "username",
+            keys: employees_merged.deletes,
+        },
+        TableWrite::ParkEmails { pairs: parked },
+        // Parents before children, so that every new parent exists when referenced.
+        upsert(
+            &DEPARTMENTS,
+            column_list(departments.as_ref()),
+            parents_first(
+                departments_merged
+                    .updates
+                    .into_iter()
+                    .chain(departments_merged.inserts)
+                    .collect(),
+            ),
+        ),
+        upsert(
+            &EMPLOYEES,
+            employee_columns.clone(),
+            employees_merged.updates,
+        ),
+        // New employees by plain INSERT: on MySQL an upsert also fires on the email
+        // key and would overwrite whichever employee holds that email.
+        insert(&EMPLOYEES, employee_columns, employees_merged.inserts),
+        upsert(
+            &MEMBERS,
+            column_list(members.as_ref()),
+            members_merged
+                .updates
+                .into_iter()
+                .chain(members_merged.inserts)
+                .collect(),
+        ),
+        // Departments last: their children have been moved or deleted by now.
+        TableWrite::Delete {
+            table: DEPARTMENTS.table,
+            key: "group_no",
+            keys: departments_merged.deletes,
+        },
+    ];
     Ok(ImportPlan {
-        employees: employees_change,
-        departments: departments_change,
-        members: members_change,
+        employees: employees_merged.change,
+        departments: departments_merged.change,
+        members: members_merged.change,
         write,
     })
 }
 
+fn column_list(table: Option<&CsvTable>) -> Vec<&'static str> {
+    table.map(|t| t.columns.clone()).unwrap_or_default()
+}
+
+/// Stored employees whose email another employee of this import takes (a swap or
+/// rotation of emails), each with a temporary unique email to hold meanwhile.
+///
+/// The unique index on `email` is checked row by row, so giving alice bob's email
+/// before bob has his new one fails even though the end state is valid. Moving the
+/// emails that are taken over out of the way first, in the same transaction, makes
+/// any order of the rows work; the updates then give every parked row its new email.
+fn park_emails(
+    employees: &Merged,
+    stored_emails: &HashMap<String, String>,
+) -> Vec<(String, String)> {
+    // MySQL compares emails case-insensitively, so compare as it would.
+    let wanted: HashMap<String, &str> = employees
+        .updates
+        .iter()
+        .chain(&employees.inserts)
+        .filter_map(|r| Some((r.text("email")?.to_lowercase(), r.text("username")?)))
+        .collect();
+    let taken: HashSet<String> = stored_emails.values().map(|e| e.to_lowercase()).collect();
+    let mut placeholders = (0u64..)
+        .map(|n| format!("hr-bridge-import-{n}.invalid"))
+        .filter(|p| !taken.contains(p));
+    let mut parked = Vec::new();
+    for record in &employees.updates {
+        let (Some(user), Some(new_email)) = (record.text("username"), record.text("email")) else {
+            continue;
+        };
+        let Some(old_email) = stored_emails.get(user) else {
+            continue;
+        };
+        if old_email == new_email {
+            continue;
+        }
+        let taken_by_other = wanted
+            .get(&old_email.to_lowercase())
+            .is_some_and(|other| *other != user);
+        if taken_by_other {
+            if let Some(placeholder) = placeholders.next() {
+                parked.push((user.to_owned(), placeholder));
+            }
+        }
+    }
+    parked
+}
+
 /// The upsert of `rows`, each laid out in the file's column order.
 fn upsert(spec: &TableSpec, columns: Vec<&'static str>, rows: Vec<Record>) -> TableWrite {
-    let rows = rows
-        .into_iter()
+    TableWrite::Insert {
+        table: spec.table,
+        update_on: Some(spec.key),
+        rows: laid_out(&columns, rows),
+        columns,
+    }
+}
+
+/// Each row's cells in `columns` order; a missing cell is NULL.
+fn laid_out(columns: &[&'static str], rows: Vec<Record>) -> Vec<Vec<Cell>> {
+    rows.into_iter()
         .map(|r| {
             columns
                 .iter()
                 .map(|c| r.cells.get(c).cloned().unwrap_or(Cell::Text(None)))
                 .collect()
         })
-        .collect();
-    TableWrite::Upsert {
+        .collect()
+}
+
+/// The plain INSERT of new `rows`, each laid out in the file's column order.
+fn insert(spec: &TableSpec, columns: Vec<&'static str>, rows: Vec<Record>) -> TableWrite {
+    TableWrite::Insert {
         table: spec.table,
-        key: spec.key,
+        update_on: None,
+        rows: laid_out(&columns, rows),
         columns,
-        rows,
     }
 }
 
-/// Writes a plan in one transaction.
-pub async fn apply(db: &Db, plan: &ImportPlan) -> Result<(), DbError> {
-    db.apply_import(&plan.write).await
+/// Writes a plan in one transaction: all of it, or (on any error) nothing.
+pub async fn apply(db: &Db, plan: &ImportPlan) -> Result<(), ImportError> {
+    db.apply_import(&plan.write)
+        .await
+        .map_err(ImportError::Write)
 }
 
 /// Each loop in the parent links, from its smallest key, following parents.

@@ -109,6 +109,70 @@ fn parse_bool(value: &str) -> Option<bool> {
     }
 }
 
+/// Line numbers of records, counted from their byte offsets.
+///
+/// The csv crate's own line count is one short after a CRLF line break (what Excel
+/// and Python write): it starts the next record at the `\n` and counts it only
+/// later. Counting the line breaks before a record's first real byte is right for
+/// LF, CRLF and quoted fields spanning lines alike. Records come in order, so the
+/// count resumes where the last one stopped (linear in the file, not quadratic).
+struct Lines<'a> {
+    text: &'a [u8],
+    counted_to: usize,
+    newlines: u64,
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a [u8]) -> Self {
+        Self {
+            text,
+            counted_to: 0,
+            newlines: 0,
+        }
+    }
+
+    /// The 1-based line on which the record starting at `byte` begins.
+    fn at(&mut self, byte: u64) -> u64 {
+        let text = self.text;
+        let mut start = usize::try_from(byte).unwrap_or(usize::MAX).min(text.len());
+        start += text[start..]
+            .iter()
+            .take_while(|b| matches!(b, b'\r' | b'\n'))
+            .count();
+        if start < self.counted_to {
+            // Not expected (records come in order); count afresh.
+            self.counted_to = 0;
+            self.newlines = 0;
+        }
+        let more = text[self.counted_to..start]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        self.newlines += u64::try_from(more).unwrap_or(u64::MAX);
+        self.counted_to = start;
+        self.newlines + 1
+    }
+
+    /// The line of the record a CSV error is about, if the error says.
+    fn of_error(&mut self, e: &csv::Error) -> Option<u64> {
+        e.position().map(|p| self.at(p.byte()))
+    }
+}
+
+/// A CSV error in words, without the csv crate's own (CRLF-miscounted) position.
+fn csv_reason(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::Utf8 { err, .. } => format!(
+            "field {} is not valid UTF-8; save the file as UTF-8",
+            err.field() + 1
+        ),
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("the row has {len} field(s) but the header has {expected_len}"),
+        _ => format!("malformed CSV: {e}"),
+    }
+}
+
 /// Reads and checks one CSV file against `spec`; problems go to `found`.
 pub fn parse_file(
     path: &Path,
@@ -130,10 +194,11 @@ pub fn parse_file(
     let headers = match reader.headers() {
         Ok(h) => h.clone(),
         Err(e) => {
+            let line = Lines::new(text).of_error(&e).unwrap_or(1);
             found.push(problem(
                 &label,
-                1,
-                format!("cannot read the header row: {e}"),
+                line,
+                format!("cannot read the header row: {}", csv_reason(&e)),
             ));
             return None;
         }
@@ -175,16 +240,17 @@ pub fn parse_file(
         return None;
     }
     let mut records = Vec::new();
+    let mut lines = Lines::new(text);
     for result in reader.records() {
         let row = match result {
             Ok(row) => row,
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                found.push(problem(&label, line, format!("malformed CSV: {e}")));
+                let line = lines.of_error(&e).unwrap_or(0);
+                found.push(problem(&label, line, csv_reason(&e)));
                 continue;
             }
         };
-        let line = row.position().map_or(0, |p| p.line());
+        let line = row.position().map_or(0, |p| lines.at(p.byte()));
         let mut cells = BTreeMap::new();
         for (column, value) in columns.iter().zip(row.iter()) {
             let cell = if *column == "active" {
@@ -199,6 +265,14 @@ pub fn parse_file(
                         continue;
                     }
                 }
+            } else if value.contains('\0') {
+                // PostgreSQL cannot store it, and no HR value needs it.
+                found.push(problem(
+                    &label,
+                    line,
+                    format!("{column} contains a NUL byte"),
+                ));
+                continue;
             } else if value.is_empty() {
                 if spec.required.contains(column) {
                     found.push(problem(&label, line, format!("{column} is empty")));

@@ -1,0 +1,184 @@
+//! The schema HR staff edit refuses values that `/sync` would misread.
+
+use hr_bridge::db::{Backend, Db, PoolSettings};
+use std::time::Duration;
+
+use crate::on_all_backends;
+
+/// Statements HR staff might run that must fail, per backend. PostgreSQL's boolean
+/// reads `'true'` as true, so only a number is wrong there; MySQL in strict mode
+/// already refused the text, not the number.
+fn bad_writes(backend: Backend) -> Vec<&'static str> {
+    let mut writes = vec![
+        "INSERT INTO employees (username, email, nick_name, active) VALUES ('n2', 'n2@e.com', 'N', 2)",
+        "UPDATE employees SET active = 2 WHERE username = 'ok'",
+        "INSERT INTO departments (group_no, display_name, active) VALUES ('D2', 'D', 2)",
+        "UPDATE departments SET active = 2 WHERE group_no = 'OK'",
+    ];
+    if backend != Backend::Postgres {
+        writes.extend([
+            "INSERT INTO employees (username, email, nick_name, active) VALUES ('nt', 'nt@e.com', 'N', 'true')",
+            "UPDATE employees SET active = 'true' WHERE username = 'ok'",
+            "INSERT INTO departments (group_no, display_name, active) VALUES ('DT', 'D', 'true')",
+            "UPDATE departments SET active = 'yes' WHERE group_no = 'OK'",
+        ]);
+    }
+    writes
+}
+
+on_all_backends!(
+    schema_refuses_active_values_that_are_not_booleans,
+    |db: TestDb| async move {
+        let app = db.spawn().await;
+        app.exec(
+            "INSERT INTO employees (username, email, nick_name, active) VALUES ('ok', 'ok@e.com', 'Ok', TRUE);
+             INSERT INTO employees (username, email, nick_name) VALUES ('dflt', 'dflt@e.com', 'Default');
+             INSERT INTO departments (group_no, display_name, active) VALUES ('OK', 'Ok', FALSE);
+             UPDATE employees SET active = FALSE WHERE username = 'ok';
+             UPDATE employees SET active = TRUE WHERE username = 'ok';
+             UPDATE employees SET nick_name = 'Renamed' WHERE username = 'ok';",
+        )
+        .await;
+        for sql in bad_writes(app.backend()) {
+            assert!(
+                app.db.execute_script(sql).await.is_err(),
+                "{} accepted: {sql}",
+                app.backend().name()
+            );
+        }
+        let body = crate::helpers::json_body(app.post_sync().await).await;
+        assert_eq!(
+            body["user_info_list"].as_array().map(Vec::len),
+            Some(2),
+            "{body}"
+        );
+    }
+);
+
+/// Applies only the migrations numbered below `version`, as an older release did.
+async fn migrate_below(db: &Db, backend: Backend, version: i64) {
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend.name());
+    let older = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let number: i64 = name.split('_').next().unwrap().parse().unwrap();
+        if number < version {
+            std::fs::copy(&path, older.path().join(&name)).unwrap();
+        }
+    }
+    let migrator = sqlx::migrate::Migrator::new(older.path()).await.unwrap();
+    match db {
+        Db::Postgres(pool) => migrator.run(pool).await.unwrap(),
+        Db::MySql(pool) => migrator.run(pool).await.unwrap(),
+        Db::Sqlite(pool) => migrator.run(pool).await.unwrap(),
+    }
+}
+
+on_all_backends!(
+    upgrading_keeps_rows_whose_active_is_not_a_boolean,
+    |db: TestDb| async move {
+        let backend = db.backend;
+        let settings = db.settings();
+        let settings_url = db.url.clone();
+        let pool = Db::connect_lazy(
+            &settings.database.url,
+            &PoolSettings {
+                max_connections: 2,
+                acquire_timeout: Duration::from_secs(5),
+                statement_timeout: None,
+                read_only: false,
+            },
+        )
+        .unwrap();
+        migrate_below(&pool, backend, 5).await;
+        let bad = match backend {
+            Backend::Postgres => "FALSE",
+            Backend::MySql => "2",
+            Backend::Sqlite => "'true'",
+        };
+        pool.execute_script(&format!(
+            "INSERT INTO employees (username, email, nick_name, active) VALUES ('odd', 'odd@e.com', 'Odd', {bad});
+             INSERT INTO departments (group_no, display_name, active) VALUES ('ODD', 'Odd', {bad});"
+        ))
+        .await
+        .unwrap();
+
+        pool.migrate()
+            .await
+            .expect("existing rows never make the upgrade fail");
+
+        // SQLite keeps the text for /sync and `check` to report; MySQL, which
+        // served any non-zero value as active, stores it as 1 (TRUE).
+        let stored = match backend {
+            Backend::Postgres => "0",
+            Backend::MySql => "1",
+            Backend::Sqlite => "true",
+        };
+        for table in ["employees", "departments"] {
+            let sql = match backend {
+                Backend::Postgres => {
+                    format!("SELECT CASE WHEN active THEN '1' ELSE '0' END FROM {table}")
+                }
+                Backend::MySql => format!("SELECT CAST(active AS CHAR) FROM {table}"),
+                Backend::Sqlite => format!("SELECT CAST(active AS TEXT) FROM {table}"),
+            };
+            let values: Vec<String> = match &pool {
+                Db::Postgres(p) => sqlx::query_scalar(&sql).fetch_all(p).await,
+                Db::MySql(p) => sqlx::query_scalar(&sql).fetch_all(p).await,
+                Db::Sqlite(p) => sqlx::query_scalar(&sql).fetch_all(p).await,
+            }
+            .unwrap();
+            assert_eq!(values, [stored], "{table}");
+        }
+        // HR can repair the rows: with a real boolean, or by importing them.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("employees.csv"),
+            "username,email,nick_name,active\nodd,odd@e.com,Odd,true\n",
+        )
+        .unwrap();
+        let import = std::process::Command::new(env!("CARGO_BIN_EXE_hr-bridge"))
+            .env("HR_BRIDGE__DATABASE__URL", &settings_url)
+            .env("RUST_LOG", "warn")
+            .args(["import", "--employees"])
+            .arg(dir.path().join("employees.csv"))
+            .output()
+            .unwrap();
+        assert!(
+            import.status.success(),
+            "{}",
+            String::from_utf8_lossy(&import.stderr)
+        );
+        pool.execute_script("UPDATE departments SET active = TRUE WHERE group_no = 'ODD';")
+            .await
+            .expect("a boolean repairs the row");
+        let active: Vec<String> = match &pool {
+            Db::Postgres(p) => {
+                sqlx::query_scalar("SELECT CAST(active AS TEXT) FROM employees")
+                    .fetch_all(p)
+                    .await
+            }
+            Db::MySql(p) => {
+                sqlx::query_scalar("SELECT CAST(active AS CHAR) FROM employees")
+                    .fetch_all(p)
+                    .await
+            }
+            Db::Sqlite(p) => {
+                sqlx::query_scalar("SELECT CAST(active AS TEXT) FROM employees")
+                    .fetch_all(p)
+                    .await
+            }
+        }
+        .unwrap();
+        let expected = if backend == Backend::Postgres {
+            "true"
+        } else {
+            "1"
+        };
+        assert_eq!(active, [expected], "the import repaired the employee");
+        pool.close().await;
+    }
+);
