@@ -149,6 +149,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check => {
             let db = connect(&settings)?;
             let problems = directory::check(&db).await?;
+            // Not a /sync problem (the exit code stays /sync's), but an operator
+            // must see accounts that can never log in, possibly planted.
+            for username in crate::password::costly_hashes(&db).await? {
+                println!(
+                    "warning: employee {username:?}: stored password hash is beyond the cost \
+                     caps and never matches (audit reason hash_too_costly); reset it with \
+                     `hr-bridge set-password`"
+                );
+            }
             if problems.is_empty() {
                 println!("OK: the HR data can be served to OMFLOW");
                 return Ok(ExitCode::SUCCESS);

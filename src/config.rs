@@ -13,6 +13,10 @@ pub const CONFIG_ENV: &str = "HR_BRIDGE_CONFIG";
 /// Prefix of the per-key environment variables: `HR_BRIDGE__SECTION__KEY`.
 pub const ENV_PREFIX: &str = "HR_BRIDGE";
 
+/// Highest `auth.failure_floor_ms`: a floor longer than this only holds
+/// connections open.
+const MAX_FAILURE_FLOOR_MS: u64 = 10_000;
+
 /// A configuration problem, worded as one line that names the key.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
@@ -162,6 +166,10 @@ pub struct AuthSettings {
     /// environment: a comma-separated list.
     #[serde(deserialize_with = "string_or_list")]
     pub trusted_proxies: Vec<String>,
+    /// Least answer time (ms) of a failed `/authenticate`, so that timing does not
+    /// reveal which accounts exist; the default covers the slowest check the hash
+    /// caps allow.
+    pub failure_floor_ms: u64,
 }
 
 /// Accepts a TOML list or one comma-separated string (as environment values are).
@@ -224,6 +232,7 @@ impl Default for AuthSettings {
             argon2_p_cost: 1,
             audit_retention_days: 90,
             trusted_proxies: Vec::new(),
+            failure_floor_ms: crate::password::caps::DEFAULT_FAILURE_FLOOR.as_millis() as u64,
         }
     }
 }
@@ -340,6 +349,11 @@ impl Settings {
             ))
         })?;
         self.auth.trusted_proxy_nets()?;
+        if self.auth.failure_floor_ms > MAX_FAILURE_FLOOR_MS {
+            return Err(ConfigError(format!(
+                "auth.failure_floor_ms must be at most {MAX_FAILURE_FLOOR_MS}"
+            )));
+        }
         if self.auth.audit_retention_days == 0 {
             return Err(ConfigError(
                 "auth.audit_retention_days must be at least 1".into(),
