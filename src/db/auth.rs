@@ -17,8 +17,7 @@ pub(crate) const EXACT_USERNAME: &str = "username = ?";
 /// collation makes at most one row match), the byte comparison then refuses
 /// `ALICE`, `alice ` or full-width `ａｌｉｃｅ` for `alice`. CAST(… AS BINARY) is
 /// VARBINARY, which (unlike `utf8mb4_bin` on MariaDB) does not pad.
-const MYSQL_EXACT_USERNAME: &str =
-    "username = ? AND CAST(username AS BINARY) = CAST(? AS BINARY)";
+const MYSQL_EXACT_USERNAME: &str = "username = ? AND CAST(username AS BINARY) = CAST(? AS BINARY)";
 
 /// One login attempt as the audit trail records it.
 #[derive(Debug, Clone)]

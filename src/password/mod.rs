@@ -9,7 +9,8 @@ mod pool;
 mod throttle;
 
 pub use authenticator::{
-    costly_hashes, prune_auth_state, unix_now, AuthError, AuthOutcome, AuthPolicy, Authenticator, FailureReason,
+    costly_hashes, prune_auth_state, unix_now, AuthError, AuthOutcome, AuthPolicy, Authenticator,
+    FailureReason,
 };
 pub use omflow::{OmflowCredential, OmflowHash, Verdict};
 pub use pool::{Busy, HashingPool};

@@ -121,14 +121,22 @@ mod tests {
         let throttle = FailureThrottle::new(2, Duration::from_secs(60), 10);
         throttle.record_failure("2001:db8::1".parse().unwrap());
         throttle.record_failure("2001:db8::2".parse().unwrap());
-        assert!(throttle.blocked("2001:db8::ffff".parse().unwrap()).is_some());
-        assert!(throttle.blocked("2001:db8:0:1::1".parse().unwrap()).is_none());
+        assert!(throttle
+            .blocked("2001:db8::ffff".parse().unwrap())
+            .is_some());
+        assert!(throttle
+            .blocked("2001:db8:0:1::1".parse().unwrap())
+            .is_none());
     }
 
     #[test]
     fn a_full_table_refuses_new_addresses_instead_of_forgetting_live_ones() {
         let throttle = FailureThrottle::new(5, Duration::from_secs(60), 1);
-        assert!(throttle.record_failure("192.0.2.1".parse().unwrap()).is_none());
-        assert!(throttle.record_failure("192.0.2.9".parse().unwrap()).is_some());
+        assert!(throttle
+            .record_failure("192.0.2.1".parse().unwrap())
+            .is_none());
+        assert!(throttle
+            .record_failure("192.0.2.9".parse().unwrap())
+            .is_some());
     }
 }

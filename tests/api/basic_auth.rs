@@ -157,7 +157,10 @@ on_all_backends!(
         assert!(
             statuses.iter().all(|s| *s == 401 || *s == 429),
             "flood got {:?}",
-            statuses.iter().filter(|s| **s != 401 && **s != 429).collect::<Vec<_>>()
+            statuses
+                .iter()
+                .filter(|s| **s != 401 && **s != 429)
+                .collect::<Vec<_>>()
         );
         assert!(statuses.contains(&429), "the flood was never throttled");
     }
@@ -179,7 +182,13 @@ on_all_backends!(
         };
         let mut statuses = Vec::new();
         for _ in 0..12 {
-            statuses.push(attempt("203.0.113.9", "nope").await.unwrap().status().as_u16());
+            statuses.push(
+                attempt("203.0.113.9", "nope")
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16(),
+            );
         }
         assert_eq!(statuses[..9], [401; 9], "{statuses:?}");
         assert_eq!(statuses[10..], [429, 429], "{statuses:?}");

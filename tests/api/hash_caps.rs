@@ -35,7 +35,10 @@ fn planted() -> Vec<(&'static str, String)> {
 async fn login(app: &TestApp, username: &str, password: &str) -> (String, Duration) {
     let started = Instant::now();
     let body = json_body(app.post_authenticate(username, password).await).await;
-    (body["status"].as_str().unwrap_or("").to_owned(), started.elapsed())
+    (
+        body["status"].as_str().unwrap_or("").to_owned(),
+        started.elapsed(),
+    )
 }
 
 on_all_backends!(
@@ -68,7 +71,11 @@ on_all_backends!(
             assert!(took < &Duration::from_secs(1), "{user} took {took:?}");
         }
         assert_eq!(alice.0, "success");
-        assert!(alice.1 < Duration::from_secs(1), "alice waited {:?}", alice.1);
+        assert!(
+            alice.1 < Duration::from_secs(1),
+            "alice waited {:?}",
+            alice.1
+        );
         let reasons: Vec<(String, String)> = app
             .audit()
             .await
@@ -78,48 +85,55 @@ on_all_backends!(
             .collect();
         assert_eq!(reasons.len(), planted.len(), "{reasons:?}");
         assert!(
-            reasons.iter().all(|(_, reason)| reason == "hash_too_costly"),
+            reasons
+                .iter()
+                .all(|(_, reason)| reason == "hash_too_costly"),
             "{reasons:?}"
         );
     }
 );
 
-on_all_backends!(check_lists_accounts_with_costly_hashes, |db: TestDb| async move {
-    let app = db.spawn().await;
-    add_employee(&app, "alice", Some(&argon2id("right")), true).await;
-    add_employee(&app, "nohash", None, true).await;
-    let cost31 = REAL_BCRYPT_04.replacen("$04$", "$31$", 1);
-    add_employee(&app, "cost31", Some(&cost31), true).await;
-    for (user, hash) in planted() {
-        add_employee(&app, user, Some(&hash), true).await;
-    }
-    let mut command = Command::new(env!("CARGO_BIN_EXE_hr-bridge"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("HR_BRIDGE") {
-            command.env_remove(key);
+on_all_backends!(
+    check_lists_accounts_with_costly_hashes,
+    |db: TestDb| async move {
+        let app = db.spawn().await;
+        add_employee(&app, "alice", Some(&argon2id("right")), true).await;
+        add_employee(&app, "nohash", None, true).await;
+        let cost31 = REAL_BCRYPT_04.replacen("$04$", "$31$", 1);
+        add_employee(&app, "cost31", Some(&cost31), true).await;
+        for (user, hash) in planted() {
+            add_employee(&app, user, Some(&hash), true).await;
         }
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hr-bridge"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("HR_BRIDGE") {
+                command.env_remove(key);
+            }
+        }
+        let output = command
+            .env("HR_BRIDGE__DATABASE__URL", &app.test_db.url)
+            .env("RUST_LOG", "warn")
+            .arg("check")
+            .output()
+            .expect("hr-bridge runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let costly: Vec<&str> = stdout
+            .lines()
+            .filter(|line| line.contains("beyond the cost caps"))
+            .collect();
+        assert_eq!(costly.len(), 5, "{stdout}");
+        for user in ["cost31", "bcrypt16", "argon256m", "argon2t64", "pbkdf10m"] {
+            assert!(
+                costly
+                    .iter()
+                    .any(|line| line.contains(&format!("\"{user}\""))),
+                "{user} missing: {stdout}"
+            );
+        }
+        // The data itself is fine for /sync, so the exit code stays 0.
+        assert!(output.status.success(), "{stdout}");
     }
-    let output = command
-        .env("HR_BRIDGE__DATABASE__URL", &app.test_db.url)
-        .env("RUST_LOG", "warn")
-        .arg("check")
-        .output()
-        .expect("hr-bridge runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let costly: Vec<&str> = stdout
-        .lines()
-        .filter(|line| line.contains("beyond the cost caps"))
-        .collect();
-    assert_eq!(costly.len(), 5, "{stdout}");
-    for user in ["cost31", "bcrypt16", "argon256m", "argon2t64", "pbkdf10m"] {
-        assert!(
-            costly.iter().any(|line| line.contains(&format!("\"{user}\""))),
-            "{user} missing: {stdout}"
-        );
-    }
-    // The data itself is fine for /sync, so the exit code stays 0.
-    assert!(output.status.success(), "{stdout}");
-});
+);
 
 /// Times the costliest check each cap allows. Run with
 /// `cargo test --test api measure_cap_costs -- --ignored --nocapture`.
@@ -136,7 +150,10 @@ fn measure_cap_costs() {
         let t = u32::try_from(caps::MAX_ARGON2_WORK_KIB / u64::from(m)).expect("passes");
         let params = argon2::Params::new(m, t, 1, None).expect("params");
         argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
-            .hash_password(b"x", &SaltString::from_b64("c29tZXNhbHRzb21lc2FsdA").expect("salt"))
+            .hash_password(
+                b"x",
+                &SaltString::from_b64("c29tZXNhbHRzb21lc2FsdA").expect("salt"),
+            )
             .expect("argon2")
             .to_string()
     };

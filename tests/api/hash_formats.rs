@@ -196,7 +196,11 @@ on_all_backends!(
         for other in [format!("{prefix}ATTACKER"), prefix.clone(), real.clone()] {
             login_status(&app, "long", &other).await;
             tokio::time::sleep(Duration::from_millis(300)).await;
-            assert_eq!(stored_hash(&app, "long").await, stored, "upgraded from {other}");
+            assert_eq!(
+                stored_hash(&app, "long").await,
+                stored,
+                "upgraded from {other}"
+            );
             assert_eq!(login_status(&app, "long", &real).await, "success");
         }
         // A bcrypt password shorter than 72 bytes is still upgraded.

@@ -88,7 +88,14 @@ on_all_backends!(
     |db: TestDb| async move {
         let app = db.spawn().await;
         add_employee(&app, "alice", Some(&argon2id("right")), true).await;
-        for name in ["\u{0}", "alice\u{0}", "al\u{0}ice", "\u{0}alice", "\u{FFFF}", "😀"] {
+        for name in [
+            "\u{0}",
+            "alice\u{0}",
+            "al\u{0}ice",
+            "\u{0}alice",
+            "\u{FFFF}",
+            "😀",
+        ] {
             let response = app.post_authenticate(name, "right").await;
             assert_eq!(response.status(), 200, "{name:?}");
             assert_eq!(fail_message(response).await, "invalid username or password");
@@ -100,7 +107,10 @@ on_all_backends!(
         let audit = app.audit().await;
         assert_eq!(audit.len(), 8, "{audit:?}");
         assert_eq!(
-            audit.iter().filter(|(_, outcome, ..)| outcome == "success").count(),
+            audit
+                .iter()
+                .filter(|(_, outcome, ..)| outcome == "success")
+                .count(),
             1
         );
     }
