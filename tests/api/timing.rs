@@ -85,11 +85,7 @@ on_all_backends!(
             "the floor did not hold: {medians:?}"
         );
         for (user, took) in &medians {
-            let gap = if *took > unknown {
-                *took - unknown
-            } else {
-                unknown - *took
-            };
+            let gap = took.abs_diff(unknown);
             assert!(gap <= TOLERANCE, "{user} differs by {gap:?}: {medians:?}");
         }
     }
