@@ -148,9 +148,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Check => {
-            let (_, source) = open_stores(&settings)?;
+            let (db, source) = open_stores(&settings)?;
             check_source(&source).await?;
             let problems = directory::check(&source).await?;
+            // Not a /sync problem (the exit code stays /sync's), but an operator
+            // must see accounts that can never log in, possibly planted. Only the
+            // built-in table can be listed: a mapped source looks up one user.
+            if !source.is_mapped() {
+                for username in crate::password::costly_hashes(source.db()).await? {
+                    println!(
+                        "warning: employee {username:?}: stored password hash is beyond the \
+                         cost caps and never matches (audit reason hash_too_costly); reset it \
+                         with `hr-bridge set-password`"
+                    );
+                }
+            }
+            let _ = db;
             if problems.is_empty() {
                 println!("OK: the HR data can be served to OMFLOW");
                 return Ok(ExitCode::SUCCESS);

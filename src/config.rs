@@ -37,6 +37,9 @@ pub mod limits {
     /// In-flight requests may finish this long after SIGTERM.
     pub const SHUTDOWN_GRACE_SECS: u64 = 30;
 }
+/// Highest `auth.failure_floor_ms`: a floor longer than this only holds
+/// connections open.
+const MAX_FAILURE_FLOOR_MS: u64 = 10_000;
 
 /// A configuration problem, worded as one line that names the key.
 #[derive(Debug, thiserror::Error)]
@@ -266,6 +269,10 @@ pub struct AuthSettings {
     /// environment: a comma-separated list.
     #[serde(deserialize_with = "string_or_list")]
     pub trusted_proxies: Vec<String>,
+    /// Least answer time (ms) of a failed `/authenticate`, so that timing does not
+    /// reveal which accounts exist; the default covers the slowest check the hash
+    /// caps allow.
+    pub failure_floor_ms: u64,
 }
 
 /// Accepts a TOML list or one comma-separated string (as environment values are).
@@ -328,6 +335,7 @@ impl Default for AuthSettings {
             argon2_p_cost: 1,
             audit_retention_days: 90,
             trusted_proxies: Vec::new(),
+            failure_floor_ms: crate::password::caps::DEFAULT_FAILURE_FLOOR.as_millis() as u64,
         }
     }
 }
@@ -475,6 +483,11 @@ impl Settings {
             ))
         })?;
         self.auth.trusted_proxy_nets()?;
+        if self.auth.failure_floor_ms > MAX_FAILURE_FLOOR_MS {
+            return Err(ConfigError(format!(
+                "auth.failure_floor_ms must be at most {MAX_FAILURE_FLOOR_MS}"
+            )));
+        }
         if self.auth.audit_retention_days == 0 {
             return Err(ConfigError(
                 "auth.audit_retention_days must be at least 1".into(),

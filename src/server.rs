@@ -85,6 +85,7 @@ pub async fn build_state_with(
                 max_failures: settings.auth.max_failures,
                 lockout: Duration::from_secs(settings.auth.lockout_secs),
                 argon2,
+                failure_floor: Duration::from_millis(settings.auth.failure_floor_ms),
             },
         ),
         trusted_proxies: Arc::new(settings.auth.trusted_proxy_nets()?),

@@ -1,7 +1,23 @@
 //! Statements over hr-bridge's own authentication state: lockout counters, the
 //! audit trail, and the compare-and-set that upgrades a stored hash.
+//!
+//! Usernames match byte for byte on every backend. PostgreSQL and SQLite compare
+//! text exactly; MySQL/MariaDB collations fold case and width and ignore trailing
+//! spaces, so there `auth_lockouts.username` is VARBINARY (migration 0004) and
+//! employee lookups add a byte comparison (see [`Db::exact_username`]).
+
+use futures_util::TryStreamExt;
 
 use super::{on_pool, Db, DbError};
+
+/// The username predicate of credential statements; [`Db::exact_username`] makes
+/// it exact on MySQL.
+pub(crate) const EXACT_USERNAME: &str = "username = ?";
+/// MySQL's exact form: the key comparison still uses the primary key's index (the
+/// collation makes at most one row match), the byte comparison then refuses
+/// `ALICE`, `alice ` or full-width `ａｌｉｃｅ` for `alice`. CAST(… AS BINARY) is
+/// VARBINARY, which (unlike `utf8mb4_bin` on MariaDB) does not pad.
+const MYSQL_EXACT_USERNAME: &str = "username = ? AND CAST(username AS BINARY) = CAST(? AS BINARY)";
 
 /// One login attempt as the audit trail records it.
 #[derive(Debug, Clone)]
@@ -65,6 +81,33 @@ const MYSQL_BEGIN_ATTEMPT: &str = "INSERT INTO auth_lockouts \
       updated_at = ?";
 
 impl Db {
+    /// `sql` (holding [`EXACT_USERNAME`] once) in this backend's own form, matching
+    /// the username byte for byte. On MySQL the username must then be bound twice,
+    /// in place of the one `?`.
+    pub(crate) fn exact_username(&self, sql: &str) -> String {
+        match self {
+            Db::MySql(_) => sql.replacen(EXACT_USERNAME, MYSQL_EXACT_USERNAME, 1),
+            _ => self.dialect(sql).into_owned(),
+        }
+    }
+
+    /// Calls `each(username, password_hash)` for every employee of the built-in
+    /// table that has a hash, streaming the rows (for `hr-bridge check`).
+    pub async fn for_each_password_hash(
+        &self,
+        mut each: impl FnMut(&str, &str),
+    ) -> Result<(), DbError> {
+        const SQL: &str = "SELECT username, password_hash FROM employees \
+                           WHERE password_hash IS NOT NULL ORDER BY username";
+        on_pool!(self, |pool| {
+            let mut rows = sqlx::query_as::<_, (String, String)>(SQL).fetch(pool);
+            while let Some((username, hash)) = rows.try_next().await? {
+                each(&username, &hash);
+            }
+        });
+        Ok(())
+    }
+
     /// Counts a login attempt for `username` before its password is checked, in
     /// one atomic statement, and returns the attempt's number in the current run
     /// of failures. The caller may check the password only when that number is at
@@ -191,15 +234,30 @@ impl Db {
         new: &str,
     ) -> Result<bool, DbError> {
         let sql = "UPDATE employees SET password_hash = ? WHERE username = ? AND password_hash = ?";
-        let changed = on_pool!(self, |pool, sql| {
-            sqlx::query(sql)
+        // On MySQL both the username and the old hash compare as bytes: the
+        // collation would let a hash that differs only in case pass the check.
+        const MYSQL: &str = "UPDATE employees SET password_hash = ? WHERE username = ? \
+                             AND CAST(username AS BINARY) = CAST(? AS BINARY) \
+                             AND CAST(password_hash AS BINARY) = CAST(? AS BINARY)";
+        let changed = match self {
+            Db::MySql(pool) => sqlx::query(MYSQL)
                 .bind(new)
+                .bind(username)
                 .bind(username)
                 .bind(old)
                 .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
+                .await?
+                .rows_affected(),
+            _ => on_pool!(self, |pool, sql| {
+                sqlx::query(sql)
+                    .bind(new)
+                    .bind(username)
+                    .bind(old)
+                    .execute(pool)
+                    .await
+                    .map(|r| r.rows_affected())
+            })?,
+        };
         Ok(changed > 0)
     }
 

@@ -2,6 +2,7 @@
 
 use sqlx::{Acquire, QueryBuilder};
 
+use super::auth::EXACT_USERNAME;
 use super::Credentials;
 use super::{on_pool, Db, DbError, DepartmentRow, EmployeeRow, MembershipRow};
 
@@ -9,28 +10,60 @@ use super::{on_pool, Db, DbError, DepartmentRow, EmployeeRow, MembershipRow};
 const INSERT_CHUNK: usize = 1000;
 
 impl Db {
-    /// The stored hash and status of one employee, if the username exists.
+    /// The stored hash and status of one employee, if the username exists exactly,
+    /// byte for byte.
     pub async fn credentials(&self, username: &str) -> Result<Option<Credentials>, DbError> {
-        let sql = "SELECT password_hash, active FROM employees WHERE username = ?";
-        Ok(on_pool!(self, |pool, sql| {
-            sqlx::query_as::<_, Credentials>(sql)
-                .bind(username)
-                .fetch_optional(pool)
-                .await
-        })?)
+        let sql = format!("SELECT password_hash, active FROM employees WHERE {EXACT_USERNAME}");
+        let exact = self.exact_username(&sql);
+        Ok(match self {
+            Db::Postgres(pool) => {
+                sqlx::query_as(&exact)
+                    .bind(username)
+                    .fetch_optional(pool)
+                    .await?
+            }
+            Db::Sqlite(pool) => {
+                sqlx::query_as(&exact)
+                    .bind(username)
+                    .fetch_optional(pool)
+                    .await?
+            }
+            Db::MySql(pool) => {
+                sqlx::query_as(&exact)
+                    .bind(username)
+                    .bind(username)
+                    .fetch_optional(pool)
+                    .await?
+            }
+        })
     }
 
-    /// Stores a new password hash; false when there is no such employee.
+    /// Stores a new password hash; false when there is no such employee (the
+    /// username matched exactly, as for a login).
     pub async fn set_password_hash(&self, username: &str, hash: &str) -> Result<bool, DbError> {
-        let sql = "UPDATE employees SET password_hash = ? WHERE username = ?";
-        let result = on_pool!(self, |pool, sql| {
-            sqlx::query(sql)
+        let sql = format!("UPDATE employees SET password_hash = ? WHERE {EXACT_USERNAME}");
+        let exact = self.exact_username(&sql);
+        let result = match self {
+            Db::Postgres(pool) => sqlx::query(&exact)
                 .bind(hash)
                 .bind(username)
                 .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
+                .await?
+                .rows_affected(),
+            Db::Sqlite(pool) => sqlx::query(&exact)
+                .bind(hash)
+                .bind(username)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Db::MySql(pool) => sqlx::query(&exact)
+                .bind(hash)
+                .bind(username)
+                .bind(username)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        };
         if result > 0 {
             return Ok(true);
         }

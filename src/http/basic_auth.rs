@@ -1,15 +1,22 @@
-//! HTTP Basic Auth for the OMFLOW endpoints, as a middleware.
+//! HTTP Basic Auth for the OMFLOW endpoints, as a middleware. Failed attempts are
+//! throttled per client address (behind `auth.trusted_proxies`, the forwarded one):
+//! a throttled client gets 429 with `Retry-After` and the fail envelope.
 
-use axum::extract::{Request, State};
-use axum::http::header;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use secrecy::SecretString;
 
+use super::client_addr::client_ip;
 use super::AppState;
-use crate::error::ApiError;
+use crate::error::{fail_response, ApiError};
+use crate::password::Verdict;
 
 /// Splits an `Authorization: Basic …` header into user and password.
 fn parse_basic(value: &[u8]) -> Option<(String, SecretString)> {
@@ -21,6 +28,19 @@ fn parse_basic(value: &[u8]) -> Option<(String, SecretString)> {
     let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
     let (user, password) = decoded.split_once(':')?;
     Some((user.to_owned(), SecretString::from(password.to_owned())))
+}
+
+/// 429 with the fail envelope and whole seconds (at least 1) to wait.
+fn throttled(retry_after: Duration) -> Response {
+    let mut response = fail_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many failed authentication attempts from this address; retry later",
+    );
+    let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
 }
 
 /// Lets the request through only with OMFLOW's credentials; 401 otherwise.
@@ -36,11 +56,22 @@ pub async fn require_omflow(
     else {
         return Err(ApiError::Unauthorized);
     };
-    if !state.omflow.check(&state.hashing, &user, password).await? {
-        tracing::warn!("rejected OMFLOW Basic Auth credentials");
-        return Err(ApiError::Unauthorized);
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+    let client = client_ip(peer, request.headers(), &state.trusted_proxies);
+    match state.omflow.check(client, &user, password).await {
+        Verdict::Accepted => Ok(next.run(request).await),
+        Verdict::Rejected => {
+            tracing::warn!(%client, "rejected OMFLOW Basic Auth credentials");
+            Err(ApiError::Unauthorized)
+        }
+        Verdict::Throttled(retry_after) => {
+            tracing::warn!(%client, "throttled failed OMFLOW Basic Auth attempts");
+            Ok(throttled(retry_after))
+        }
     }
-    Ok(next.run(request).await)
 }
 
 #[cfg(test)]

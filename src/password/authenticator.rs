@@ -3,21 +3,23 @@
 //! record the attempt in the audit trail, and upgrade an old hash after a success.
 //!
 //! Unknown users, wrong passwords and inactive employees all cost one lookup, one
-//! counted attempt, one full hash and one audit row, so the answer time does not
-//! reveal which it was. Locked accounts answer without hashing.
+//! counted attempt, one full hash and one audit row. Locked accounts and hashes
+//! beyond the caps answer without hashing. Every failure is then held until the
+//! failure floor has passed since the attempt began (without a hashing slot or a
+//! database connection), so the answer time does not reveal which it was, nor how
+//! the account's hash is stored.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use secrecy::SecretString;
 
-use super::{hash_argon2id, Argon2Settings, DummyHash, HashingPool, StoredHash};
+use super::caps::MAX_USERNAME_BYTES;
+use super::{hash_argon2id, Argon2Settings, DummyHash, HashingPool, PasswordError, StoredHash};
 use crate::db::{AuditEntry, Credentials, Db, DbError};
 use crate::password::Busy;
 use crate::source::{CredentialLookup, Source, SourceError};
-
-/// Longest username looked up; longer ones cannot exist in any backend's schema.
-const MAX_USERNAME_BYTES: usize = 255;
 
 /// Why a check failed. Never shown to the caller, who gets one message for all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +33,9 @@ pub enum FailureReason {
     Locked,
     /// The credentials query returned several rows for the name: never guess.
     Ambiguous,
+    /// The stored hash asks for more work than the caps allow; it never matches
+    /// and is never run.
+    HashTooCostly,
 }
 
 impl FailureReason {
@@ -42,6 +47,7 @@ impl FailureReason {
             Self::NoHash => "no_hash",
             Self::Locked => "locked",
             Self::Ambiguous => "ambiguous_user",
+            Self::HashTooCostly => "hash_too_costly",
         }
     }
 }
@@ -91,6 +97,8 @@ pub struct AuthPolicy {
     pub lockout: Duration,
     /// Parameters for new hashes, and the floor below which hashes are upgraded.
     pub argon2: Argon2Settings,
+    /// Least time a failed check takes to answer (`auth.failure_floor_ms`).
+    pub failure_floor: Duration,
 }
 
 /// Checks employee passwords.
@@ -112,13 +120,26 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// The audit trail keeps the username as given, cut to what the column holds.
-fn clip(username: &str) -> &str {
+/// The audit trail keeps the username as given, cut to what the column holds, with
+/// NUL (which PostgreSQL text cannot hold) shown as U+FFFD.
+fn clip(username: &str) -> Cow<'_, str> {
     let mut end = username.len().min(MAX_USERNAME_BYTES);
     while !username.is_char_boundary(end) {
         end -= 1;
     }
-    &username[..end]
+    let clipped = &username[..end];
+    if clipped.contains('\0') {
+        Cow::Owned(clipped.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(clipped)
+    }
+}
+
+/// Whether a username could exist in any backend: not empty, not longer than the
+/// key columns, no NUL (PostgreSQL text cannot hold one). Others are unknown users
+/// without a database lookup.
+fn plausible(username: &str) -> bool {
+    !username.is_empty() && username.len() <= MAX_USERNAME_BYTES && !username.contains('\0')
 }
 
 impl Authenticator {
@@ -138,7 +159,8 @@ impl Authenticator {
         }
     }
 
-    /// Checks one login attempt from `client` and records it.
+    /// Checks one login attempt from `client` and records it. A failure is answered
+    /// no sooner than the failure floor after the attempt began.
     #[tracing::instrument(skip(self, password, client), fields(outcome))]
     pub async fn authenticate(
         &self,
@@ -146,9 +168,23 @@ impl Authenticator {
         password: SecretString,
         client: Option<IpAddr>,
     ) -> Result<AuthOutcome, AuthError> {
+        let began = tokio::time::Instant::now();
+        let outcome = self.check(username, password, client).await?;
+        if outcome != AuthOutcome::Success {
+            tokio::time::sleep_until(began + self.policy.failure_floor).await;
+        }
+        Ok(outcome)
+    }
+
+    async fn check(
+        &self,
+        username: &str,
+        password: SecretString,
+        client: Option<IpAddr>,
+    ) -> Result<AuthOutcome, AuthError> {
         // Turn a storm away before it costs any database work.
         let admission = self.pool.admit()?;
-        let plausible = !username.is_empty() && username.len() <= MAX_USERNAME_BYTES;
+        let plausible = plausible(username);
         let lookup = if plausible {
             self.source.credentials(username).await?
         } else {
@@ -157,7 +193,7 @@ impl Authenticator {
         let ambiguous = lookup == CredentialLookup::Ambiguous;
         if ambiguous {
             tracing::warn!(
-                username = clip(username),
+                username = %clip(username),
                 "source.credentials returned several rows for one username; login refused"
             );
         }
@@ -193,13 +229,14 @@ impl Authenticator {
                 return Ok(outcome);
             }
         }
-        let stored = credentials.as_ref().and_then(|c| {
+        let parsed = credentials.as_ref().map(|c| {
             c.password_hash
                 .as_deref()
-                .and_then(|h| StoredHash::parse(h).ok())
+                .map_or(Err(PasswordError::Unrecognised), StoredHash::parse)
         });
-        let outcome = match (&credentials, stored.clone()) {
-            (None, _) => {
+        let stored = parsed.as_ref().and_then(|p| p.as_ref().ok()).cloned();
+        let outcome = match (&credentials, parsed) {
+            (None, _) | (_, None) => {
                 let (dummy, checked) = (self.dummy.clone(), password.clone());
                 admission.run(move || dummy.burn(&checked)).await?;
                 AuthOutcome::Failure(if ambiguous {
@@ -208,12 +245,20 @@ impl Authenticator {
                     FailureReason::UnknownUser
                 })
             }
-            (Some(_), None) => {
+            (Some(_), Some(Err(PasswordError::TooCostly))) => {
+                drop(admission);
+                tracing::warn!(
+                    "the stored password hash is beyond the cost caps and never matches; \
+                     `hr-bridge check` lists such accounts"
+                );
+                AuthOutcome::Failure(FailureReason::HashTooCostly)
+            }
+            (Some(_), Some(Err(_))) => {
                 let (dummy, checked) = (self.dummy.clone(), password.clone());
                 admission.run(move || dummy.burn(&checked)).await?;
                 AuthOutcome::Failure(FailureReason::NoHash)
             }
-            (Some(found), Some(hash)) => {
+            (Some(found), Some(Ok(hash))) => {
                 let verify_with = hash.clone();
                 let checked = password.clone();
                 let matches = admission.run(move || verify_with.verify(&checked)).await?;
@@ -226,7 +271,7 @@ impl Authenticator {
         };
         if outcome == AuthOutcome::Success {
             if let (Some(hash), Some(old)) = (stored, credentials.and_then(|c| c.password_hash)) {
-                if hash.needs_rehash(&self.policy.argon2)
+                if hash.needs_rehash(&self.policy.argon2, &password)
                     && self.source.queries().update_password.is_some()
                 {
                     self.spawn_rehash(username.to_owned(), old, password, hash.format());
@@ -256,9 +301,10 @@ impl Authenticator {
         Self::count(outcome);
         let occurred_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
         let client = client.map(|ip| ip.to_string());
+        let audit_name = clip(username);
         let entry = AuditEntry {
             occurred_at: &occurred_at,
-            username: clip(username),
+            username: &audit_name,
             outcome: if outcome == AuthOutcome::Success {
                 "success"
             } else {
@@ -329,4 +375,17 @@ pub async fn prune_auth_state(
     let idle = i64::try_from(lockout.as_secs().max(86_400)).unwrap_or(i64::MAX);
     db.prune_auth_state(&audit_cutoff, now.saturating_sub(idle), now)
         .await
+}
+
+/// Usernames of the built-in `employees` table whose stored hash is beyond the
+/// caps (they can never log in), for `hr-bridge check`. Streams the table.
+pub async fn costly_hashes(db: &Db) -> Result<Vec<String>, DbError> {
+    let mut costly = Vec::new();
+    db.for_each_password_hash(|username, hash| {
+        if matches!(StoredHash::parse(hash), Err(PasswordError::TooCostly)) {
+            costly.push(username.to_owned());
+        }
+    })
+    .await?;
+    Ok(costly)
 }

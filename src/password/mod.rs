@@ -3,13 +3,16 @@
 //! bounded [`HashingPool`] so that the async workers never hash.
 
 mod authenticator;
+pub mod caps;
 mod omflow;
 mod pool;
+mod throttle;
 
 pub use authenticator::{
-    prune_auth_state, unix_now, AuthError, AuthOutcome, AuthPolicy, Authenticator, FailureReason,
+    costly_hashes, prune_auth_state, unix_now, AuthError, AuthOutcome, AuthPolicy, Authenticator,
+    FailureReason,
 };
-pub use omflow::{OmflowCredential, OmflowHash};
+pub use omflow::{OmflowCredential, OmflowHash, Verdict};
 pub use pool::{Busy, HashingPool};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -19,9 +22,7 @@ use rand::rngs::OsRng;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
-/// Longest password accepted for hashing; longer ones never match, and hashing them
-/// would let a caller make the server do unbounded work.
-pub const MAX_PASSWORD_BYTES: usize = 1024;
+pub use caps::MAX_PASSWORD_BYTES;
 
 /// The Argon2id parameters new hashes are made with (OWASP's recommendation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,19 +59,18 @@ impl Argon2Settings {
 pub enum PasswordError {
     #[error("not a recognised password hash")]
     Unrecognised,
+    /// A recognised format whose cost is beyond the caps of [`caps`]: never run.
+    #[error("the password hash asks for more work than the caps allow")]
+    TooCostly,
     #[error("the password is longer than {MAX_PASSWORD_BYTES} bytes")]
     TooLong,
     #[error("hashing failed: {0}")]
     Hashing(String),
 }
 
-/// Highest PBKDF2 iteration count accepted from a stored hash, so that one planted
-/// row cannot make a single login burn seconds of CPU.
-const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
-/// Longest PBKDF2 output accepted: two SHA-256 blocks, more than any framework writes.
-const MAX_PBKDF2_OUTPUT: usize = 64;
-
 /// A stored password hash, parsed once so that verification knows its format.
+/// Parsing enforces the caps of [`caps`], so a parsed hash is always cheap enough
+/// to run.
 #[derive(Debug, Clone)]
 pub enum StoredHash {
     /// An Argon2 (id, i or d) PHC string.
@@ -86,11 +86,13 @@ pub enum StoredHash {
     Bcrypt(String),
     /// PBKDF2-SHA256 as a PHC string: `$pbkdf2-sha256$i=…,l=…$salt$hash`.
     Pbkdf2Phc(String),
-    /// PBKDF2-HMAC-SHA256 in a non-PHC layout: Django's
+    /// PBKDF2-HMAC in a non-PHC layout: Django's
     /// `pbkdf2_sha256$<iterations>$<salt>$<base64 hash>` or passlib's
-    /// `$pbkdf2-sha256$<rounds>$<ab64 salt>$<ab64 hash>`.
+    /// `$pbkdf2-sha256$` / `$pbkdf2-sha512$<rounds>$<ab64 salt>$<ab64 hash>`
+    /// (the latter is Odoo's format).
     Pbkdf2 {
         style: Pbkdf2Style,
+        digest: Pbkdf2Digest,
         iterations: u32,
         salt: Vec<u8>,
         hash: Vec<u8>,
@@ -104,6 +106,44 @@ pub enum Pbkdf2Style {
     Passlib,
 }
 
+/// The HMAC digest of a PBKDF2 hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pbkdf2Digest {
+    Sha256,
+    Sha512,
+}
+
+impl Pbkdf2Digest {
+    fn output_bytes(self) -> usize {
+        match self {
+            Self::Sha256 => 32,
+            Self::Sha512 => 64,
+        }
+    }
+
+    fn max_iterations(self) -> u32 {
+        match self {
+            Self::Sha256 => caps::MAX_PBKDF2_SHA256_ITERATIONS,
+            Self::Sha512 => caps::MAX_PBKDF2_SHA512_ITERATIONS,
+        }
+    }
+
+    /// Checks the work a PBKDF2 hash asks for: each output block beyond the
+    /// first costs another full run of iterations.
+    fn check_cost(self, iterations: u32, output_len: usize) -> Result<(), PasswordError> {
+        if iterations == 0 || output_len == 0 {
+            return Err(PasswordError::Unrecognised);
+        }
+        let blocks = output_len.div_ceil(self.output_bytes()) as u64;
+        if output_len > caps::MAX_PBKDF2_OUTPUT
+            || u64::from(iterations) * blocks > u64::from(self.max_iterations())
+        {
+            return Err(PasswordError::TooCostly);
+        }
+        Ok(())
+    }
+}
+
 /// Decodes passlib's "adapted base64": `.` for `+`, no padding.
 fn decode_ab64(text: &str) -> Option<Vec<u8>> {
     use base64::engine::general_purpose::STANDARD_NO_PAD;
@@ -112,15 +152,59 @@ fn decode_ab64(text: &str) -> Option<Vec<u8>> {
         .ok()
 }
 
+/// A decimal iteration count; numbers too large for `u32` are beyond every cap.
 fn pbkdf2_iterations(text: &str) -> Result<u32, PasswordError> {
-    match text.parse::<u32>() {
-        Ok(n) if (1..=MAX_PBKDF2_ITERATIONS).contains(&n) => Ok(n),
-        _ => Err(PasswordError::Unrecognised),
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(PasswordError::Unrecognised);
+    }
+    text.parse::<u32>().map_err(|_| PasswordError::TooCostly)
+}
+
+/// Parses passlib's `<rounds>$<ab64 salt>$<ab64 hash>` (after the `$pbkdf2-…$`).
+fn parse_passlib(rest: &str, digest: Pbkdf2Digest) -> Option<Result<StoredHash, PasswordError>> {
+    let parts: Vec<&str> = rest.split('$').collect();
+    let [rounds, salt, hash] = parts[..] else {
+        return None;
+    };
+    if rounds.is_empty() || !rounds.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((|| {
+        let (Some(salt), Some(hash)) = (decode_ab64(salt), decode_ab64(hash)) else {
+            return Err(PasswordError::Unrecognised);
+        };
+        if salt.is_empty() {
+            return Err(PasswordError::Unrecognised);
+        }
+        let iterations = pbkdf2_iterations(rounds)?;
+        digest.check_cost(iterations, hash.len())?;
+        Ok(StoredHash::Pbkdf2 {
+            style: Pbkdf2Style::Passlib,
+            digest,
+            iterations,
+            salt,
+            hash,
+        })
+    })())
+}
+
+/// The cost of a bcrypt string `$2x$NN$…`, checked against the cap.
+fn bcrypt_cost(stored: &str) -> Result<u32, PasswordError> {
+    let cost = stored
+        .get(4..6)
+        .filter(|c| c.bytes().all(|b| b.is_ascii_digit()) && stored.get(6..7) == Some("$"))
+        .and_then(|c| c.parse::<u32>().ok())
+        .ok_or(PasswordError::Unrecognised)?;
+    match cost {
+        4..=caps::MAX_BCRYPT_COST => Ok(cost),
+        c if c < 4 => Err(PasswordError::Unrecognised),
+        _ => Err(PasswordError::TooCostly),
     }
 }
 
 impl StoredHash {
-    /// Recognises a stored hash; NULL, empty and unknown strings are `Unrecognised`.
+    /// Recognises a stored hash; NULL, empty and unknown strings are `Unrecognised`,
+    /// known formats beyond the caps of [`caps`] are `TooCostly`.
     pub fn parse(stored: &str) -> Result<Self, PasswordError> {
         let stored = stored.trim();
         if stored.starts_with("$argon2") {
@@ -129,6 +213,13 @@ impl StoredHash {
                 Algorithm::try_from(phc.algorithm).map_err(|_| PasswordError::Unrecognised)?;
             let params = Params::try_from(&phc).map_err(|_| PasswordError::Unrecognised)?;
             phc.hash.ok_or(PasswordError::Unrecognised)?;
+            if params.m_cost() > caps::MAX_ARGON2_M_COST_KIB
+                || u64::from(params.m_cost()) * u64::from(params.t_cost())
+                    > caps::MAX_ARGON2_WORK_KIB
+                || params.p_cost() > caps::MAX_ARGON2_P_COST
+            {
+                return Err(PasswordError::TooCostly);
+            }
             return Ok(Self::Argon2 {
                 phc: stored.to_owned(),
                 algorithm,
@@ -142,34 +233,26 @@ impl StoredHash {
             .iter()
             .any(|p| stored.starts_with(p))
         {
-            return match stored.len() {
-                60 => Ok(Self::Bcrypt(stored.to_owned())),
-                _ => Err(PasswordError::Unrecognised),
-            };
-        }
-        if let Some(rest) = stored.strip_prefix("$pbkdf2-sha256$") {
-            let parts: Vec<&str> = rest.split('$').collect();
-            if let [rounds, salt, hash] = parts[..] {
-                if rounds.bytes().all(|b| b.is_ascii_digit()) {
-                    let (Some(salt), Some(hash)) = (decode_ab64(salt), decode_ab64(hash)) else {
-                        return Err(PasswordError::Unrecognised);
-                    };
-                    if salt.is_empty() || hash.is_empty() || hash.len() > MAX_PBKDF2_OUTPUT {
-                        return Err(PasswordError::Unrecognised);
-                    }
-                    return Ok(Self::Pbkdf2 {
-                        style: Pbkdf2Style::Passlib,
-                        iterations: pbkdf2_iterations(rounds)?,
-                        salt,
-                        hash,
-                    });
-                }
-            }
-            let phc = PasswordHash::new(stored).map_err(|_| PasswordError::Unrecognised)?;
-            let rounds = phc.params.get_decimal("i").unwrap_or(0);
-            if rounds == 0 || rounds > MAX_PBKDF2_ITERATIONS || phc.hash.is_none() {
+            if stored.len() != 60 {
                 return Err(PasswordError::Unrecognised);
             }
+            bcrypt_cost(stored)?;
+            return Ok(Self::Bcrypt(stored.to_owned()));
+        }
+        if let Some(rest) = stored.strip_prefix("$pbkdf2-sha512$") {
+            return parse_passlib(rest, Pbkdf2Digest::Sha512)
+                .unwrap_or(Err(PasswordError::Unrecognised));
+        }
+        if let Some(rest) = stored.strip_prefix("$pbkdf2-sha256$") {
+            if let Some(passlib) = parse_passlib(rest, Pbkdf2Digest::Sha256) {
+                return passlib;
+            }
+            let phc = PasswordHash::new(stored).map_err(|_| PasswordError::Unrecognised)?;
+            let Some(hash) = phc.hash else {
+                return Err(PasswordError::Unrecognised);
+            };
+            let rounds = phc.params.get_decimal("i").unwrap_or(0);
+            Pbkdf2Digest::Sha256.check_cost(rounds, hash.len())?;
             return Ok(Self::Pbkdf2Phc(stored.to_owned()));
         }
         if let Some(rest) = stored.strip_prefix("pbkdf2_sha256$") {
@@ -179,15 +262,17 @@ impl StoredHash {
             else {
                 return Err(PasswordError::Unrecognised);
             };
-            let iterations = pbkdf2_iterations(iterations)?;
             let hash = base64::engine::general_purpose::STANDARD
                 .decode(hash)
                 .map_err(|_| PasswordError::Unrecognised)?;
-            if salt.is_empty() || hash.is_empty() || hash.len() > MAX_PBKDF2_OUTPUT {
+            if salt.is_empty() {
                 return Err(PasswordError::Unrecognised);
             }
+            let iterations = pbkdf2_iterations(iterations)?;
+            Pbkdf2Digest::Sha256.check_cost(iterations, hash.len())?;
             return Ok(Self::Pbkdf2 {
                 style: Pbkdf2Style::Django,
+                digest: Pbkdf2Digest::Sha256,
                 iterations,
                 // Django uses the salt text itself as the PBKDF2 salt.
                 salt: salt.as_bytes().to_vec(),
@@ -209,22 +294,23 @@ impl StoredHash {
             Self::Pbkdf2Phc(phc) => PasswordHash::new(phc)
                 .is_ok_and(|parsed| pbkdf2::Pbkdf2.verify_password(password, &parsed).is_ok()),
             Self::Pbkdf2 {
+                digest,
                 iterations,
                 salt,
                 hash,
                 ..
-            } => {
-                let mut computed = vec![0u8; hash.len()];
-                pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password, salt, *iterations, &mut computed);
-                computed.ct_eq(hash).into()
-            }
+            } => verify_pbkdf2(*digest, password, salt, *iterations, hash),
         }
     }
 
-    /// True when a successful login should replace this hash by a fresh Argon2id
-    /// one: any other format, an old Argon2 version, or weaker parameters.
-    pub fn needs_rehash(&self, target: &Argon2Settings) -> bool {
+    /// True when a successful login with `password` should replace this hash by a
+    /// fresh Argon2id one: any other format, an old Argon2 version, or weaker
+    /// parameters. Never for bcrypt and a password of 72 bytes or more: bcrypt
+    /// ignored everything past byte 72, so such a password is only one of many that
+    /// matched, and hashing it in full could lock the real owner out.
+    pub fn needs_rehash(&self, target: &Argon2Settings, password: &SecretString) -> bool {
         match self {
+            Self::Bcrypt(_) => password.expose_secret().len() < BCRYPT_SIGNIFICANT_BYTES,
             Self::Argon2 {
                 algorithm,
                 version,
@@ -255,16 +341,42 @@ impl StoredHash {
             } => "django-pbkdf2-sha256",
             Self::Pbkdf2 {
                 style: Pbkdf2Style::Passlib,
+                digest: Pbkdf2Digest::Sha256,
                 ..
             } => "passlib-pbkdf2-sha256",
+            Self::Pbkdf2 {
+                style: Pbkdf2Style::Passlib,
+                digest: Pbkdf2Digest::Sha512,
+                ..
+            } => "passlib-pbkdf2-sha512",
         }
     }
 }
 
-/// Largest Argon2 memory (KiB) and passes a stored hash may ask for; beyond them
-/// it never matches, so one planted row cannot exhaust memory or CPU.
-const MAX_ARGON2_M_COST_KIB: u32 = 256 * 1024;
-const MAX_ARGON2_T_COST: u32 = 64;
+/// Verifies a raw PBKDF2 hash. (The generic `pbkdf2_hmac::<D>` is instantiated
+/// in this crate, so unoptimised debug builds run it about ten times slower than
+/// release builds; the caps are measured on release builds.)
+fn verify_pbkdf2(
+    digest: Pbkdf2Digest,
+    password: &[u8],
+    salt: &[u8],
+    iterations: u32,
+    expected: &[u8],
+) -> bool {
+    let mut computed = vec![0u8; expected.len()];
+    match digest {
+        Pbkdf2Digest::Sha256 => {
+            pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password, salt, iterations, &mut computed)
+        }
+        Pbkdf2Digest::Sha512 => {
+            pbkdf2::pbkdf2_hmac::<sha2::Sha512>(password, salt, iterations, &mut computed)
+        }
+    }
+    computed.ct_eq(expected).into()
+}
+
+/// bcrypt hashes only the first 72 bytes of a password.
+const BCRYPT_SIGNIFICANT_BYTES: usize = 72;
 
 thread_local! {
     /// Argon2's working memory, kept per hashing thread: allocating and faulting in
@@ -284,7 +396,11 @@ fn verify_argon2(phc: &str, password: &[u8]) -> bool {
     ) else {
         return false;
     };
-    if params.m_cost() > MAX_ARGON2_M_COST_KIB || params.t_cost() > MAX_ARGON2_T_COST {
+    // Parsing already refused these; checked again because a PHC string is
+    // re-read here.
+    if params.m_cost() > caps::MAX_ARGON2_M_COST_KIB
+        || u64::from(params.m_cost()) * u64::from(params.t_cost()) > caps::MAX_ARGON2_WORK_KIB
+    {
         return false;
     }
     let version = match parsed.version.map(Version::try_from) {

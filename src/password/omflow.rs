@@ -1,20 +1,26 @@
-//! OMFLOW's own Basic Auth credential. The configured Argon2 hash is verified once
-//! per distinct header and the SHA-256 of an accepted header is remembered, so that
-//! `/sync` does not pay an Argon2 check on every call; comparisons are constant-time.
+//! OMFLOW's own Basic Auth credential. OMFLOW sends one fixed machine secret, so a
+//! keyed fast hash (HMAC-SHA256 under a random per-process key) compared in
+//! constant time is enough to check it. A configured Argon2 hash is verified only
+//! until the right password has been seen once, on its own small budget (never the
+//! employee checks' pool), after which the password's HMAC is checked instead.
+//! Failures are throttled per client address, so wrong Basic Auth can neither
+//! starve `/authenticate` nor burn CPU without bound.
 
+use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
+use hmac::{Hmac, Mac};
+use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::{HashingPool, PasswordError, StoredHash};
-use crate::password::Busy;
+use super::throttle::FailureThrottle;
+use super::{caps, HashingPool, PasswordError, StoredHash};
 
-/// Distinct accepted headers remembered; a real deployment has one or two.
-const MAX_REMEMBERED: usize = 8;
-
-/// OMFLOW's Basic Auth password hash from the configuration (Argon2 PHC only).
+/// OMFLOW's Basic Auth password hash from the configuration (Argon2 PHC only,
+/// within the caps).
 #[derive(Debug, Clone)]
 pub struct OmflowHash(StoredHash);
 
@@ -27,28 +33,28 @@ impl OmflowHash {
     }
 }
 
-#[derive(Debug, Clone)]
-enum Secret {
-    Hash(OmflowHash),
-    /// SHA-256 of the plain password, so both sides of the comparison have one length.
-    Plain([u8; 32]),
+/// What a Basic Auth attempt gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted,
+    /// Wrong credentials: 401.
+    Rejected,
+    /// Too many failures from this client, or too many unproven checks at once:
+    /// 429, to retry after this long.
+    Throttled(Duration),
 }
 
 /// The credential OMFLOW must present.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct OmflowCredential {
-    username_digest: [u8; 32],
-    secret: Secret,
-    accepted: Arc<RwLock<Vec<[u8; 32]>>>,
-}
-
-fn digest(parts: &[&[u8]]) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    for part in parts {
-        hasher.update((part.len() as u64).to_be_bytes());
-        hasher.update(part);
-    }
-    hasher.finalize().into()
+    key: [u8; 32],
+    username_mac: [u8; 32],
+    /// HMAC of the password: from the plain configured password, or learned from
+    /// the first attempt that matched the configured Argon2 hash.
+    password_mac: RwLock<Option<[u8; 32]>>,
+    hash: Option<OmflowHash>,
+    argon2: HashingPool,
+    throttle: Arc<FailureThrottle>,
 }
 
 impl OmflowCredential {
@@ -58,70 +64,66 @@ impl OmflowCredential {
         password_hash: Option<&SecretString>,
         password: Option<&SecretString>,
     ) -> Result<Self, PasswordError> {
-        let secret = match (password_hash, password) {
-            (Some(hash), _) => Secret::Hash(OmflowHash::parse(hash.expose_secret())?),
-            (None, Some(plain)) => Secret::Plain(digest(&[plain.expose_secret().as_bytes()])),
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        let (hash, password_mac) = match (password_hash, password) {
+            (Some(hash), _) => (Some(OmflowHash::parse(hash.expose_secret())?), None),
+            (None, Some(plain)) => (None, Some(mac(&key, plain.expose_secret().as_bytes()))),
             (None, None) => return Err(PasswordError::Unrecognised),
         };
         Ok(Self {
-            username_digest: digest(&[username.as_bytes()]),
-            secret,
-            accepted: Arc::new(RwLock::new(Vec::new())),
+            username_mac: mac(&key, username.as_bytes()),
+            key,
+            password_mac: RwLock::new(password_mac),
+            hash,
+            argon2: HashingPool::new(caps::OMFLOW_ARGON2_CONCURRENT, caps::OMFLOW_ARGON2_QUEUED),
+            throttle: Arc::new(FailureThrottle::default()),
         })
     }
 
-    /// True when `username`/`password` are OMFLOW's. Only a first sight of an
-    /// accepted header, or a wrong password, costs a (pooled) Argon2 check.
-    pub async fn check(
-        &self,
-        pool: &HashingPool,
-        username: &str,
-        password: SecretString,
-    ) -> Result<bool, Busy> {
-        let header_digest = digest(&[username.as_bytes(), password.expose_secret().as_bytes()]);
-        if self.remembered(&header_digest) {
-            return Ok(true);
+    /// Checks an attempt from `client`. Right credentials are accepted even from a
+    /// throttled address (only failures are throttled).
+    pub async fn check(&self, client: IpAddr, username: &str, password: SecretString) -> Verdict {
+        let user_ok = mac(&self.key, username.as_bytes()).ct_eq(&self.username_mac);
+        let attempt = mac(&self.key, password.expose_secret().as_bytes());
+        let known = self.password_mac.read().ok().and_then(|known| *known);
+        if let Some(expected) = known {
+            return if bool::from(user_ok & attempt.ct_eq(&expected)) {
+                Verdict::Accepted
+            } else {
+                self.failed(client)
+            };
         }
-        let user_ok: bool = digest(&[username.as_bytes()])
-            .ct_eq(&self.username_digest)
-            .into();
-        let password_ok = match &self.secret {
-            Secret::Plain(expected) => {
-                bool::from(digest(&[password.expose_secret().as_bytes()]).ct_eq(expected))
-            }
-            Secret::Hash(OmflowHash(hash)) => {
-                let hash = hash.clone();
-                pool.run(move || hash.verify(&password)).await?
-            }
+        let Some(OmflowHash(hash)) = self.hash.clone() else {
+            return Verdict::Rejected;
         };
-        let ok = user_ok && password_ok;
-        if ok {
-            self.remember(header_digest);
+        if let Some(retry) = self.throttle.blocked(client) {
+            return Verdict::Throttled(retry);
         }
-        Ok(ok)
-    }
-
-    fn remembered(&self, header_digest: &[u8; 32]) -> bool {
-        let Ok(accepted) = self.accepted.read() else {
-            return false;
-        };
-        // Check every entry so that the time does not depend on which one matches.
-        accepted
-            .iter()
-            .fold(subtle::Choice::from(0), |found, known| {
-                found | known.ct_eq(header_digest)
-            })
-            .into()
-    }
-
-    fn remember(&self, header_digest: [u8; 32]) {
-        if let Ok(mut accepted) = self.accepted.write() {
-            if !accepted.contains(&header_digest) {
-                if accepted.len() >= MAX_REMEMBERED {
-                    accepted.remove(0);
+        match self.argon2.run(move || hash.verify(&password)).await {
+            Err(_busy) => Verdict::Throttled(Duration::from_secs(1)),
+            Ok(true) if bool::from(user_ok) => {
+                if let Ok(mut known) = self.password_mac.write() {
+                    *known = Some(attempt);
                 }
-                accepted.push(header_digest);
+                Verdict::Accepted
             }
+            Ok(_) => self.failed(client),
         }
     }
+
+    fn failed(&self, client: IpAddr) -> Verdict {
+        match self.throttle.record_failure(client) {
+            Some(retry) => Verdict::Throttled(retry),
+            None => Verdict::Rejected,
+        }
+    }
+}
+
+fn mac(key: &[u8; 32], data: &[u8]) -> [u8; 32] {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    mac.update(data);
+    mac.finalize().into_bytes().into()
 }

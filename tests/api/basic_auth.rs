@@ -67,3 +67,136 @@ on_all_backends!(
         assert_unauthorized(other_user.send().await.unwrap()).await;
     }
 );
+
+/// Sends `count` requests at once with wrong Basic Auth from `client`, each with
+/// its own password, and returns their statuses.
+async fn flood(client: &reqwest::Client, url: &str, count: usize) -> Vec<u16> {
+    let requests = (0..count).map(|i| {
+        let request = client
+            .post(url)
+            .basic_auth(OMFLOW_USER, Some(format!("guess-{i}")))
+            .json(&serde_json::json!({"username": "alice", "password": "x"}))
+            .send();
+        async move {
+            let response = request.await.expect("flood request answered");
+            let status = response.status().as_u16();
+            if status == 429 {
+                let retry: u64 = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                    .expect("429 carries Retry-After in seconds");
+                assert!((1..=60).contains(&retry), "Retry-After {retry}");
+                assert!(fail_message(response).await.contains("too many"));
+            }
+            status
+        }
+    });
+    futures_util::future::join_all(requests).await
+}
+
+on_all_backends!(
+    wrong_basic_auth_floods_cannot_starve_omflow_logins,
+    |db: TestDb| async move {
+        let mut settings = db.settings();
+        settings.omflow.password = None;
+        settings.omflow.password_hash = Some(SecretString::from(crate::authenticate::argon2id(
+            "hashed-omflow-secret",
+        )));
+        settings.auth.max_concurrent_checks = 2;
+        settings.auth.max_failures = 0;
+        let app = db.spawn_with(settings).await;
+        crate::authenticate::add_employee(
+            &app,
+            "alice",
+            Some(&crate::authenticate::argon2id("right")),
+            true,
+        )
+        .await;
+        let url = format!("{}/authenticate", app.base_url);
+        let login = || async {
+            let response = app
+                .client
+                .post(&url)
+                .basic_auth(OMFLOW_USER, Some("hashed-omflow-secret"))
+                .json(&serde_json::json!({"username": "alice", "password": "right"}))
+                .send()
+                .await
+                .expect("login answered");
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            (status, body["status"].as_str().unwrap_or("").to_owned())
+        };
+        assert_eq!(login().await, (200, "success".to_owned()));
+        // The flood comes from another address, with no valid credential.
+        let attacker = reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+            .build()
+            .expect("client");
+        let flood = tokio::spawn({
+            let url = url.clone();
+            async move {
+                let mut statuses = flood(&attacker, &url, 200).await;
+                statuses.extend(flood(&attacker, &url, 200).await);
+                statuses
+            }
+        });
+        let mut logins = Vec::new();
+        while !flood.is_finished() || logins.len() < 5 {
+            logins.push(login().await);
+        }
+        let statuses = tokio::time::timeout(std::time::Duration::from_secs(60), flood)
+            .await
+            .expect("the flood ends")
+            .expect("flood task");
+        assert!(
+            logins.iter().all(|l| l == &(200, "success".to_owned())),
+            "{logins:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| *s == 401 || *s == 429),
+            "flood got {:?}",
+            statuses
+                .iter()
+                .filter(|s| **s != 401 && **s != 429)
+                .collect::<Vec<_>>()
+        );
+        assert!(statuses.contains(&429), "the flood was never throttled");
+    }
+);
+
+on_all_backends!(
+    basic_auth_throttle_keys_on_the_forwarded_client,
+    |db: TestDb| async move {
+        let mut settings = db.settings();
+        settings.auth.trusted_proxies = vec!["127.0.0.0/8".into()];
+        let app = db.spawn_with(settings).await;
+        let url = format!("{}/sync", app.base_url);
+        let attempt = |from: &'static str, password: &'static str| {
+            app.client
+                .post(&url)
+                .header("x-forwarded-for", from)
+                .basic_auth(OMFLOW_USER, Some(password))
+                .send()
+        };
+        let mut statuses = Vec::new();
+        for _ in 0..12 {
+            statuses.push(
+                attempt("203.0.113.9", "nope")
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16(),
+            );
+        }
+        assert_eq!(statuses[..9], [401; 9], "{statuses:?}");
+        assert_eq!(statuses[10..], [429, 429], "{statuses:?}");
+        // Another client behind the same proxy is not throttled, and the right
+        // credential passes even from the throttled one.
+        let other = attempt("198.51.100.1", "nope").await.unwrap();
+        assert_eq!(other.status(), 401);
+        let right = attempt("203.0.113.9", OMFLOW_PASSWORD).await.unwrap();
+        assert_eq!(right.status(), 200);
+    }
+);

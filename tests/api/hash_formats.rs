@@ -26,6 +26,16 @@ const PASSLIB_PBKDF2: (&str, &str) = (
     "$pbkdf2-sha256$1000$ZaxVqhUi5JxTSskZ4zznHA$WK/MX22Wmph4b1KOqfdfVWT17c8.IDgvJPBXPE8F8UE",
     "passlib-password",
 );
+// Odoo's format, from passlib 1.7.4's `pbkdf2_sha512.using(rounds=…).hash(…)`:
+// older Odoo wrote 25,000 rounds, recent Odoo 600,000.
+pub const ODOO_25K: (&str, &str) = (
+    "$pbkdf2-sha512$25000$KWVMKUUohXDOGSOEUCpl7A$PQP8X5C7KvoymxmmwE6xySEFBXM7Ar6d786fQ4KtVi694.tHmybSUlnCp5./85Fwhlrp6aUJFEUfH87n9D4crw",
+    "odoo-password",
+);
+pub const ODOO_600K: (&str, &str) = (
+    "$pbkdf2-sha512$600000$G0No7b13rpXSeu9d651zbg$Js5UG98jrq2CQrjGkYo3YNvIShnGl2OisnpXi774LDKk6nnZ9y716mgpa6WyhSy6l0laEn2YNrHDQBNPrsKRMA",
+    "odoo-recent",
+);
 const DJANGO_PBKDF2: (&str, &str) = (
     "pbkdf2_sha256$1000$S4ltS4ltS4lt$iohFPzzDJse1iZi+1ZFU2VScFmCj40SnAdUB6OdkYt4=",
     "django-password",
@@ -89,6 +99,8 @@ on_all_backends!(each_hash_format_logs_in, |db: TestDb| async move {
         ("passlib", PASSLIB_PBKDF2.0, PASSLIB_PBKDF2.1),
         ("django", DJANGO_PBKDF2.0, DJANGO_PBKDF2.1),
         ("phc", phc.as_str(), "phc-password"),
+        ("odoo", ODOO_25K.0, ODOO_25K.1),
+        ("odoo600k", ODOO_600K.0, ODOO_600K.1),
     ];
     for (user, hash, _) in &cases {
         add_employee(&app, user, Some(hash), true).await;
@@ -114,10 +126,12 @@ on_all_backends!(
     |db: TestDb| async move {
         let app = db.spawn().await;
         add_employee(&app, "legacy", Some(DJANGO_PBKDF2.0), true).await;
+        add_employee(&app, "odoo", Some(ODOO_25K.0), true).await;
         add_employee(&app, "weak", Some(CFFI_WEAK_ARGON2ID.0), true).await;
         add_employee(&app, "strong", Some(CFFI_ARGON2ID.0), true).await;
         for (user, old, password) in [
             ("legacy", DJANGO_PBKDF2.0, DJANGO_PBKDF2.1),
+            ("odoo", ODOO_25K.0, ODOO_25K.1),
             ("weak", CFFI_WEAK_ARGON2ID.0, CFFI_WEAK_ARGON2ID.1),
         ] {
             assert_eq!(login_status(&app, user, password).await, "success");
@@ -162,5 +176,40 @@ on_all_backends!(
             login_status(&app, "legacy", PY_BCRYPT_2B.1).await,
             "success"
         );
+    }
+);
+
+on_all_backends!(
+    bcrypt_truncation_never_hands_the_account_over,
+    |db: TestDb| async move {
+        let mut settings = db.settings();
+        settings.auth.max_failures = 0;
+        let app = db.spawn_with(settings).await;
+        let prefix = "x".repeat(72);
+        let real = format!("{prefix}REALTAIL");
+        let stored = bcrypt::hash_with_salt(&real, 4, [9u8; 16])
+            .unwrap()
+            .format_for_version(bcrypt::Version::TwoB);
+        add_employee(&app, "long", Some(&stored), true).await;
+        // bcrypt saw only the first 72 bytes, so these match it too; none of them
+        // may become the stored password.
+        for other in [format!("{prefix}ATTACKER"), prefix.clone(), real.clone()] {
+            login_status(&app, "long", &other).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(
+                stored_hash(&app, "long").await,
+                stored,
+                "upgraded from {other}"
+            );
+            assert_eq!(login_status(&app, "long", &real).await, "success");
+        }
+        // A bcrypt password shorter than 72 bytes is still upgraded.
+        let short = bcrypt::hash_with_salt("short-enough", 4, [9u8; 16])
+            .unwrap()
+            .format_for_version(bcrypt::Version::TwoB);
+        add_employee(&app, "short", Some(&short), true).await;
+        assert_eq!(login_status(&app, "short", "short-enough").await, "success");
+        wait_for_hash_change(&app, "short", &short).await;
+        assert_eq!(login_status(&app, "short", "short-enough").await, "success");
     }
 );

@@ -158,6 +158,8 @@ impl TestDb {
         settings.database.acquire_timeout_secs = 2;
         settings.omflow.username = Some(OMFLOW_USER.into());
         settings.omflow.password = Some(SecretString::from(OMFLOW_PASSWORD));
+        // Failed logins answer at once in tests; tests/api/timing.rs sets a floor.
+        settings.auth.failure_floor_ms = 0;
         settings
     }
 

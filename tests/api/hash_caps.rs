@@ -1,0 +1,205 @@
+//! Stored hashes beyond the cost caps never match, are never run, answer at once
+//! with their own audit reason, leave other logins alone, and `hr-bridge check`
+//! lists them. Also the measurements behind the caps (ignored by default).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::authenticate::{add_employee, argon2id};
+use crate::helpers::{json_body, TestApp};
+use crate::on_all_backends;
+use hr_bridge::password::StoredHash;
+use secrecy::SecretString;
+
+const REAL_BCRYPT_04: &str = "$2b$04$ol1arZDoiYXKY.ONksA7IO..LfjoFIKz8eLQBDwxB928D7Ma7Dux2";
+const REAL_ARGON2ID: &str = "$argon2id$v=19$m=19456,t=2,p=1$UROqH9eegsl1pWdvt+ijEA$5+96yN9snLq2zJ4qAkRSlmuUEb8Hv8mSus3o15OpnKk";
+const REAL_DJANGO: &str =
+    "pbkdf2_sha256$1000$S4ltS4ltS4lt$iohFPzzDJse1iZi+1ZFU2VScFmCj40SnAdUB6OdkYt4=";
+
+/// Planted hashes: each would hold a hashing slot for seconds (or hours) if run.
+fn planted() -> Vec<(&'static str, String)> {
+    vec![
+        ("bcrypt16", REAL_BCRYPT_04.replacen("$04$", "$16$", 1)),
+        (
+            "argon256m",
+            REAL_ARGON2ID.replacen("m=19456,t=2", "m=262144,t=1", 1),
+        ),
+        (
+            "argon2t64",
+            REAL_ARGON2ID.replacen("m=19456,t=2", "m=19456,t=64", 1),
+        ),
+        ("pbkdf10m", REAL_DJANGO.replacen("$1000$", "$10000000$", 1)),
+    ]
+}
+
+async fn login(app: &TestApp, username: &str, password: &str) -> (String, Duration) {
+    let started = Instant::now();
+    let body = json_body(app.post_authenticate(username, password).await).await;
+    (
+        body["status"].as_str().unwrap_or("").to_owned(),
+        started.elapsed(),
+    )
+}
+
+on_all_backends!(
+    costly_stored_hashes_fail_at_once_without_blocking_other_logins,
+    |db: TestDb| async move {
+        let mut settings = db.settings();
+        settings.auth.max_concurrent_checks = 1;
+        settings.auth.max_failures = 0;
+        let app = db.spawn_with(settings).await;
+        add_employee(&app, "alice", Some(&argon2id("right")), true).await;
+        let planted = planted();
+        for (user, hash) in &planted {
+            add_employee(&app, user, Some(hash), true).await;
+        }
+        // Every planted account at once, then another user's login behind them on
+        // the single hashing slot.
+        let attacks = planted.iter().map(|(user, _)| login(&app, user, "guess"));
+        let attacks = futures_util::future::join_all(attacks);
+        let alice = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            login(&app, "alice", "right").await
+        };
+        let (attacks, alice) = tokio::time::timeout(Duration::from_secs(30), async {
+            tokio::join!(attacks, alice)
+        })
+        .await
+        .expect("answered within 30 s");
+        for ((user, _), (status, took)) in planted.iter().zip(&attacks) {
+            assert_eq!(status, "fail", "{user}");
+            assert!(took < &Duration::from_secs(1), "{user} took {took:?}");
+        }
+        assert_eq!(alice.0, "success");
+        assert!(
+            alice.1 < Duration::from_secs(1),
+            "alice waited {:?}",
+            alice.1
+        );
+        let reasons: Vec<(String, String)> = app
+            .audit()
+            .await
+            .into_iter()
+            .map(|(user, _, reason, _)| (user, reason))
+            .filter(|(user, _)| user != "alice")
+            .collect();
+        assert_eq!(reasons.len(), planted.len(), "{reasons:?}");
+        assert!(
+            reasons
+                .iter()
+                .all(|(_, reason)| reason == "hash_too_costly"),
+            "{reasons:?}"
+        );
+    }
+);
+
+on_all_backends!(
+    check_lists_accounts_with_costly_hashes,
+    |db: TestDb| async move {
+        let app = db.spawn().await;
+        add_employee(&app, "alice", Some(&argon2id("right")), true).await;
+        add_employee(&app, "nohash", None, true).await;
+        let cost31 = REAL_BCRYPT_04.replacen("$04$", "$31$", 1);
+        add_employee(&app, "cost31", Some(&cost31), true).await;
+        for (user, hash) in planted() {
+            add_employee(&app, user, Some(&hash), true).await;
+        }
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hr-bridge"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("HR_BRIDGE") {
+                command.env_remove(key);
+            }
+        }
+        let output = command
+            .env("HR_BRIDGE__DATABASE__URL", &app.test_db.url)
+            .env("RUST_LOG", "warn")
+            .arg("check")
+            .output()
+            .expect("hr-bridge runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let costly: Vec<&str> = stdout
+            .lines()
+            .filter(|line| line.contains("beyond the cost caps"))
+            .collect();
+        assert_eq!(costly.len(), 5, "{stdout}");
+        for user in ["cost31", "bcrypt16", "argon256m", "argon2t64", "pbkdf10m"] {
+            assert!(
+                costly
+                    .iter()
+                    .any(|line| line.contains(&format!("\"{user}\""))),
+                "{user} missing: {stdout}"
+            );
+        }
+        // The data itself is fine for /sync, so the exit code stays 0.
+        assert!(output.status.success(), "{stdout}");
+    }
+);
+
+/// Times the costliest check each cap allows. Run with
+/// `cargo test --test api measure_cap_costs -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn measure_cap_costs() {
+    use hr_bridge::password::caps;
+    let bcrypt = bcrypt::hash_with_salt("x", caps::MAX_BCRYPT_COST, [7u8; 16])
+        .expect("bcrypt")
+        .format_for_version(bcrypt::Version::TwoB);
+    let argon2 = {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let m = caps::MAX_ARGON2_M_COST_KIB;
+        let t = u32::try_from(caps::MAX_ARGON2_WORK_KIB / u64::from(m)).expect("passes");
+        let params = argon2::Params::new(m, t, 1, None).expect("params");
+        argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+            .hash_password(
+                b"x",
+                &SaltString::from_b64("c29tZXNhbHRzb21lc2FsdA").expect("salt"),
+            )
+            .expect("argon2")
+            .to_string()
+    };
+    let django = format!(
+        "pbkdf2_sha256${}$salt$iohFPzzDJse1iZi+1ZFU2VScFmCj40SnAdUB6OdkYt4=",
+        caps::MAX_PBKDF2_SHA256_ITERATIONS
+    );
+    let odoo = format!(
+        "$pbkdf2-sha512${}$G0No7b13rpXSeu9d651zbg$Js5UG98jrq2CQrjGkYo3YNvIShnGl2OisnpXi774LDKk6nnZ9y716mgpa6WyhSy6l0laEn2YNrHDQBNPrsKRMA",
+        caps::MAX_PBKDF2_SHA512_ITERATIONS
+    );
+    let odoo_600k = crate::hash_formats::ODOO_600K.0;
+    let bcrypt12 = crate::timing::BCRYPT_12.0;
+    let password = SecretString::from("guess");
+    for (name, hash) in [
+        ("bcrypt at cap", bcrypt.as_str()),
+        ("bcrypt 12", bcrypt12),
+        ("argon2 at cap", argon2.as_str()),
+        ("argon2 default", REAL_ARGON2ID),
+        ("pbkdf2-sha256 at cap", django.as_str()),
+        ("pbkdf2-sha512 at cap", odoo.as_str()),
+        ("pbkdf2-sha512 600k (Odoo)", odoo_600k),
+    ] {
+        let parsed = StoredHash::parse(hash).expect("within the caps");
+        let mut times: Vec<(Duration, Duration)> = (0..5)
+            .map(|_| {
+                let (started, cpu) = (Instant::now(), thread_cpu_time());
+                assert!(!parsed.verify(&password));
+                (thread_cpu_time() - cpu, started.elapsed())
+            })
+            .collect();
+        times.sort();
+        println!(
+            "{name}: CPU median {:?} max {:?}; wall median {:?}",
+            times[2].0, times[4].0, times[2].1
+        );
+    }
+}
+
+/// CPU time of this thread: what a check costs, whatever else loads the machine.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
