@@ -16,3 +16,5 @@ mod lockout;
 mod metrics;
 mod sync;
 mod tls;
+mod sources;
+mod products;
