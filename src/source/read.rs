@@ -186,15 +186,18 @@ where
     }
 }
 
+/// Wraps a batch of rows as the kind of rows they are.
+type MakeBatch = fn(Vec<RawRow>) -> Batch;
+
 /// Sends rows in batches; a closed channel means the builder gave up.
 struct Batcher<'a> {
     sink: &'a Sender<Batch>,
-    make: fn(Vec<RawRow>) -> Batch,
+    make: MakeBatch,
     rows: Vec<RawRow>,
 }
 
 impl<'a> Batcher<'a> {
-    fn new(sink: &'a Sender<Batch>, make: fn(Vec<RawRow>) -> Batch) -> Self {
+    fn new(sink: &'a Sender<Batch>, make: MakeBatch) -> Self {
         Self {
             sink,
             make,
@@ -363,7 +366,7 @@ pub async fn sqlite_directory(
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(sqlite_error)?;
         conn.execute_batch("BEGIN").map_err(sqlite_error)?;
-        let steps: [(&str, fn(Vec<RawRow>) -> Batch); 3] = [
+        let steps: [(&str, MakeBatch); 3] = [
             (&plan.departments, Batch::Departments),
             (&plan.employees, Batch::Employees),
             (&plan.memberships, Batch::Memberships),

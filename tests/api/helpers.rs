@@ -500,7 +500,10 @@ impl TestDb {
     /// opened `?mode=ro`). `extra` grants are run as given, with `{user}` and
     /// `{db}` replaced.
     pub async fn read_only_user(&self, tables: &[&str], extra: &[&str]) -> ReadOnlyUser {
-        let user = format!("hrb_ro_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let user = format!(
+            "hrb_ro_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
         let db = self.name.clone();
         let fill = |s: &str| s.replace("{user}", &user).replace("{db}", &db);
         let mut script = Vec::new();
@@ -652,8 +655,14 @@ pub fn mapped_settings(mapping: &std::path::Path, hr_url: &str, state: &TestDb) 
     let env = std::collections::HashMap::from([
         ("HR_BRIDGE__DATABASE__URL".to_owned(), hr_url.to_owned()),
         ("HR_BRIDGE__STATE__URL".to_owned(), state.url.clone()),
-        ("HR_BRIDGE__OMFLOW__USERNAME".to_owned(), OMFLOW_USER.to_owned()),
-        ("HR_BRIDGE__OMFLOW__PASSWORD".to_owned(), OMFLOW_PASSWORD.to_owned()),
+        (
+            "HR_BRIDGE__OMFLOW__USERNAME".to_owned(),
+            OMFLOW_USER.to_owned(),
+        ),
+        (
+            "HR_BRIDGE__OMFLOW__PASSWORD".to_owned(),
+            OMFLOW_PASSWORD.to_owned(),
+        ),
     ]);
     let mut settings = Settings::load_from(Some(mapping), env).expect("mapping loads");
     settings.server.listen = "127.0.0.1:0".into();

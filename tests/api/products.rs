@@ -95,7 +95,12 @@ async fn product(dir: &str, backend: Backend) {
     // The bad row: `check` names it and exits 1, /sync refuses naming it.
     let output = check(&mapping, &hr.url, &state.url);
     let printed = text(&output.stdout);
-    assert_eq!(output.status.code(), Some(1), "{printed}{}", text(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{printed}{}",
+        text(&output.stderr)
+    );
     let line = printed
         .lines()
         .find(|l| l.contains(s(bad, "email")))
@@ -124,8 +129,14 @@ async fn product(dir: &str, backend: Backend) {
     let body: Json = serde_json::from_str(&raw).expect("JSON");
     let users = body["user_info_list"].as_array().expect("users");
     let groups = body["group_info_list"].as_array().expect("groups");
-    assert_eq!(users.len() as u64, facts["served_users_after_fix"].as_u64().expect("n"));
-    assert_eq!(groups.len() as u64, facts["served_departments"].as_u64().expect("n"));
+    assert_eq!(
+        users.len() as u64,
+        facts["served_users_after_fix"].as_u64().expect("n")
+    );
+    assert_eq!(
+        groups.len() as u64,
+        facts["served_departments"].as_u64().expect("n")
+    );
     let members: usize = groups
         .iter()
         .map(|g| g["user_list"].as_array().expect("list").len())
@@ -136,7 +147,11 @@ async fn product(dir: &str, backend: Backend) {
     );
     let two = &facts["two_departments"];
     for group_no in two["group_nos"].as_array().expect("group_nos") {
-        assert!(in_group(&body, group_no.as_str().expect("group_no"), s(two, "username")));
+        assert!(in_group(
+            &body,
+            group_no.as_str().expect("group_no"),
+            s(two, "username")
+        ));
     }
     for gone in facts["not_served"].as_array().expect("not_served") {
         if let Some(username) = gone["username"].as_str() {
@@ -196,7 +211,9 @@ async fn product(dir: &str, backend: Backend) {
 async fn hr_hash(hr: &TestDb, dir: &str, username: &str) -> String {
     let sql = match dir {
         "odoo" => format!("SELECT password FROM res_users WHERE login = '{username}'"),
-        "orangehrm" => format!("SELECT user_password FROM ohrm_user WHERE user_name = '{username}'"),
+        "orangehrm" => {
+            format!("SELECT user_password FROM ohrm_user WHERE user_name = '{username}'")
+        }
         _ => format!(
             "SELECT CAST(password AS CHAR) FROM __Auth WHERE doctype = 'User' \
              AND name = '{username}' AND fieldname = 'password'"

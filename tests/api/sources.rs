@@ -52,7 +52,11 @@ async fn foreign_hr(backend: Backend) -> TestDb {
 
 /// What `/sync` serves over the built-in tables holding builtin.sql.
 async fn builtin_sync_bytes(backend: Backend) -> Vec<u8> {
-    let app = TestDb::create(backend).await.expect("database").spawn().await;
+    let app = TestDb::create(backend)
+        .await
+        .expect("database")
+        .spawn()
+        .await;
     app.exec(&repo_file("tests/fixtures/sources/foreign/builtin.sql"))
         .await;
     let response = app.post_sync().await;
@@ -106,6 +110,11 @@ impl HrFingerprint {
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             }
+            let inserted: i64 = pg_writes.values().map(|w| w.0).sum();
+            assert!(
+                inserted > 0,
+                "the loader's inserts never showed: {pg_writes:?}"
+            );
         }
         let file = (hr.backend == Backend::Sqlite).then(|| {
             let path = hr.sqlite_file();
@@ -131,7 +140,12 @@ async fn pg_stats(hr: &TestDb) -> BTreeMap<String, (i64, i64, i64)> {
     .await
     .into_iter()
     .map(|r| {
-        let n = |i: usize| r[i].as_deref().unwrap_or("0").parse::<i64>().expect("count");
+        let n = |i: usize| {
+            r[i].as_deref()
+                .unwrap_or("0")
+                .parse::<i64>()
+                .expect("count")
+        };
         (r[0].clone().unwrap_or_default(), (n(1), n(2), n(3)))
     })
     .collect()
@@ -169,15 +183,17 @@ on_all_backends!(
         let ro = hr.read_only_user(&FOREIGN_TABLES, &[]).await;
         if let Some(user) = ro.user() {
             if backend == Backend::MySql {
-                let grants = rows_at(
-                    backend,
-                    &hr.url,
-                    &format!("SHOW GRANTS FOR '{user}'@'%'"),
-                )
-                .await;
+                let grants =
+                    rows_at(backend, &hr.url, &format!("SHOW GRANTS FOR '{user}'@'%'")).await;
                 for grant in grants.iter().flatten().flatten() {
-                    for write in ["INSERT", "UPDATE", "DELETE", "ALL PRIVILEGES", "CREATE", "DROP"]
-                    {
+                    for write in [
+                        "INSERT",
+                        "UPDATE",
+                        "DELETE",
+                        "ALL PRIVILEGES",
+                        "CREATE",
+                        "DROP",
+                    ] {
                         assert!(!grant.contains(write), "{grant}");
                     }
                 }
@@ -207,14 +223,23 @@ on_all_backends!(
         }
         let body: Json = serde_json::from_slice(&expected).expect("JSON");
         let users = usernames(&body);
-        assert_eq!(users.len() as u64, facts["served_users"].as_u64().expect("n"));
+        assert_eq!(
+            users.len() as u64,
+            facts["served_users"].as_u64().expect("n")
+        );
         let groups = body["group_info_list"].as_array().expect("groups");
-        assert_eq!(groups.len() as u64, facts["served_departments"].as_u64().expect("n"));
+        assert_eq!(
+            groups.len() as u64,
+            facts["served_departments"].as_u64().expect("n")
+        );
         let members: usize = groups
             .iter()
             .map(|g| g["user_list"].as_array().expect("list").len())
             .sum();
-        assert_eq!(members as u64, facts["served_memberships"].as_u64().expect("n"));
+        assert_eq!(
+            members as u64,
+            facts["served_memberships"].as_u64().expect("n")
+        );
         for gone in facts["not_served"].as_array().expect("list") {
             let name = gone["username"].as_str().expect("username");
             assert!(!users.iter().any(|u| u == name), "{name} is served");
@@ -225,7 +250,11 @@ on_all_backends!(
         let who = two["username"].as_str().expect("username");
         for group_no in two["group_nos"].as_array().expect("list") {
             let g = group(&body, group_no.as_str().expect("group")).expect("served group");
-            assert!(g["user_list"].as_array().expect("list").iter().any(|u| u == who));
+            assert!(g["user_list"]
+                .as_array()
+                .expect("list")
+                .iter()
+                .any(|u| u == who));
         }
 
         // /authenticate: every hash format, wrong password, inactive, lockout.
@@ -283,7 +312,8 @@ on_all_backends!(
         // No write: the bcrypt hash is as it was (no update_password), a write
         // through hr-bridge's own HR pool fails, and the database shows nothing.
         assert_eq!(
-            hr.rows("SELECT pw FROM person WHERE login = 'bcruz102'").await,
+            hr.rows("SELECT pw FROM person WHERE login = 'bcruz102'")
+                .await,
             bcrypt_hash_before
         );
         let source = hr_bridge::source::open(&settings, &app.db).expect("source opens");
@@ -330,7 +360,12 @@ on_all_backends!(
         let settings = mapped_settings(&mapping(backend), &url, &state);
         assert!(settings.source.update_password.is_some());
         let app = state.spawn_with(settings).await;
-        let hash = || async { hr.rows("SELECT pw FROM person WHERE login = 'cdahl103'").await[0][0].clone().expect("hash") };
+        let hash = || async {
+            hr.rows("SELECT pw FROM person WHERE login = 'cdahl103'")
+                .await[0][0]
+                .clone()
+                .expect("hash")
+        };
         assert!(hash().await.starts_with("$2b$"));
         assert!(login_succeeds(&app, "cdahl103", "pw-cdahl103").await);
         // The rehash is written after the answer: wait for it (generously).
@@ -491,11 +526,9 @@ on_all_backends!(
         assert!(login_succeeds(&app, "cdahl103", "pw-cdahl103").await);
         let audit = app.audit().await;
         assert!(
-            audit
-                .iter()
-                .any(|(u, outcome, reason, _)| u == "bcruz102"
-                    && outcome == "failure"
-                    && reason == "ambiguous_user"),
+            audit.iter().any(|(u, outcome, reason, _)| u == "bcruz102"
+                && outcome == "failure"
+                && reason == "ambiguous_user"),
             "{audit:?}"
         );
         app.stop().await;
@@ -566,7 +599,9 @@ on_all_backends!(
             ),
         );
         let refused_two = spawn(
-            employees("CASE WHEN p.login = 'bcruz102' THEN 2 WHEN p.status = 'A' THEN 1 ELSE 0 END"),
+            employees(
+                "CASE WHEN p.login = 'bcruz102' THEN 2 WHEN p.status = 'A' THEN 1 ELSE 0 END",
+            ),
             None,
         );
         let refused_yes = spawn(
@@ -602,16 +637,16 @@ on_all_backends!(
             let response = app
                 .client
                 .post(format!("{url}/sync"))
-                .basic_auth(crate::helpers::OMFLOW_USER, Some(crate::helpers::OMFLOW_PASSWORD))
+                .basic_auth(
+                    crate::helpers::OMFLOW_USER,
+                    Some(crate::helpers::OMFLOW_PASSWORD),
+                )
                 .send()
                 .await
                 .expect("request sent");
             assert_eq!(response.status(), 409);
             let message = fail_message(response).await;
-            assert!(
-                message.contains(&format!("{record}: {shown}")),
-                "{message}"
-            );
+            assert!(message.contains(&format!("{record}: {shown}")), "{message}");
         }
         app.stop().await;
     }
