@@ -651,3 +651,31 @@ on_all_backends!(
         app.stop().await;
     }
 );
+
+on_all_backends!(
+    failed_rehash_write_never_fails_the_login,
+    |state: TestDb| async move {
+        let backend = state.backend;
+        let hr = foreign_hr(backend).await;
+        // As shipped, with update_password, but the user may not write (SQLite:
+        // the file opened read-only): the rehash fails, the logins do not.
+        let ro = hr.read_only_user(&FOREIGN_TABLES, &[]).await;
+        let settings = mapped_settings(&mapping(backend), &ro.url, &state);
+        assert!(settings.source.update_password.is_some());
+        let app = state.spawn_with(settings).await;
+        let hash = || async {
+            hr.rows("SELECT pw FROM person WHERE login = 'cdahl103'")
+                .await[0][0]
+                .clone()
+                .expect("hash")
+        };
+        let before = hash().await;
+        for _ in 0..3 {
+            assert!(login_succeeds(&app, "cdahl103", "pw-cdahl103").await);
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        assert_eq!(hash().await, before);
+        app.stop().await;
+        drop(ro);
+    }
+);
