@@ -187,6 +187,9 @@ struct Inner {
     shape: OnceCell<Shape>,
     /// For SQLite, the file `rusqlite` opens read-only for the large reads.
     sqlite_path: Option<std::path::PathBuf>,
+    /// For a mapped SQLite source, the URL `update_password` opens (the pool
+    /// itself is read-only).
+    sqlite_url: Option<SecretString>,
 }
 
 impl Source {
@@ -195,11 +198,13 @@ impl Source {
             Backend::Sqlite => Some(read::sqlite_path(url)?),
             _ => None,
         };
+        let sqlite_url = (sqlite_path.is_some() && queries.mapped).then(|| url.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
                 queries,
                 shape: OnceCell::new(),
+                sqlite_url,
                 sqlite_path,
             }),
         })
@@ -400,6 +405,12 @@ impl Source {
         let bound = sql::bind_named(update, &UPDATE_PARAMS, self.db().backend());
         let values = [username, old, new];
         let args: Vec<&str> = bound.order.iter().map(|&i| values[i]).collect();
+        if self.is_mapped() {
+            let sqlite_url = self.inner.sqlite_url.as_ref();
+            return Ok(
+                read::execute_mapped_write(self.db(), sqlite_url, &bound.sql, &args).await? > 0,
+            );
+        }
         Ok(read::execute(self.db(), &bound.sql, &args).await? > 0)
     }
 

@@ -235,9 +235,10 @@ impl Drop for TestDb {
     }
 }
 
-/// A pool as the server would build it from `settings`.
+/// The state pool as the server would build it from `settings` (`state.url`,
+/// which defaults to `database.url`).
 fn pool_for(settings: &Settings) -> Db {
-    Db::connect_lazy(&settings.database.url, &settings.database.pool_settings()).expect("valid URL")
+    Db::connect_lazy(settings.state_url(), &settings.database.pool_settings()).expect("valid URL")
 }
 
 /// A running server and a client for it.
@@ -441,4 +442,237 @@ pub fn url_socket_addr(url: &str) -> SocketAddr {
         .next()
         .expect("host");
     host_port.parse().expect("numeric host:port in test URL")
+}
+
+/// A file of the repository (fixtures, shipped mappings), as text.
+pub fn repo_file(path: &str) -> String {
+    let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("read {}: {e}", full.display()))
+}
+
+/// A repository path, absolute.
+pub fn repo_path(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+impl TestDb {
+    /// The SQLite file behind this database (SQLite only).
+    pub fn sqlite_file(&self) -> std::path::PathBuf {
+        let dir = self._dir.as_ref().expect("a SQLite test database");
+        dir.path().join("hr.db")
+    }
+
+    /// Loads an HR product's own schema and rows (one multi-statement script) as
+    /// its owner would, on a connection that is closed afterwards. SQLite is left
+    /// in its default rollback journal, so that a read-only open changes nothing.
+    pub async fn load(&self, sql: &str) {
+        macro_rules! load {
+            ($conn:ty) => {{
+                let mut conn = <$conn>::connect(&self.url).await.expect("connect");
+                sqlx::raw_sql(sql)
+                    .execute(&mut conn)
+                    .await
+                    .expect("fixture loads");
+                conn.close().await.expect("close");
+            }};
+        }
+        match self.backend {
+            Backend::Postgres => load!(sqlx::PgConnection),
+            Backend::MySql => load!(sqlx::MySqlConnection),
+            Backend::Sqlite => load!(sqlx::SqliteConnection),
+        }
+    }
+
+    /// Every row of `sql` with each column read as optional text, on a fresh
+    /// connection as this database's owner.
+    pub async fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        rows_at(self.backend, &self.url, sql).await
+    }
+
+    /// A URL for a user that may only read `tables` (PostgreSQL: a role with
+    /// only these GRANTs; MariaDB: a user with SELECT only; SQLite: the file
+    /// opened `?mode=ro`). `extra` grants are run as given, with `{user}` and
+    /// `{db}` replaced.
+    pub async fn read_only_user(&self, tables: &[&str], extra: &[&str]) -> ReadOnlyUser {
+        let user = format!(
+            "hrb_ro_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let db = self.name.clone();
+        let fill = |s: &str| s.replace("{user}", &user).replace("{db}", &db);
+        let mut script = Vec::new();
+        match self.backend {
+            Backend::Sqlite => {
+                return ReadOnlyUser {
+                    url: format!("sqlite://{}?mode=ro", self.sqlite_file().display()),
+                    user: None,
+                    backend: self.backend,
+                    owner_url: self.url.clone(),
+                };
+            }
+            Backend::Postgres => {
+                script.push(format!("CREATE ROLE {user} LOGIN PASSWORD 'ro-pass'"));
+                script.push(format!("GRANT CONNECT ON DATABASE {db} TO {user}"));
+                script.push(format!("GRANT USAGE ON SCHEMA public TO {user}"));
+                script.push(format!("GRANT SELECT ON {} TO {user}", tables.join(", ")));
+            }
+            Backend::MySql => {
+                script.push(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'ro-pass'"));
+                for table in tables {
+                    script.push(format!("GRANT SELECT ON `{db}`.`{table}` TO '{user}'@'%'"));
+                }
+            }
+        }
+        script.extend(extra.iter().map(|s| fill(s)));
+        for statement in &script {
+            execute_at(self.backend, &self.url, statement).await;
+        }
+        let (scheme, rest) = self.url.split_once("://").expect("scheme");
+        let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        ReadOnlyUser {
+            url: format!("{scheme}://{user}:ro-pass@{host}"),
+            user: Some(user),
+            backend: self.backend,
+            owner_url: self.url.clone(),
+        }
+    }
+}
+
+/// Every row of `sql` at `url`, each column read as optional text.
+pub async fn rows_at(backend: Backend, url: &str, sql: &str) -> Vec<Vec<Option<String>>> {
+    use sqlx::Row;
+    macro_rules! collect {
+        ($conn:ty) => {{
+            let mut conn = <$conn>::connect(url).await.expect("connect");
+            let rows = sqlx::query(sql)
+                .fetch_all(&mut conn)
+                .await
+                .expect("query runs")
+                .iter()
+                .map(|row| {
+                    (0..row.len())
+                        .map(|i| row.try_get::<Option<String>, _>(i).expect("text column"))
+                        .collect()
+                })
+                .collect();
+            let _ = conn.close().await;
+            rows
+        }};
+    }
+    match backend {
+        Backend::Postgres => collect!(sqlx::PgConnection),
+        Backend::MySql => collect!(sqlx::MySqlConnection),
+        Backend::Sqlite => collect!(sqlx::SqliteConnection),
+    }
+}
+
+/// Runs one trusted statement at `url` on a fresh connection.
+async fn execute_at(backend: Backend, url: &str, sql: &str) {
+    macro_rules! run {
+        ($conn:ty) => {{
+            let mut conn = <$conn>::connect(url).await.expect("connect");
+            sqlx::raw_sql(sql)
+                .execute(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let _ = conn.close().await;
+        }};
+    }
+    match backend {
+        Backend::Postgres => run!(sqlx::PgConnection),
+        Backend::MySql => run!(sqlx::MySqlConnection),
+        Backend::Sqlite => run!(sqlx::SqliteConnection),
+    }
+}
+
+/// A database user that may only read the HR tables; dropped with the test.
+pub struct ReadOnlyUser {
+    pub url: String,
+    user: Option<String>,
+    backend: Backend,
+    owner_url: String,
+}
+
+impl ReadOnlyUser {
+    /// The database user's name (none for SQLite, which has no users).
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+}
+
+impl Drop for ReadOnlyUser {
+    fn drop(&mut self) {
+        let (Some(user), backend, owner_url) =
+            (self.user.take(), self.backend, self.owner_url.clone())
+        else {
+            return;
+        };
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let result = match backend {
+                    // The role's grants live in the HR database: drop them there
+                    // first, then the role itself.
+                    Backend::Postgres => match sqlx::PgConnection::connect(&owner_url).await {
+                        Ok(mut c) => sqlx::raw_sql(&format!(
+                            "DROP OWNED BY {user}; DROP ROLE IF EXISTS {user}"
+                        ))
+                        .execute(&mut c)
+                        .await
+                        .map(|_| ()),
+                        Err(e) => Err(e),
+                    },
+                    _ => match sqlx::MySqlConnection::connect(&owner_url).await {
+                        Ok(mut c) => sqlx::raw_sql(&format!("DROP USER IF EXISTS '{user}'@'%'"))
+                            .execute(&mut c)
+                            .await
+                            .map(|_| ()),
+                        Err(e) => Err(e),
+                    },
+                };
+                if let Err(e) = result {
+                    eprintln!("warning: could not drop test user {user}: {e}");
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Settings as `hr-bridge` would load them from the mapping file `mapping` with
+/// the HR data at `hr_url` and hr-bridge's own state in `state`, for a server on
+/// a free port.
+pub fn mapped_settings(mapping: &std::path::Path, hr_url: &str, state: &TestDb) -> Settings {
+    let env = std::collections::HashMap::from([
+        ("HR_BRIDGE__DATABASE__URL".to_owned(), hr_url.to_owned()),
+        ("HR_BRIDGE__STATE__URL".to_owned(), state.url.clone()),
+        (
+            "HR_BRIDGE__OMFLOW__USERNAME".to_owned(),
+            OMFLOW_USER.to_owned(),
+        ),
+        (
+            "HR_BRIDGE__OMFLOW__PASSWORD".to_owned(),
+            OMFLOW_PASSWORD.to_owned(),
+        ),
+    ]);
+    let mut settings = Settings::load_from(Some(mapping), env).expect("mapping loads");
+    settings.server.listen = "127.0.0.1:0".into();
+    settings.database.max_connections = 4;
+    settings.database.acquire_timeout_secs = 2;
+    settings
+}
+
+/// The real `hr-bridge` binary with no `HR_BRIDGE*` variables inherited.
+pub fn binary() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hr-bridge"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("HR_BRIDGE") {
+            command.env_remove(key);
+        }
+    }
+    command.env("RUST_LOG", "warn").env("NO_COLOR", "1");
+    command
 }
