@@ -46,6 +46,8 @@ pub struct ServerSettings {
     pub shutdown_grace_secs: u64,
     /// How often the TLS files are checked for changes; 0 reloads on SIGHUP only.
     pub tls_reload_poll_secs: u64,
+    /// A separate address for `/metrics`; when set, the main port answers 404 there.
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for ServerSettings {
@@ -57,6 +59,7 @@ impl Default for ServerSettings {
             body_limit_bytes: 64 * 1024,
             shutdown_grace_secs: 30,
             tls_reload_poll_secs: 2,
+            metrics_listen: None,
         }
     }
 }
@@ -70,6 +73,21 @@ impl ServerSettings {
                 self.listen
             ))
         })
+    }
+
+    /// The separate `/metrics` address, when configured; valid once
+    /// [`Settings::validate`] has passed.
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        self.metrics_listen
+            .as_deref()
+            .map(|text| {
+                text.parse().map_err(|_| {
+                    ConfigError(format!(
+                        "server.metrics_listen = {text:?} is not an address like 127.0.0.1:9100"
+                    ))
+                })
+            })
+            .transpose()
     }
 
     /// Both TLS files, when HTTPS is configured.
@@ -292,6 +310,7 @@ impl Settings {
     /// Checks every value that serde cannot, naming the key at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server.listen_addr()?;
+        self.server.metrics_addr()?;
         match (&self.server.tls_cert, &self.server.tls_key) {
             (Some(_), None) => {
                 return Err(ConfigError(

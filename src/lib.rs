@@ -8,5 +8,6 @@ pub mod error;
 pub mod http;
 pub mod password;
 pub mod preview;
+pub mod probe;
 pub mod server;
 pub mod telemetry;

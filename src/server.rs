@@ -20,6 +20,7 @@ use axum_server::Handle;
 use std::time::Instant;
 use tokio::task::JoinHandle;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -80,6 +81,12 @@ pub async fn build_state(settings: &Settings, db: Db) -> anyhow::Result<AppState
 /// The full application: routes, Basic Auth on OMFLOW's endpoints, and the layers
 /// that make every failure an OMFLOW fail envelope.
 pub fn router(state: AppState) -> Router {
+    app(state, true)
+}
+
+/// [`router`], with `/metrics` left out when it has a listener of its own
+/// (`server.metrics_listen`), so that the OMFLOW-facing port answers 404 there.
+fn app(state: AppState, serve_metrics: bool) -> Router {
     let omflow = Router::new()
         .route("/sync", post(http::sync::sync))
         .route("/authenticate", post(http::authenticate::authenticate))
@@ -87,15 +94,21 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             http::basic_auth::require_omflow,
         ));
-    Router::new()
+    let mut open = Router::new()
         .route("/healthz", get(http::health::healthz))
         .route("/readyz", get(http::health::readyz))
-        .route("/metrics", get(http::metrics::metrics))
-        .merge(omflow)
+        .route("/openapi.json", get(http::openapi::openapi_json));
+    if serve_metrics {
+        open = open.route("/metrics", get(http::metrics::metrics));
+    }
+    open.merge(omflow)
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(state.body_limit))
         .layer(map_response_with_state(state.clone(), envelope_errors))
+        // gzip or zstd when the client asks (a large /sync shrinks about tenfold);
+        // the encoder works chunk by chunk, so no worker is held for the whole body.
+        .layer(CompressionLayer::new())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
@@ -124,6 +137,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The separate metrics listener's router: `/metrics` and nothing else.
+fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(http::metrics::metrics))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+}
+
 /// Counts requests and their latency by route and status. Unknown paths share
 /// one label so that scanners cannot blow up the number of series.
 async fn track_metrics(request: Request<Body>, next: Next) -> Response {
@@ -136,6 +158,7 @@ async fn track_metrics(request: Request<Body>, next: Next) -> Response {
             "/healthz" => "/healthz",
             "/readyz" => "/readyz",
             "/metrics" => "/metrics",
+            "/openapi.json" => "/openapi.json",
             _ => "other",
         });
     let started = Instant::now();
@@ -188,6 +211,30 @@ pub struct RunningServer {
     handle: Handle<SocketAddr>,
     task: JoinHandle<std::io::Result<()>>,
     tls_watcher: Option<AbortOnDrop>,
+    metrics: Option<MetricsListener>,
+}
+
+/// `/metrics` on its own plain-HTTP listener (`server.metrics_listen`).
+struct MetricsListener {
+    addr: SocketAddr,
+    handle: Handle<SocketAddr>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl MetricsListener {
+    async fn start(addr: SocketAddr, state: AppState) -> anyhow::Result<Self> {
+        let listener = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("cannot listen on {addr} (server.metrics_listen)"))?;
+        let handle = Handle::new();
+        let server = axum_server::from_tcp(listener)?.handle(handle.clone());
+        let task = tokio::spawn(server.serve(metrics_router(state).into_make_service()));
+        let addr = handle
+            .listening()
+            .await
+            .context("the metrics listener failed to start")?;
+        tracing::info!(%addr, "serving /metrics on its own listener");
+        Ok(Self { addr, handle, task })
+    }
 }
 
 /// Stops the certificate watcher with the server, however the server ends.
@@ -205,7 +252,11 @@ impl RunningServer {
         let addr = settings.server.listen_addr()?;
         let listener = std::net::TcpListener::bind(addr)
             .with_context(|| format!("cannot listen on {addr}"))?;
-        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let metrics = match settings.server.metrics_addr()? {
+            Some(addr) => Some(MetricsListener::start(addr, state.clone()).await?),
+            None => None,
+        };
+        let app = app(state, metrics.is_none()).into_make_service_with_connect_info::<SocketAddr>();
         let handle = Handle::new();
         let (task, tls_watcher, tls) = match settings.server.tls_files() {
             Some((cert, key)) => {
@@ -243,7 +294,13 @@ impl RunningServer {
             handle,
             task,
             tls_watcher,
+            metrics,
         })
+    }
+
+    /// Where `/metrics` is served when it has its own listener.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.addr)
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -260,6 +317,10 @@ impl RunningServer {
     pub async fn shutdown(self, grace: Duration) -> anyhow::Result<()> {
         self.handle.graceful_shutdown(Some(grace));
         drop(self.tls_watcher);
+        if let Some(metrics) = self.metrics {
+            metrics.handle.graceful_shutdown(Some(grace));
+            metrics.task.await.context("metrics listener task failed")??;
+        }
         self.task.await.context("server task failed")??;
         Ok(())
     }
