@@ -125,7 +125,7 @@ async fn probe_checks_tls_against_a_custom_ca_and_reports_json() {
         assert_eq!(status_of(name).as_deref(), Some("pass"), "{name}: {stdout}");
     }
     assert!(report["figures"]["certificate_days_left"].as_i64().unwrap() > 300);
-    assert_eq!(report["figures"]["users"], 3);
+    assert_eq!(report["figures"]["users"], 2);
     assert!(report["figures"]["sync_bytes"].as_u64().unwrap() > 100);
 
     // Without the CA the chain is untrusted, and no credentials are sent.
