@@ -319,7 +319,10 @@ impl RunningServer {
         drop(self.tls_watcher);
         if let Some(metrics) = self.metrics {
             metrics.handle.graceful_shutdown(Some(grace));
-            metrics.task.await.context("metrics listener task failed")??;
+            metrics
+                .task
+                .await
+                .context("metrics listener task failed")??;
         }
         self.task.await.context("server task failed")??;
         Ok(())

@@ -111,7 +111,10 @@ impl ServerCertVerifier for Inspecting {
     ) -> Result<ServerCertVerified, rustls::Error> {
         if let Ok(mut presented) = self.presented.lock() {
             presented.end_entity = Some(end_entity.clone().into_owned());
-            presented.intermediates = intermediates.iter().map(|c| c.clone().into_owned()).collect();
+            presented.intermediates = intermediates
+                .iter()
+                .map(|c| c.clone().into_owned())
+                .collect();
         }
         Ok(ServerCertVerified::assertion())
     }
@@ -169,9 +172,9 @@ impl Client {
                         .with_context(|| format!("cannot read {}", path.display()))?;
                     let mut added = 0;
                     for cert in rustls_pemfile_certs(&pem)? {
-                        roots
-                            .add(cert)
-                            .with_context(|| format!("{}: unusable CA certificate", path.display()))?;
+                        roots.add(cert).with_context(|| {
+                            format!("{}: unusable CA certificate", path.display())
+                        })?;
                         added += 1;
                     }
                     if added == 0 {
@@ -213,10 +216,7 @@ impl Client {
 
     /// The inspecting handshake: nothing is sent over it.
     pub async fn inspect_tls(&self) -> anyhow::Result<TlsReport> {
-        let verifier = self
-            .verifier
-            .clone()
-            .context("not an https:// URL")?;
+        let verifier = self.verifier.clone().context("not an https:// URL")?;
         let inspecting = Arc::new(Inspecting {
             inner: verifier.clone(),
             presented: Mutex::new(Presented::default()),
@@ -261,7 +261,10 @@ impl Client {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         // Judge the chain at a moment the leaf is valid; expiry is its own item.
-        let judged_at = now.clamp(not_before.0, not_after.0.saturating_sub(1).max(not_before.0));
+        let judged_at = now.clamp(
+            not_before.0,
+            not_after.0.saturating_sub(1).max(not_before.0),
+        );
         let chain = match verifier.verify_server_cert(
             &leaf,
             &presented.intermediates,
@@ -306,7 +309,10 @@ impl Client {
             .method(method)
             .uri(format!("{}{path}", self.target.base_path))
             .header(header::HOST, &self.target.authority)
-            .header(header::USER_AGENT, concat!("hr-bridge-probe/", env!("CARGO_PKG_VERSION")));
+            .header(
+                header::USER_AGENT,
+                concat!("hr-bridge-probe/", env!("CARGO_PKG_VERSION")),
+            );
         if let Some(value) = authorization {
             request = request.header(header::AUTHORIZATION, value);
         }

@@ -142,7 +142,10 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let login = match &args.login {
         Some(user) => Some((
             user.clone(),
-            secret(LOGIN_PASSWORD_ENV, &format!("Password of test user {user}: "))?,
+            secret(
+                LOGIN_PASSWORD_ENV,
+                &format!("Password of test user {user}: "),
+            )?,
         )),
         None => None,
     };
@@ -171,7 +174,10 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         check_http(&client, &mut report, &args.username, &password, login).await;
     } else {
         for name in [AUTH_REFUSED, AUTH_ACCEPTED, SYNC_OK, SYNC_VALID] {
-            report.skip(name, "not run: credentials are only sent over a trusted TLS connection");
+            report.skip(
+                name,
+                "not run: credentials are only sent over a trusted TLS connection",
+            );
         }
     }
     report.ok = report.checks.iter().all(|c| c.status != Status::Fail);
@@ -224,7 +230,10 @@ async fn check_tls(client: &Client, report: &mut Report, min_days: i64) -> bool 
     let expiry = report.judge(
         "certificate expiry",
         if tls.seconds_left <= 0 {
-            Err(format!("expired on {} ({} day(s) ago)", tls.not_after, -days))
+            Err(format!(
+                "expired on {} ({} day(s) ago)",
+                tls.not_after, -days
+            ))
         } else if days < min_days {
             Err(format!(
                 "expires on {} in {days} day(s), fewer than {min_days}",
@@ -320,10 +329,7 @@ async fn check_http(
                     .ok()
                     .and_then(|v| v.get("status").and_then(|s| s.as_str()).map(str::to_owned));
                 if answer.status == StatusCode::OK && verdict.as_deref() == Some("success") {
-                    Ok(format!(
-                        "success in {:.3} s",
-                        answer.elapsed.as_secs_f64()
-                    ))
+                    Ok(format!("success in {:.3} s", answer.elapsed.as_secs_f64()))
                 } else {
                     Err(format!("{}: {}", answer.status, message_of(&answer)))
                 }
@@ -344,10 +350,7 @@ fn check_sync(report: &mut Report, sync: &Answer) {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if sync.status != StatusCode::OK {
-        report.fail(
-            SYNC_OK,
-            format!("{}: {}", sync.status, message_of(sync)),
-        );
+        report.fail(SYNC_OK, format!("{}: {}", sync.status, message_of(sync)));
         report.skip(SYNC_VALID, "not run: no payload");
         return;
     }

@@ -265,7 +265,10 @@ mod tests {
             "parent \"GONE\", which is not in group_info_list",
             "parent cycle",
         ] {
-            assert!(problems.contains(expected), "{expected} missing in:\n{problems}");
+            assert!(
+                problems.contains(expected),
+                "{expected} missing in:\n{problems}"
+            );
         }
     }
 }

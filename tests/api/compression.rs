@@ -49,7 +49,12 @@ on_all_backends!(
             "application/json"
         );
         let compressed = gzip.bytes().await.unwrap();
-        assert!(compressed.len() * 5 < plain.len(), "{} of {}", compressed.len(), plain.len());
+        assert!(
+            compressed.len() * 5 < plain.len(),
+            "{} of {}",
+            compressed.len(),
+            plain.len()
+        );
         let mut unpacked = Vec::new();
         flate2::read::GzDecoder::new(&compressed[..])
             .read_to_end(&mut unpacked)

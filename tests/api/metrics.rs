@@ -84,7 +84,10 @@ on_all_backends!(
         let sync = app
             .client
             .post(format!("http://{metrics_addr}/sync"))
-            .basic_auth(crate::helpers::OMFLOW_USER, Some(crate::helpers::OMFLOW_PASSWORD))
+            .basic_auth(
+                crate::helpers::OMFLOW_USER,
+                Some(crate::helpers::OMFLOW_PASSWORD),
+            )
             .send()
             .await
             .unwrap();

@@ -79,7 +79,10 @@ async fn openapi_describes_every_route_auth_and_the_fail_envelope() {
     assert_eq!(scheme["scheme"], "basic");
     for path in ["/sync", "/authenticate"] {
         let operation = &paths[path]["post"];
-        assert_eq!(operation["security"][0]["omflow_basic_auth"], serde_json::json!([]));
+        assert_eq!(
+            operation["security"][0]["omflow_basic_auth"],
+            serde_json::json!([])
+        );
         let responses = operation["responses"].as_object().unwrap();
         for status in ["200", "401", "413", "503"] {
             assert!(responses.contains_key(status), "{path} lacks {status}");
@@ -100,7 +103,10 @@ async fn openapi_describes_every_route_auth_and_the_fail_envelope() {
         .unwrap()
         .contains_key("400"));
     let envelope = &doc["components"]["schemas"]["FailEnvelope"];
-    assert_eq!(envelope["required"], serde_json::json!(["status", "message"]));
+    assert_eq!(
+        envelope["required"],
+        serde_json::json!(["status", "message"])
+    );
 
     // Every documented operation exists: none answers 404 or 405.
     for (method, path) in operations {
@@ -110,6 +116,9 @@ async fn openapi_describes_every_route_auth_and_the_fail_envelope() {
             .basic_auth(OMFLOW_USER, Some(OMFLOW_PASSWORD))
             .json(&serde_json::json!({"username": "ghost", "password": "x"}));
         let status = request.send().await.unwrap().status().as_u16();
-        assert!(![404, 405].contains(&status), "{method} {path} answered {status}");
+        assert!(
+            ![404, 405].contains(&status),
+            "{method} {path} answered {status}"
+        );
     }
 }

@@ -59,7 +59,11 @@ async fn tls_app(db: TestDb, pair: &(String, String)) -> (TestApp, String, tempf
     (app, url, dir)
 }
 
-fn certificate(names: &[&str], not_before: (i32, u8, u8), not_after: (i32, u8, u8)) -> (String, String) {
+fn certificate(
+    names: &[&str],
+    not_before: (i32, u8, u8),
+    not_after: (i32, u8, u8),
+) -> (String, String) {
     let mut params =
         rcgen::CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
             .unwrap();
@@ -76,7 +80,8 @@ on_all_backends!(
         let app = db.spawn().await;
         seed_people(&app, 3).await;
         add_employee(&app, "alice", Some(&argon2id(LOGIN_PASSWORD)), true).await;
-        let (ok, stdout, stderr) = probe(&app.base_url, OMFLOW_PASSWORD, &["--login", "alice"]).await;
+        let (ok, stdout, stderr) =
+            probe(&app.base_url, OMFLOW_PASSWORD, &["--login", "alice"]).await;
         assert!(ok, "{stdout}\n{stderr}");
         for expected in [
             "- TLS: plain http:// URL",
@@ -99,7 +104,12 @@ async fn probe_checks_tls_against_a_custom_ca_and_reports_json() {
     let (app, url, dir) = tls_app(sqlite_db().await, &pair).await;
     seed_people(&app, 2).await;
     let ca = dir.path().join("cert.pem");
-    let (ok, stdout, stderr) = probe(&url, OMFLOW_PASSWORD, &["--json", "--ca-cert", ca.to_str().unwrap()]).await;
+    let (ok, stdout, stderr) = probe(
+        &url,
+        OMFLOW_PASSWORD,
+        &["--json", "--ca-cert", ca.to_str().unwrap()],
+    )
+    .await;
     assert!(ok, "{stdout}\n{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
     assert_eq!(report["ok"], true);
@@ -131,8 +141,14 @@ async fn probe_checks_tls_against_a_custom_ca_and_reports_json() {
     // Without the CA the chain is untrusted, and no credentials are sent.
     let (ok, stdout, _) = probe(&url, OMFLOW_PASSWORD, &[]).await;
     assert!(!ok);
-    assert!(stdout.contains("✗ certificate chain: not trusted"), "{stdout}");
-    assert!(stdout.contains("- Basic Auth accepted: not run"), "{stdout}");
+    assert!(
+        stdout.contains("✗ certificate chain: not trusted"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("- Basic Auth accepted: not run"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,7 +160,10 @@ async fn probe_fails_an_expired_certificate_and_a_wrong_hostname() {
     assert!(!ok, "{stdout}");
     assert!(stdout.contains("✓ certificate chain: trusted"), "{stdout}");
     assert!(stdout.contains("✓ certificate hostname"), "{stdout}");
-    assert!(stdout.contains("✗ certificate expiry: expired on 2021-01-01"), "{stdout}");
+    assert!(
+        stdout.contains("✗ certificate expiry: expired on 2021-01-01"),
+        "{stdout}"
+    );
     assert!(stdout.contains("FAILED"), "{stdout}");
 
     let elsewhere = certificate(&["hr.example.com"], (2025, 1, 1), (2099, 1, 1));
@@ -152,7 +171,10 @@ async fn probe_fails_an_expired_certificate_and_a_wrong_hostname() {
     let ca = dir.path().join("cert.pem");
     let (ok, stdout, _) = probe(&url, OMFLOW_PASSWORD, &["--ca-cert", ca.to_str().unwrap()]).await;
     assert!(!ok, "{stdout}");
-    assert!(stdout.contains("✗ certificate hostname: the certificate is not valid for \"localhost\""), "{stdout}");
+    assert!(
+        stdout.contains("✗ certificate hostname: the certificate is not valid for \"localhost\""),
+        "{stdout}"
+    );
     assert!(stdout.contains("✓ certificate expiry"), "{stdout}");
 }
 
@@ -162,13 +184,22 @@ async fn probe_fails_a_wrong_password_and_a_failed_login() {
     add_employee(&app, "alice", Some(&argon2id("another password")), true).await;
     let (ok, stdout, _) = probe(&app.base_url, "not-the-password", &[]).await;
     assert!(!ok, "{stdout}");
-    assert!(stdout.contains("✓ Basic Auth refused without credentials"), "{stdout}");
-    assert!(stdout.contains("✗ Basic Auth accepted: 401 for user \"omflow\""), "{stdout}");
+    assert!(
+        stdout.contains("✓ Basic Auth refused without credentials"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("✗ Basic Auth accepted: 401 for user \"omflow\""),
+        "{stdout}"
+    );
     assert!(!stdout.contains("not-the-password"), "{stdout}");
 
     let (ok, stdout, _) = probe(&app.base_url, OMFLOW_PASSWORD, &["--login", "alice"]).await;
     assert!(!ok, "{stdout}");
-    assert!(stdout.contains("✓ /sync payload follows the contract"), "{stdout}");
+    assert!(
+        stdout.contains("✓ /sync payload follows the contract"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("✗ /authenticate alice: 200 OK: invalid username or password"),
         "{stdout}"
@@ -185,8 +216,14 @@ async fn probe_fails_when_the_server_refuses_invalid_data() {
     .await;
     let (ok, stdout, _) = probe(&app.base_url, OMFLOW_PASSWORD, &[]).await;
     assert!(!ok, "{stdout}");
-    assert!(stdout.contains("✗ /sync answers 200: 409 Conflict: sync refused"), "{stdout}");
-    assert!(stdout.contains("- /sync payload follows the contract: not run"), "{stdout}");
+    assert!(
+        stdout.contains("✗ /sync answers 200: 409 Conflict: sync refused"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("- /sync payload follows the contract: not run"),
+        "{stdout}"
+    );
 }
 
 /// A deployment that is no hr-bridge: open without credentials, and serving a
@@ -201,9 +238,9 @@ async fn probe_fails_a_payload_that_breaks_the_contract() {
           {"display_name":"R","group_no":"R","parent_group_no":"GONE","user_list":["a","zed"]}]}"#;
     let router = axum::Router::new().route(
         "/sync",
-        axum::routing::post(move || async move {
-            ([("content-type", "application/json")], payload)
-        }),
+        axum::routing::post(
+            move || async move { ([("content-type", "application/json")], payload) },
+        ),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -220,6 +257,9 @@ async fn probe_fails_a_payload_that_breaks_the_contract() {
         "parent \"GONE\", which is not in group_info_list",
         "user_list names \"zed\"",
     ] {
-        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
     }
 }

@@ -45,43 +45,52 @@ async fn deactivate(app: &TestApp, names: &[&str]) {
     .await;
 }
 
-on_all_backends!(
-    replicas_share_one_lockout_count,
-    |db: TestDb| async move {
-        let mut settings = db.settings();
-        settings.auth.max_failures = 4;
-        let mut app = db.spawn_with(settings.clone()).await;
-        let other = app.spawn_sibling(settings).await;
-        let replicas = [app.base_url.clone(), other];
-        add_employee(&app, "alice", Some(&argon2id("right")), true).await;
+on_all_backends!(replicas_share_one_lockout_count, |db: TestDb| async move {
+    let mut settings = db.settings();
+    settings.auth.max_failures = 4;
+    let mut app = db.spawn_with(settings.clone()).await;
+    let other = app.spawn_sibling(settings).await;
+    let replicas = [app.base_url.clone(), other];
+    add_employee(&app, "alice", Some(&argon2id("right")), true).await;
 
-        // Twelve simultaneous guesses spread over both replicas: exactly four are
-        // checked, the rest meet the lock, whichever replica took them.
-        let guesses = (0..12).map(|i| login_at(&app, &replicas[i % 2], "alice", "wrong"));
-        let answers = futures_util::future::join_all(guesses).await;
-        assert!(answers.iter().all(|s| s == "fail"));
-        let audit = app.audit().await;
-        let bad = audit.iter().filter(|r| r.2 == "bad_password").count();
-        let locked = audit.iter().filter(|r| r.2 == "locked").count();
-        assert_eq!((bad, locked), (4, 8), "{audit:?}");
-        for base in &replicas {
-            assert_eq!(login_at(&app, base, "alice", "right").await, "fail");
-        }
-
-        // An operator's unlock is seen by both, and a success on one resets the
-        // count the other one reads.
-        app.exec("DELETE FROM auth_lockouts WHERE username = 'alice'")
-            .await;
-        for i in 0..3 {
-            assert_eq!(login_at(&app, &replicas[i % 2], "alice", "wrong").await, "fail");
-        }
-        assert_eq!(login_at(&app, &replicas[1], "alice", "right").await, "success");
-        for i in 0..3 {
-            assert_eq!(login_at(&app, &replicas[i % 2], "alice", "wrong").await, "fail");
-        }
-        assert_eq!(login_at(&app, &replicas[0], "alice", "right").await, "success");
+    // Twelve simultaneous guesses spread over both replicas: exactly four are
+    // checked, the rest meet the lock, whichever replica took them.
+    let guesses = (0..12).map(|i| login_at(&app, &replicas[i % 2], "alice", "wrong"));
+    let answers = futures_util::future::join_all(guesses).await;
+    assert!(answers.iter().all(|s| s == "fail"));
+    let audit = app.audit().await;
+    let bad = audit.iter().filter(|r| r.2 == "bad_password").count();
+    let locked = audit.iter().filter(|r| r.2 == "locked").count();
+    assert_eq!((bad, locked), (4, 8), "{audit:?}");
+    for base in &replicas {
+        assert_eq!(login_at(&app, base, "alice", "right").await, "fail");
     }
-);
+
+    // An operator's unlock is seen by both, and a success on one resets the
+    // count the other one reads.
+    app.exec("DELETE FROM auth_lockouts WHERE username = 'alice'")
+        .await;
+    for i in 0..3 {
+        assert_eq!(
+            login_at(&app, &replicas[i % 2], "alice", "wrong").await,
+            "fail"
+        );
+    }
+    assert_eq!(
+        login_at(&app, &replicas[1], "alice", "right").await,
+        "success"
+    );
+    for i in 0..3 {
+        assert_eq!(
+            login_at(&app, &replicas[i % 2], "alice", "wrong").await,
+            "fail"
+        );
+    }
+    assert_eq!(
+        login_at(&app, &replicas[0], "alice", "right").await,
+        "success"
+    );
+});
 
 on_all_backends!(
     replicas_write_one_audit_trail_in_order,
@@ -138,7 +147,9 @@ on_all_backends!(
         assert_eq!(app.db.snapshot_digest().await.unwrap(), before);
 
         // Approved once, served by both.
-        hr_bridge::directory::accept_deletions(&app.db).await.unwrap();
+        hr_bridge::directory::accept_deletions(&app.db)
+            .await
+            .unwrap();
         let (status, approved) = sync_at(&app, &b).await;
         assert_eq!(status, 200);
         assert_eq!(sync_at(&app, &a).await, (200, approved.clone()));
@@ -157,7 +168,10 @@ on_all_backends!(
         assert!(
             answers.iter().all(|answer| *answer == (200, body.clone())),
             "{:?}",
-            answers.iter().map(|(s, b)| (*s, b.len())).collect::<Vec<_>>()
+            answers
+                .iter()
+                .map(|(s, b)| (*s, b.len()))
+                .collect::<Vec<_>>()
         );
         // The next drop is measured against what either replica served last.
         deactivate(&app, &["e016", "e017", "e018"]).await;
