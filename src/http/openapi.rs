@@ -40,7 +40,6 @@ pub const BASIC_AUTH: &str = "omflow_basic_auth";
         SyncSuccess,
         SyncUser,
         SyncGroup,
-        Gender,
         LoginRequest,
         LoginSuccess,
         LoginAnswer,
@@ -172,18 +171,6 @@ pub struct LoginRequest {
     password: String,
 }
 
-/// `"male"`, `"female"` or `""`.
-#[derive(ToSchema, Deserialize)]
-#[allow(dead_code)]
-pub enum Gender {
-    #[serde(rename = "male")]
-    Male,
-    #[serde(rename = "female")]
-    Female,
-    #[serde(rename = "")]
-    Unknown,
-}
-
 /// One active employee. Every value is a string; a NULL in the database is `""`.
 #[derive(ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -203,7 +190,9 @@ pub struct SyncUser {
     /// Mobile.
     phone2: String,
     extension_no: String,
-    gender: Gender,
+    /// `"male"`, `"female"` or `""`.
+    #[schema(pattern = "^(male|female)?$")]
+    gender: String,
 }
 
 /// One active department.

@@ -19,7 +19,7 @@ use crate::error::ApiError;
     description = "OMFLOW adds, changes and deletes its users to match the answer, so invalid data \
         or a sync that would drop more than the deletion guard allows is refused with 409 and \
         OMFLOW changes nothing. Compressed with gzip or zstd when `Accept-Encoding` asks.",
-    request_body(content = serde_json::Value, description = "Ignored: none, `{}` or anything else (up to the body limit)", content_type = "application/json"),
+    request_body(content = Option<serde_json::Value>, description = "Ignored: none, `{}` or anything else (up to the body limit)", content_type = "application/json"),
     security(("omflow_basic_auth" = [])),
     responses(
         (status = 200, description = "The directory", content_type = "application/json", body = crate::http::openapi::SyncSuccess),
