@@ -14,8 +14,8 @@ cd "$(dirname "$0")/.."
 
 BACKENDS=${BACKENDS:-"sqlite postgres mysql"}
 EXAMPLES=${EXAMPLES:-25}
-VENV=target/schemathesis-venv
-OUT=target/schemathesis
+VENV=$PWD/target/schemathesis-venv
+OUT=$PWD/target/schemathesis
 mkdir -p "$OUT"
 
 if [ ! -x "$VENV/bin/schemathesis" ]; then
@@ -23,7 +23,7 @@ if [ ! -x "$VENV/bin/schemathesis" ]; then
   "$VENV/bin/pip" install --quiet --disable-pip-version-check 'schemathesis>=4.3,<5'
 fi
 cargo build --locked --quiet
-BIN=target/debug/hr-bridge
+BIN=$PWD/target/debug/hr-bridge
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -35,7 +35,7 @@ cleanup() {
   if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
   psql -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null 2>&1 || true
   mariadb -h 127.0.0.1 -u root -e "DROP DATABASE IF EXISTS $name" >/dev/null 2>&1 || true
-  rm -rf "$OUT/sqlite"
+  rm -rf "$OUT/sqlite-db"
 }
 trap cleanup EXIT
 
@@ -44,8 +44,8 @@ status=0
 for backend in $BACKENDS; do
   case $backend in
     sqlite)
-      rm -rf "$OUT/sqlite"; mkdir -p "$OUT/sqlite"
-      url="sqlite://$PWD/$OUT/sqlite/hr.db?mode=rwc" ;;
+      rm -rf "$OUT/sqlite-db"; mkdir -p "$OUT/sqlite-db"
+      url="sqlite://$OUT/sqlite-db/hr.db?mode=rwc" ;;
     postgres)
       psql -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" -c "CREATE DATABASE $name" >/dev/null
       url="postgres://postgres@127.0.0.1:5432/$name" ;;
@@ -69,8 +69,9 @@ for backend in $BACKENDS; do
   done
   echo "== schemathesis on $backend ($EXAMPLES examples per operation)"
   started=$(date +%s)
-  # The seed makes runs repeatable; the checks are schemathesis' full set.
-  if ! timeout 300 "$VENV/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
+  # The seed makes runs repeatable; the checks are schemathesis' full set. It runs
+  # inside target/ so that its cache directory stays out of the source tree.
+  if ! (cd "$OUT" && timeout 300 "$VENV/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
       --auth "omflow:$password" \
       --checks all \
       --max-examples "$EXAMPLES" \
@@ -78,7 +79,7 @@ for backend in $BACKENDS; do
       --generation-database none \
       --request-timeout 30 \
       --no-color \
-      --report junit --report-dir "$OUT/$backend" \
+      --report junit --report-dir "$OUT/$backend") \
       2>&1 | tee "$OUT/$backend.txt"; then
     status=1
   fi
