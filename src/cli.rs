@@ -82,6 +82,9 @@ pub enum Command {
         #[arg(long)]
         replace: bool,
     },
+    /// Check a deployment as OMFLOW will call it (TLS, Basic Auth, a valid /sync,
+    /// optionally one login); exit 1 on any failed check
+    Probe(crate::probe::ProbeArgs),
     /// Fill an empty database with a synthetic organisation
     SeedDemo {
         /// Number of employees
@@ -124,6 +127,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
         Command::Serve { demo } => serve(settings, demo).await,
+        Command::Probe(args) => crate::probe::run(args).await,
         Command::Migrate => {
             let (db, source) = open_stores(&settings)?;
             migrate(&db, &source).await?;

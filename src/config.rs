@@ -134,6 +134,8 @@ pub struct ServerSettings {
     pub header_read_timeout_secs: u64,
     /// Open connections accepted at once; further ones wait in the listen backlog.
     pub max_connections: usize,
+    /// A separate address for `/metrics`; when set, the main port answers 404 there.
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for ServerSettings {
@@ -148,6 +150,7 @@ impl Default for ServerSettings {
             request_timeout_secs: limits::REQUEST_TIMEOUT_SECS,
             header_read_timeout_secs: limits::HEADER_READ_TIMEOUT_SECS,
             max_connections: limits::MAX_CONNECTIONS,
+            metrics_listen: None,
         }
     }
 }
@@ -161,6 +164,21 @@ impl ServerSettings {
                 self.listen
             ))
         })
+    }
+
+    /// The separate `/metrics` address, when configured; valid once
+    /// [`Settings::validate`] has passed.
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        self.metrics_listen
+            .as_deref()
+            .map(|text| {
+                text.parse().map_err(|_| {
+                    ConfigError(format!(
+                        "server.metrics_listen = {text:?} is not an address like 127.0.0.1:9100"
+                    ))
+                })
+            })
+            .transpose()
     }
 
     /// Both TLS files, when HTTPS is configured.
@@ -404,6 +422,7 @@ impl Settings {
     /// Checks every value that serde cannot, naming the key at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server.listen_addr()?;
+        self.server.metrics_addr()?;
         match (&self.server.tls_cert, &self.server.tls_key) {
             (Some(_), None) => {
                 return Err(ConfigError(

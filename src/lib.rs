@@ -8,6 +8,7 @@ pub mod error;
 pub mod http;
 pub mod password;
 pub mod preview;
+pub mod probe;
 pub mod server;
 pub mod source;
 pub mod telemetry;

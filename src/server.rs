@@ -23,6 +23,7 @@ use axum_server::Handle;
 use std::time::Instant;
 use tokio::task::JoinHandle;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -181,6 +182,12 @@ async fn require_database(
 /// The full application: routes, Basic Auth on OMFLOW's endpoints, and the layers
 /// that make every failure an OMFLOW fail envelope.
 pub fn router(state: AppState) -> Router {
+    app(state, true)
+}
+
+/// [`router`], with `/metrics` left out when it has a listener of its own
+/// (`server.metrics_listen`), so that the OMFLOW-facing port answers 404 there.
+fn app(state: AppState, serve_metrics: bool) -> Router {
     let omflow = Router::new()
         .route("/sync", post(http::sync::sync))
         .route("/authenticate", post(http::authenticate::authenticate))
@@ -189,16 +196,22 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             http::basic_auth::require_omflow,
         ));
-    Router::new()
+    let mut open = Router::new()
         .route("/healthz", get(http::health::healthz))
         .route("/readyz", get(http::health::readyz))
-        .route("/metrics", get(http::metrics::metrics))
-        .merge(omflow)
+        .route("/openapi.json", get(http::openapi::openapi_json));
+    if serve_metrics {
+        open = open.route("/metrics", get(http::metrics::metrics));
+    }
+    open.merge(omflow)
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(state.body_limit))
         .layer(map_response_with_state(state.clone(), envelope_errors))
         .layer(from_fn_with_state(state.clone(), deadline::enforce))
+        // gzip or zstd when the client asks (a large /sync shrinks about tenfold);
+        // the encoder works chunk by chunk, so no worker is held for the whole body.
+        .layer(CompressionLayer::new())
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
         }))
@@ -223,6 +236,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The separate metrics listener's router: `/metrics` and nothing else.
+fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(http::metrics::metrics))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+}
+
 /// Counts requests and their latency by route and status. Unknown paths share
 /// one label so that scanners cannot blow up the number of series.
 async fn track_metrics(request: Request<Body>, next: Next) -> Response {
@@ -235,6 +257,7 @@ async fn track_metrics(request: Request<Body>, next: Next) -> Response {
             "/healthz" => "/healthz",
             "/readyz" => "/readyz",
             "/metrics" => "/metrics",
+            "/openapi.json" => "/openapi.json",
             _ => "other",
         });
     let started = Instant::now();
@@ -290,6 +313,30 @@ pub struct RunningServer {
     /// `launch`'s database preparation, stopped with the server.
     startup: Option<AbortOnDrop>,
     database: DatabaseGate,
+    metrics: Option<MetricsListener>,
+}
+
+/// `/metrics` on its own plain-HTTP listener (`server.metrics_listen`).
+struct MetricsListener {
+    addr: SocketAddr,
+    handle: Handle<SocketAddr>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl MetricsListener {
+    async fn start(addr: SocketAddr, state: AppState) -> anyhow::Result<Self> {
+        let listener = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("cannot listen on {addr} (server.metrics_listen)"))?;
+        let handle = Handle::new();
+        let server = axum_server::from_tcp(listener)?.handle(handle.clone());
+        let task = tokio::spawn(server.serve(metrics_router(state).into_make_service()));
+        let addr = handle
+            .listening()
+            .await
+            .context("the metrics listener failed to start")?;
+        tracing::info!(%addr, "serving /metrics on its own listener");
+        Ok(Self { addr, handle, task })
+    }
 }
 
 /// Stops the certificate watcher with the server, however the server ends.
@@ -307,6 +354,10 @@ impl RunningServer {
         let addr = settings.server.listen_addr()?;
         let listener = std::net::TcpListener::bind(addr)
             .with_context(|| format!("cannot listen on {addr}"))?;
+        let metrics = match settings.server.metrics_addr()? {
+            Some(addr) => Some(MetricsListener::start(addr, state.clone()).await?),
+            None => None,
+        };
         listener.set_nonblocking(true)?;
         let listener = CappedListener::new(
             tokio::net::TcpListener::from_std(listener)?,
@@ -314,7 +365,7 @@ impl RunningServer {
         );
         let database = state.startup.clone();
         let app = tower::ServiceExt::map_request(
-            router(state).into_make_service_with_connect_info::<SocketAddr>(),
+            app(state, metrics.is_none()).into_make_service_with_connect_info::<SocketAddr>(),
             |peer: PeerAddr| peer.0,
         );
         let handle = Handle::new();
@@ -363,12 +414,18 @@ impl RunningServer {
             tls_watcher,
             startup: None,
             database,
+            metrics,
         })
     }
 
     /// Open once the database is prepared.
     pub fn database_gate(&self) -> DatabaseGate {
         self.database.clone()
+    }
+
+    /// Where `/metrics` is served when it has its own listener.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.addr)
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -386,6 +443,13 @@ impl RunningServer {
         self.handle.graceful_shutdown(Some(grace));
         drop(self.tls_watcher);
         drop(self.startup);
+        if let Some(metrics) = self.metrics {
+            metrics.handle.graceful_shutdown(Some(grace));
+            metrics
+                .task
+                .await
+                .context("metrics listener task failed")??;
+        }
         self.task.await.context("server task failed")??;
         Ok(())
     }

@@ -46,6 +46,36 @@ fn parse(body: &[u8]) -> Result<LoginRequest, ApiError> {
     Ok(LoginRequest { username, password })
 }
 
+/// Is this the right password of an active, unlocked employee?
+#[utoipa::path(
+    post,
+    path = "/authenticate",
+    tag = "omflow",
+    summary = "Check a username and password",
+    description = "Answers 200 either way: `{\"status\":\"success\"}` for the right password of an \
+        active, unlocked employee, else the fail envelope with the same message whatever the reason \
+        (the true one goes to the audit trail).",
+    request_body(content = crate::http::openapi::LoginRequest, content_type = "application/json"),
+    security(("omflow_basic_auth" = [])),
+    responses(
+        (status = 200, description = "Checked: success, or the fail envelope", content_type = "application/json",
+            body = crate::http::openapi::LoginAnswer,
+            examples(
+                ("success" = (value = json!({"status": "success"}))),
+                ("fail" = (value = json!({"status": "fail", "message": "invalid username or password"}))),
+            )),
+        (status = 400, description = "Malformed request: not JSON, not an object, a missing or non-string field", content_type = "application/json", body = crate::http::openapi::FailEnvelope,
+            example = json!({"status": "fail", "message": "field \"password\" is missing"})),
+        (status = 401, description = "Missing or wrong Basic Auth", content_type = "application/json", body = crate::http::openapi::FailEnvelope,
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"hr-bridge\"`")),
+            example = json!({"status": "fail", "message": "authentication required"})),
+        (status = 413, description = "Body larger than `server.body_limit_bytes`", content_type = "application/json", body = crate::http::openapi::FailEnvelope,
+            example = json!({"status": "fail", "message": "request body is larger than 65536 bytes"})),
+        (status = 503, description = "Too many password checks queued, or the database is unreachable", content_type = "application/json", body = crate::http::openapi::FailEnvelope,
+            headers(("Retry-After" = String, description = "Seconds to wait")),
+            example = json!({"status": "fail", "message": "too many password checks in progress; retry shortly"})),
+    )
+)]
 pub async fn authenticate(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -59,11 +59,27 @@ fn not_ready(message: &str) -> Response {
 }
 
 /// 200 while the process runs.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "The process runs", content_type = "application/json", body = crate::http::openapi::Success)),
+)]
 pub async fn healthz() -> Response {
     Json(json!({"status": "success"})).into_response()
 }
 
 /// 200 when the database answers and every migration is applied, else 503.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The database answers and every migration is applied", content_type = "application/json", body = crate::http::openapi::Success),
+        (status = 503, description = "Database down, slow, or not migrated", content_type = "application/json", body = crate::http::openapi::FailEnvelope,
+            example = json!({"status": "fail", "message": "database unavailable"})),
+    ),
+)]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     if !state.startup.is_open() {
         return not_ready("waiting for the database at start-up");

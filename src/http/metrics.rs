@@ -8,6 +8,18 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use crate::telemetry::metrics_handle;
 
+/// Prometheus text format. Answered 404 here when `server.metrics_listen` gives it a
+/// listener of its own.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String),
+        (status = 404, description = "`server.metrics_listen` is set: /metrics is served there instead", content_type = "application/json", body = crate::http::openapi::FailEnvelope,
+            example = json!({"status": "fail", "message": "not found"})),
+    ),
+)]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let (size, idle) = state.db.pool_usage();
     metrics::gauge!("hr_bridge_db_pool_connections").set(size as f64);

@@ -6,6 +6,7 @@ pub mod basic_auth;
 pub mod client_addr;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod sync;
 
 use std::sync::Arc;

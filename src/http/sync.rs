@@ -16,6 +16,30 @@ const CHUNK: usize = 64 * 1024;
 
 /// The request body is ignored (OMFLOW may send none, `{}` or anything else), but
 /// taking it as `Bytes` still enforces the body limit.
+#[utoipa::path(
+    post,
+    path = "/sync",
+    tag = "omflow",
+    summary = "Every active employee and department, in OMFLOW's format",
+    description = "OMFLOW adds, changes and deletes its users to match the answer, so invalid data \
+        or a sync that would drop more than the deletion guard allows is refused with 409 and \
+        OMFLOW changes nothing. Compressed with gzip or zstd when `Accept-Encoding` asks.",
+    request_body(content = Option<serde_json::Value>, description = "Ignored: none, `{}` or anything else (up to the body limit)", content_type = "application/json"),
+    security(("omflow_basic_auth" = [])),
+    responses(
+        (status = 200, description = "The directory", content_type = "application/json", body = crate::http::openapi::SyncSuccess),
+        (status = 401, description = "Missing or wrong Basic Auth", content_type = "application/json", body = crate::http::openapi::FailEnvelope,
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"hr-bridge\"`")),
+            example = json!({"status": "fail", "message": "authentication required"})),
+        (status = 409, description = "Refused, OMFLOW should change nothing: the data breaks a rule, or the deletion guard tripped", content_type = "application/json", body = crate::http::openapi::FailEnvelope,
+            example = json!({"status": "fail", "message": "sync refused, OMFLOW should change nothing: 1 problem(s) in the HR data: email \"a@example.com\" is shared by employees \"alice\", \"bob\"", "problems": ["email \"a@example.com\" is shared by employees \"alice\", \"bob\""]})),
+        (status = 413, description = "Body larger than `server.body_limit_bytes`", content_type = "application/json", body = crate::http::openapi::FailEnvelope,
+            example = json!({"status": "fail", "message": "request body is larger than 65536 bytes"})),
+        (status = 503, description = "Database unreachable", content_type = "application/json", body = crate::http::openapi::FailEnvelope,
+            headers(("Retry-After" = String, description = "Seconds to wait")),
+            example = json!({"status": "fail", "message": "database unavailable"})),
+    )
+)]
 pub async fn sync(State(state): State<AppState>, _body: Bytes) -> Result<Response, ApiError> {
     let (source, db, guard) = (state.source.clone(), state.db.clone(), state.guard);
     let payload = state
@@ -52,6 +76,8 @@ pub async fn sync(State(state): State<AppState>, _body: Bytes) -> Result<Respons
             Err(e) => Some((Err(e), reader)),
         }
     });
+    // Fused: a compressing layer may poll once more after the end.
+    let chunks = futures_util::StreamExt::fuse(chunks);
     Ok((
         [
             (

@@ -188,6 +188,7 @@ impl TestDb {
         TestApp {
             base_url: server.base_url(),
             addr: server.local_addr(),
+            metrics_addr: server.metrics_addr(),
             client: reqwest::Client::new(),
             db,
             server: Some(server),
@@ -245,6 +246,8 @@ fn pool_for(settings: &Settings) -> Db {
 pub struct TestApp {
     pub base_url: String,
     pub addr: SocketAddr,
+    /// The separate `/metrics` listener, when `server.metrics_listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     /// The app's own pool, for fixtures.
     pub db: Db,

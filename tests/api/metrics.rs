@@ -48,3 +48,66 @@ on_all_backends!(
         assert_eq!(id.len(), 36);
     }
 );
+
+on_all_backends!(
+    metrics_listen_moves_metrics_off_the_omflow_port,
+    |db: TestDb| async move {
+        let mut settings = db.settings();
+        settings.server.metrics_listen = Some("127.0.0.1:0".into());
+        let app = db.spawn_with(settings).await;
+        assert_eq!(app.post_sync().await.status(), 200);
+
+        let on_main = app
+            .client
+            .get(format!("{}/metrics", app.base_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(on_main.status(), 404);
+        assert_eq!(crate::helpers::fail_message(on_main).await, "not found");
+
+        let metrics_addr = app.metrics_addr.expect("a separate metrics listener");
+        assert_ne!(metrics_addr.port(), app.addr.port());
+        let separate = app
+            .client
+            .get(format!("http://{metrics_addr}/metrics"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(separate.status(), 200);
+        let text = separate.text().await.unwrap();
+        assert!(
+            text.contains("hr_bridge_http_requests_total{route=\"/sync\",status=\"200\"}"),
+            "{text}"
+        );
+        // The metrics listener serves nothing else, OMFLOW's endpoints least of all.
+        let sync = app
+            .client
+            .post(format!("http://{metrics_addr}/sync"))
+            .basic_auth(
+                crate::helpers::OMFLOW_USER,
+                Some(crate::helpers::OMFLOW_PASSWORD),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sync.status(), 404);
+        assert_eq!(crate::helpers::fail_message(sync).await, "not found");
+        app.stop().await;
+    }
+);
+
+on_all_backends!(
+    metrics_stay_on_the_main_port_by_default,
+    |db: TestDb| async move {
+        let app = db.spawn().await;
+        assert!(app.metrics_addr.is_none());
+        let response = app
+            .client
+            .get(format!("{}/metrics", app.base_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+);

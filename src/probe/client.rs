@@ -1,0 +1,394 @@
+//! The probe's client: one inspecting TLS handshake that sends nothing (so every
+//! certificate item can be judged on its own, even when one is bad), then plain
+//! HTTP/1.1 requests over strictly verified TLS, a fresh connection each.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context};
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// Where the deployment is, as OMFLOW is configured with it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub https: bool,
+    /// Host name or IP address, without IPv6 brackets.
+    pub host: String,
+    pub port: u16,
+    /// `host:port` as sent in the `Host` header.
+    pub authority: String,
+    /// The URL's path without a trailing slash; OMFLOW appends `/sync`.
+    pub base_path: String,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> anyhow::Result<Self> {
+        let uri: Uri = url
+            .parse()
+            .with_context(|| format!("{url:?} is not a URL"))?;
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => bail!("{url:?}: the URL must start with https:// or http://"),
+        };
+        let authority = uri
+            .authority()
+            .with_context(|| format!("{url:?} has no host"))?;
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        Ok(Self {
+            https,
+            host,
+            port,
+            authority: authority.as_str().to_owned(),
+            base_path: uri.path().trim_end_matches('/').to_owned(),
+        })
+    }
+
+    fn server_name(&self) -> anyhow::Result<ServerName<'static>> {
+        ServerName::try_from(self.host.clone())
+            .map_err(|_| anyhow!("{:?} is not a valid TLS server name", self.host))
+    }
+}
+
+/// What the inspecting handshake saw.
+#[derive(Debug)]
+pub struct TlsReport {
+    /// `TLSv1_3` and the cipher suite.
+    pub version: String,
+    pub suite: String,
+    /// False only for TLS below 1.2 (which rustls never negotiates, so a server that
+    /// offers nothing newer fails the handshake instead).
+    pub version_ok: bool,
+    /// The chain up to a trusted root, judged at a moment the leaf is valid so that
+    /// expiry is reported on its own.
+    pub chain: Result<(), String>,
+    pub hostname: Result<(), String>,
+    /// The leaf's `notAfter`, as text and as seconds from now (negative: expired).
+    pub not_after: String,
+    pub seconds_left: i64,
+}
+
+/// The certificates the server presented, kept by [`Inspecting`].
+#[derive(Debug, Default)]
+struct Presented {
+    end_entity: Option<CertificateDer<'static>>,
+    intermediates: Vec<CertificateDer<'static>>,
+}
+
+/// Accepts any certificate but remembers it; used for a handshake that carries no
+/// data, so that a bad certificate can be described item by item. Credentials only
+/// ever travel over the strict configuration.
+#[derive(Debug)]
+struct Inspecting {
+    inner: Arc<WebPkiServerVerifier>,
+    presented: Mutex<Presented>,
+}
+
+impl ServerCertVerifier for Inspecting {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Ok(mut presented) = self.presented.lock() {
+            presented.end_entity = Some(end_entity.clone().into_owned());
+            presented.intermediates = intermediates
+                .iter()
+                .map(|c| c.clone().into_owned())
+                .collect();
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// An HTTP answer, read in full.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub elapsed: Duration,
+}
+
+/// Talks to one deployment.
+pub struct Client {
+    target: Target,
+    timeout: Duration,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    verifier: Option<Arc<WebPkiServerVerifier>>,
+    strict: Option<Arc<ClientConfig>>,
+}
+
+impl Client {
+    /// Trusts `ca_cert` (PEM) when given, else the built-in Mozilla roots.
+    pub fn new(target: Target, ca_cert: Option<&Path>, timeout: Duration) -> anyhow::Result<Self> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let (verifier, strict) = if target.https {
+            let mut roots = RootCertStore::empty();
+            match ca_cert {
+                Some(path) => {
+                    let pem = std::fs::read(path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    let mut added = 0;
+                    for cert in rustls_pemfile_certs(&pem)? {
+                        roots.add(cert).with_context(|| {
+                            format!("{}: unusable CA certificate", path.display())
+                        })?;
+                        added += 1;
+                    }
+                    if added == 0 {
+                        bail!("{} holds no PEM certificate", path.display());
+                    }
+                }
+                None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+            }
+            let roots = Arc::new(roots);
+            let verifier =
+                WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
+                    .build()
+                    .context("cannot build the certificate verifier")?;
+            let strict = ClientConfig::builder_with_provider(provider.clone())
+                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+                .context("cannot configure TLS")?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            (Some(verifier), Some(Arc::new(strict)))
+        } else {
+            (None, None)
+        };
+        Ok(Self {
+            target,
+            timeout,
+            provider,
+            verifier,
+            strict,
+        })
+    }
+
+    async fn connect_tcp(&self) -> anyhow::Result<TcpStream> {
+        let address = (self.target.host.as_str(), self.target.port);
+        tokio::time::timeout(self.timeout, TcpStream::connect(address))
+            .await
+            .map_err(|_| anyhow!("no TCP connection within {:?}", self.timeout))?
+            .with_context(|| format!("cannot connect to {}", self.target.authority))
+    }
+
+    /// The inspecting handshake: nothing is sent over it.
+    pub async fn inspect_tls(&self) -> anyhow::Result<TlsReport> {
+        let verifier = self.verifier.clone().context("not an https:// URL")?;
+        let inspecting = Arc::new(Inspecting {
+            inner: verifier.clone(),
+            presented: Mutex::new(Presented::default()),
+        });
+        let config = ClientConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .context("cannot configure TLS")?
+            .dangerous()
+            .with_custom_certificate_verifier(inspecting.clone())
+            .with_no_client_auth();
+        let tcp = self.connect_tcp().await?;
+        let server_name = self.target.server_name()?;
+        let tls = tokio::time::timeout(
+            self.timeout,
+            TlsConnector::from(Arc::new(config)).connect(server_name.clone(), tcp),
+        )
+        .await
+        .map_err(|_| anyhow!("no TLS handshake within {:?}", self.timeout))?
+        .context("TLS handshake failed")?;
+        let (_, session) = tls.get_ref();
+        let version = session
+            .protocol_version()
+            .map_or_else(|| "unknown".to_owned(), |v| format!("{v:?}"));
+        let version_ok = matches!(
+            session.protocol_version(),
+            Some(rustls::ProtocolVersion::TLSv1_2 | rustls::ProtocolVersion::TLSv1_3)
+        );
+        let suite = session
+            .negotiated_cipher_suite()
+            .map_or_else(|| "unknown".to_owned(), |s| format!("{:?}", s.suite()));
+        let presented = std::mem::take(
+            &mut *inspecting
+                .presented
+                .lock()
+                .map_err(|_| anyhow!("certificate inspection failed"))?,
+        );
+        let leaf = presented
+            .end_entity
+            .context("the server presented no certificate")?;
+        let (not_before, not_after) = validity(&leaf)?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        // Judge the chain at a moment the leaf is valid; expiry is its own item.
+        let judged_at = now.clamp(
+            not_before.0,
+            not_after.0.saturating_sub(1).max(not_before.0),
+        );
+        let chain = match verifier.verify_server_cert(
+            &leaf,
+            &presented.intermediates,
+            &server_name,
+            &[],
+            UnixTime::since_unix_epoch(Duration::from_secs(judged_at)),
+        ) {
+            Ok(_) => Ok(()),
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. },
+            )) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        };
+        let hostname = webpki::EndEntityCert::try_from(&leaf)
+            .map_err(|e| format!("unreadable certificate: {e}"))
+            .and_then(|cert| {
+                cert.verify_is_valid_for_subject_name(&server_name)
+                    .map_err(|_| format!("the certificate is not valid for {:?}", self.target.host))
+            });
+        Ok(TlsReport {
+            version,
+            suite,
+            version_ok,
+            chain,
+            hostname,
+            not_after: not_after.1,
+            seconds_left: i64::try_from(not_after.0).unwrap_or(i64::MAX)
+                - i64::try_from(now).unwrap_or(i64::MAX),
+        })
+    }
+
+    /// One request on a fresh connection (strictly verified TLS for https).
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        authorization: Option<&HeaderValue>,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<Answer> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.target.base_path))
+            .header(header::HOST, &self.target.authority)
+            .header(
+                header::USER_AGENT,
+                concat!("hr-bridge-probe/", env!("CARGO_PKG_VERSION")),
+            );
+        if let Some(value) = authorization {
+            request = request.header(header::AUTHORIZATION, value);
+        }
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .context("cannot build the request")?;
+        let tcp = self.connect_tcp().await?;
+        let exchange = async {
+            match &self.strict {
+                Some(config) => {
+                    let tls = TlsConnector::from(config.clone())
+                        .connect(self.target.server_name()?, tcp)
+                        .await
+                        .context("TLS handshake failed")?;
+                    exchange(tls, request).await
+                }
+                None => exchange(tcp, request).await,
+            }
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| anyhow!("no complete answer within {:?}", self.timeout))?
+    }
+}
+
+async fn exchange<T>(io: T, request: Request<Full<Bytes>>) -> anyhow::Result<Answer>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .context("HTTP handshake failed")?;
+    let driver = tokio::spawn(connection);
+    let started = Instant::now();
+    let response = sender
+        .send_request(request)
+        .await
+        .context("the request failed")?;
+    let (parts, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .context("the answer broke off")?
+        .to_bytes();
+    let elapsed = started.elapsed();
+    driver.abort();
+    Ok(Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+        elapsed,
+    })
+}
+
+/// The leaf certificate's validity as (unix seconds, text) pairs.
+fn validity(der: &CertificateDer<'_>) -> anyhow::Result<((u64, String), (u64, String))> {
+    use x509_cert::der::Decode;
+    let cert = x509_cert::Certificate::from_der(der.as_ref())
+        .context("the server's certificate cannot be parsed")?;
+    let validity = &cert.tbs_certificate.validity;
+    let pair = |time: &x509_cert::time::Time| {
+        (
+            time.to_unix_duration().as_secs(),
+            time.to_date_time().to_string(),
+        )
+    };
+    Ok((pair(&validity.not_before), pair(&validity.not_after)))
+}
+
+/// Every certificate in a PEM file.
+fn rustls_pemfile_certs(pem: &[u8]) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .context("the CA file is not valid PEM")
+}
