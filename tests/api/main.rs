@@ -7,6 +7,7 @@ mod audit;
 mod authenticate;
 mod basic_auth;
 mod cli;
+mod cli_healthcheck;
 mod errors;
 mod guard;
 mod hash_formats;
