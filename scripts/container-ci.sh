@@ -25,6 +25,11 @@ trap 'remove_containers; drop_ci_database' EXIT
 
 step "release binary"
 cargo build --release --locked --bin hr-bridge
+# The Dockerfile's `prebuilt` target takes the binary from target/release.
+built="${CARGO_TARGET_DIR:-target}/release/hr-bridge"
+if [ ! "$built" -ef target/release/hr-bridge ]; then
+    install -D "$built" target/release/hr-bridge
+fi
 
 step "base image (debootstrap --variant=minbase bookworm)"
 base_image
