@@ -138,6 +138,8 @@ check_running() {
     [ "$uid" = 10001 ] || fail "$name runs as uid $uid, not 10001"
     echo "$name: runs as uid $uid"
 
+    # Without systemd podman logs that it cannot add the periodic healthcheck
+    # timer; `podman healthcheck run` runs the image's HEALTHCHECK all the same.
     podman healthcheck run "$name" || fail "$name: HEALTHCHECK reports unhealthy"
     echo "$name: HEALTHCHECK healthy"
 
