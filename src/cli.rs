@@ -94,6 +94,14 @@ pub enum Command {
         #[arg(long)]
         departments: usize,
     },
+    /// Exit 0 when the local server (as configured for `serve`) answers /healthz;
+    /// for a container's HEALTHCHECK
+    Healthcheck {
+        /// Seconds each of connecting, sending and reading may take
+        #[arg(long, value_name = "SECS", default_value_t = 3,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
+    },
 }
 
 /// Parses the command line, runs the command, and turns errors into one line on
@@ -128,6 +136,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { demo } => serve(settings, demo).await,
         Command::Probe(args) => crate::probe::run(args).await,
+        Command::Healthcheck { timeout } => {
+            let target = crate::healthcheck::Target::from_settings(&settings.server)?;
+            let url = target.url();
+            tokio::task::spawn_blocking(move || {
+                crate::healthcheck::check(&target, Duration::from_secs(timeout))
+            })
+            .await
+            .context("health check task failed")??;
+            println!("healthy: {url} answered 200");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate => {
             let (db, source) = open_stores(&settings)?;
             migrate(&db, &source).await?;

@@ -5,6 +5,7 @@ pub mod config;
 pub mod db;
 pub mod directory;
 pub mod error;
+pub mod healthcheck;
 pub mod http;
 pub mod password;
 pub mod preview;

@@ -7,6 +7,7 @@ mod audit;
 mod authenticate;
 mod basic_auth;
 mod cli;
+mod cli_healthcheck;
 mod compression;
 mod errors;
 mod guard;
