@@ -100,9 +100,20 @@ impl Db {
         const SQL: &str = "SELECT username, password_hash FROM employees \
                            WHERE password_hash IS NOT NULL ORDER BY username";
         on_pool!(self, |pool| {
-            let mut rows = sqlx::query_as::<_, (String, String)>(SQL).fetch(pool);
-            while let Some((username, hash)) = rows.try_next().await? {
-                each(&username, &hash);
+            let mut rows = sqlx::query(SQL).fetch(pool);
+            while let Some(row) = rows.try_next().await? {
+                // Read as bytes: a hash that is not UTF-8 text (or a BLOB) is no
+                // known format and cannot be costly; it must not abort `check`.
+                use sqlx::Row;
+                let username: Option<Vec<u8>> = row.try_get_unchecked(0).ok().flatten();
+                let hash: Option<Vec<u8>> = row.try_get_unchecked(1).ok().flatten();
+                if let (Some(username), Some(hash)) = (username, hash) {
+                    if let (Ok(username), Ok(hash)) =
+                        (std::str::from_utf8(&username), std::str::from_utf8(&hash))
+                    {
+                        each(username, hash);
+                    }
+                }
             }
         });
         Ok(())
@@ -192,7 +203,7 @@ impl Db {
     ) -> Result<(), DbError> {
         let clear = self.dialect(CLEAR_FAILURES);
         let audit = self.dialect(INSERT_AUDIT);
-        on_pool!(self, |pool| {
+        let both: Result<(), sqlx::Error> = on_pool!(self, |pool| async {
             let mut tx = pool.begin().await?;
             sqlx::query(&clear).bind(username).execute(&mut *tx).await?;
             sqlx::query(&audit)
@@ -204,7 +215,22 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await
-        })?;
+        }
+        .await);
+        if let Err(e) = both {
+            // The audit row could not be written (its table broken or full): the
+            // success must still end the run of failures, or correct logins would
+            // pile up towards a lockout.
+            let cleared: Result<(), sqlx::Error> = on_pool!(self, |pool| sqlx::query(&clear)
+                .bind(username)
+                .execute(pool)
+                .await
+                .map(|_| ()));
+            if let Err(clear_error) = cleared {
+                tracing::error!(error = %clear_error, "could not clear the failure count after a success");
+            }
+            return Err(e.into());
+        }
         Ok(())
     }
 

@@ -142,7 +142,19 @@ pub async fn serve_sync(
         })
         .await;
         built = built_back;
-        let drops = drops?;
+        let drops = match drops {
+            Ok(drops) => drops,
+            Err(e) => {
+                // Without the last snapshot the guard cannot tell what would be
+                // dropped: refuse rather than guess, and say how to recover.
+                tracing::error!(error = %e, "deletion guard cannot read the stored snapshot");
+                return Err(SyncError::GuardTripped(format!(
+                    "sync refused by the deletion guard, OMFLOW should change nothing: {e}; \
+                     check the HR data with `hr-bridge check`, then record the current data \
+                     as the new snapshot with `hr-bridge accept-deletions`"
+                )));
+            }
+        };
         if drops.exceeds(limits).is_some() {
             metrics::counter!("hr_bridge_sync_refusals_total", "reason" => "deletion_guard")
                 .increment(1);
@@ -190,6 +202,7 @@ pub async fn preview(
             groups: diff.groups.dropped.clone(),
             previous_total: usize::try_from(previous.user_count + previous.group_count)
                 .unwrap_or(usize::MAX),
+            previous_groups: usize::try_from(previous.group_count).unwrap_or(usize::MAX),
         };
         drops.exceeds(limits).map(|_| drops.refusal_message(limits))
     });
@@ -208,7 +221,14 @@ pub async fn accept_deletions(
 ) -> Result<(SyncPayload, Drops), SyncError> {
     let built = sync_payload(source).await?;
     let drops = match state.snapshot().await? {
-        Some(previous) => snapshot::drops(&previous, &built)?,
+        Some(previous) => match snapshot::drops(&previous, &built) {
+            Ok(drops) => drops,
+            // An unreadable snapshot is exactly what an approval replaces.
+            Err(e) => {
+                tracing::warn!(error = %e, "the stored snapshot cannot be read; replacing it");
+                Drops::default()
+            }
+        },
         None => Drops::default(),
     };
     state

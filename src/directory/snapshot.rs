@@ -33,6 +33,8 @@ pub struct Drops {
     pub groups: Vec<String>,
     /// Users plus departments in the snapshot.
     pub previous_total: usize,
+    /// Departments in the snapshot (the rest of `previous_total` are users).
+    pub previous_groups: usize,
 }
 
 impl Drops {
@@ -50,10 +52,22 @@ impl Drops {
             total as f64 / self.previous_total as f64
         };
         let by_ratio = limits.max_ratio > 0.0 && total > RATIO_FLOOR && ratio > limits.max_ratio;
-        match (by_count, by_ratio) {
+        // Each kind on its own too: wiping every department must not hide behind
+        // a large number of users (or the other way round).
+        let kind = |dropped: usize, before: usize| {
+            limits.max_ratio > 0.0
+                && dropped > RATIO_FLOOR
+                && before > 0
+                && dropped as f64 / before as f64 > limits.max_ratio
+        };
+        let previous_users = self.previous_total.saturating_sub(self.previous_groups);
+        let by_kind =
+            kind(self.users.len(), previous_users) || kind(self.groups.len(), self.previous_groups);
+        match (by_count, by_ratio || by_kind) {
             (false, false) => None,
             _ => Some(format!(
-                "more than the allowed {} object(s) / {:.0}% of the last sync",
+                "more than the allowed {} object(s) / {:.0}% of the last sync (of all, or of \
+                 the users or the departments alone)",
                 limits.max_deletions,
                 limits.max_ratio * 100.0
             )),
@@ -163,6 +177,7 @@ pub fn drops(previous: &SnapshotRow, current: &Built) -> Result<Drops, SnapshotE
         users,
         groups,
         previous_total: keys.user_info_list.len() + keys.group_info_list.len(),
+        previous_groups: keys.group_info_list.len(),
     })
 }
 

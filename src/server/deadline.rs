@@ -22,6 +22,16 @@ use crate::http::{AppState, RequestDeadline};
 pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let deadline = Instant::now() + state.request_timeout;
     let (mut parts, body) = request.into_parts();
+    // A body announced larger than the limit is refused at once, not after
+    // waiting for bytes that would be refused anyway.
+    let announced = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > state.body_limit as u64) {
+        return ApiError::PayloadTooLarge(state.body_limit).into_response();
+    }
     let received = Arc::new(AtomicBool::new(body.is_end_stream()));
     parts.extensions.insert(RequestDeadline(deadline));
     let request_id = parts

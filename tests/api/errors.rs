@@ -76,3 +76,29 @@ on_all_backends!(
             .contains("larger than 1024 bytes"));
     }
 );
+
+on_all_backends!(
+    a_body_announced_over_the_limit_is_413_at_once,
+    |db: TestDb| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let app = db.spawn().await;
+        // Announce a megabyte and send nothing: the answer must not wait for it.
+        let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        stream
+            .write_all(
+                b"POST /authenticate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                  Content-Length: 1000000\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let mut answer = vec![0u8; 4096];
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut answer))
+                .await
+                .expect("answered without waiting for the body")
+                .unwrap();
+        let text = String::from_utf8_lossy(&answer[..read]);
+        assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+        assert!(text.contains(r#""status":"fail""#), "{text}");
+    }
+);

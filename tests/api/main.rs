@@ -21,6 +21,7 @@ mod openapi;
 mod probe;
 mod products;
 mod replicas;
+mod review;
 mod schema;
 mod sources;
 mod startup;

@@ -1,0 +1,107 @@
+//! Findings of an outside review (a black-box attacker and careless HR staff),
+//! each fixed and kept fixed here.
+
+use crate::guard::seed_people;
+use crate::helpers::{fail_message, TestApp};
+use crate::on_all_backends;
+use secrecy::SecretString;
+
+async fn set_password(app: &TestApp, username: &str, password: &str) {
+    let hash = hr_bridge::password::hash_argon2id(
+        &SecretString::from(password.to_owned()),
+        &hr_bridge::password::Argon2Settings {
+            m_cost_kib: 1024,
+            t_cost: 1,
+            p_cost: 1,
+        },
+    )
+    .expect("hash");
+    app.exec(&format!(
+        "UPDATE employees SET password_hash = '{hash}' WHERE username = '{username}'"
+    ))
+    .await;
+}
+
+on_all_backends!(
+    correct_logins_end_the_failure_run_even_when_the_audit_cannot_be_written,
+    |db: TestDb| async move {
+        let mut settings = db.settings();
+        settings.auth.max_failures = 3;
+        let app = db.spawn_with(settings).await;
+        seed_people(&app, 2).await;
+        set_password(&app, "e000", "right").await;
+        // The audit table breaks (renamed by someone, disk full, …).
+        app.exec("ALTER TABLE auth_audit RENAME TO auth_audit_gone")
+            .await;
+        for attempt in 0..6 {
+            let body: serde_json::Value = app
+                .post_authenticate("e000", "right")
+                .await
+                .json()
+                .await
+                .expect("json");
+            assert_eq!(body["status"], "success", "correct login {attempt}: {body}");
+        }
+        let left = app
+            .rows("SELECT 'x' FROM auth_lockouts WHERE failures > 0")
+            .await;
+        assert!(left.is_empty(), "successes left a failure count behind");
+    }
+);
+
+on_all_backends!(
+    dropping_every_department_trips_the_guard_even_among_many_users,
+    |db: TestDb| async move {
+        let app = db.spawn().await;
+        seed_people(&app, 200).await;
+        let groups: Vec<String> = (0..20)
+            .map(|i| format!("('G{i:02}', 'Group {i}', 'ROOT', TRUE)"))
+            .collect();
+        app.exec(&format!(
+            "INSERT INTO departments (group_no, display_name, parent_group_no, active) VALUES {}",
+            groups.join(", ")
+        ))
+        .await;
+        assert_eq!(app.post_sync().await.status(), 200);
+        // 21 of 222 objects overall (under 20%), but every department but ROOT.
+        app.exec("UPDATE departments SET active = FALSE WHERE group_no <> 'ROOT'")
+            .await;
+        let response = app.post_sync().await;
+        assert_eq!(response.status(), 409);
+        let message = fail_message(response).await;
+        assert!(message.contains("deletion guard"), "{message}");
+    }
+);
+
+on_all_backends!(
+    an_unreadable_snapshot_refuses_with_409_and_accept_deletions_recovers,
+    |db: TestDb| async move {
+        let app = db.spawn().await;
+        seed_people(&app, 5).await;
+        assert_eq!(app.post_sync().await.status(), 200);
+        let zero = match app.backend() {
+            Backend::Postgres => "'\\x00'::bytea",
+            _ => "x'00'",
+        };
+        app.exec(&format!("UPDATE sync_snapshot SET payload = {zero}"))
+            .await;
+        app.exec("UPDATE employees SET nick_name = 'Changed' WHERE username = 'e000'")
+            .await;
+        let response = app.post_sync().await;
+        assert_eq!(response.status(), 409);
+        let message = fail_message(response).await;
+        assert!(message.contains("accept-deletions"), "{message}");
+        let approved = std::process::Command::new(env!("CARGO_BIN_EXE_hr-bridge"))
+            .env("HR_BRIDGE__DATABASE__URL", &app.test_db.url)
+            .env("RUST_LOG", "warn")
+            .arg("accept-deletions")
+            .output()
+            .expect("runs");
+        assert!(
+            approved.status.success(),
+            "{}",
+            String::from_utf8_lossy(&approved.stderr)
+        );
+        assert_eq!(app.post_sync().await.status(), 200);
+    }
+);
