@@ -34,6 +34,17 @@ pub struct Target {
 
 impl Target {
     pub fn parse(url: &str) -> anyhow::Result<Self> {
+        // Credentials in the URL would be echoed in the checklist and in error
+        // messages: refuse them without repeating the URL.
+        let authority_part = url.split_once("://").map_or(url, |(_, rest)| {
+            rest.split(['/', '?', '#']).next().unwrap_or("")
+        });
+        if authority_part.contains('@') {
+            bail!(
+                "the URL must not carry credentials (user:password@host); give the user with \
+                 --username and the password in HR_BRIDGE_PROBE_PASSWORD"
+            );
+        }
         let uri: Uri = url
             .parse()
             .with_context(|| format!("{url:?} is not a URL"))?;

@@ -105,3 +105,54 @@ on_all_backends!(
         assert_eq!(app.post_sync().await.status(), 200);
     }
 );
+
+#[test]
+fn probe_refuses_credentials_in_the_url_without_echoing_them() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_hr-bridge"))
+        .args([
+            "probe",
+            "http://om:UrlSecretZZ@127.0.0.1:9/",
+            "--username",
+            "om",
+        ])
+        .env("HR_BRIDGE_PROBE_PASSWORD", "x")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!all.contains("UrlSecretZZ"), "{all}");
+    assert!(all.contains("must not carry credentials"), "{all}");
+}
+
+on_all_backends!(
+    check_reads_a_password_hash_that_is_not_text,
+    |db: TestDb| async move {
+        if db.backend != Backend::Sqlite {
+            // Only SQLite stores bytes that are not UTF-8 in a text column.
+            return;
+        }
+        let app = db.spawn().await;
+        seed_people(&app, 2).await;
+        app.exec(
+            "UPDATE employees SET password_hash = CAST(x'ff00' AS TEXT) WHERE username = 'e000'",
+        )
+        .await;
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_hr-bridge"))
+            .env("HR_BRIDGE__DATABASE__URL", &app.test_db.url)
+            .env("RUST_LOG", "warn")
+            .arg("check")
+            .output()
+            .expect("runs");
+        assert!(
+            output.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+);
