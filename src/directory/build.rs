@@ -6,13 +6,12 @@
 //! the JSON goes straight into an LZ4 frame with a running XXH3 digest.
 
 use std::io::Write;
-use std::sync::Arc;
 
 use lz4_flex::frame::FrameEncoder;
 use serde::Serialize;
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
-use super::payload::{normalise_gender, SyncPayload};
+use super::payload::{normalise_gender, Pieces, SyncPayload};
 use super::validate::{self, Problem};
 use crate::db::DepartmentRow;
 use crate::source::{Batch, RawRow, Value};
@@ -75,7 +74,7 @@ impl StrArena {
 struct PayloadWriter {
     pending: Vec<u8>,
     hasher: Xxh3,
-    encoder: FrameEncoder<Vec<u8>>,
+    encoder: FrameEncoder<Pieces>,
     len: usize,
 }
 
@@ -84,7 +83,7 @@ impl PayloadWriter {
         Self {
             pending: Vec::with_capacity(CHUNK + 1024),
             hasher: Xxh3::new(),
-            encoder: FrameEncoder::new(Vec::new()),
+            encoder: FrameEncoder::new(Pieces::default()),
             len: 0,
         }
     }
@@ -101,7 +100,7 @@ impl PayloadWriter {
         self.drain()?;
         let compressed = self.encoder.finish().map_err(std::io::Error::other)?;
         Ok(SyncPayload {
-            compressed: Arc::from(compressed.into_boxed_slice()),
+            compressed: compressed.finish(),
             bytes: self.len,
             users,
             groups,

@@ -6,11 +6,81 @@
 use std::io::Read;
 use std::sync::Arc;
 
+/// Bytes per piece of a compressed payload.
+const PIECE: usize = 1 << 20;
+
+/// Bytes kept as fixed-size pieces: growing one buffer by doubling would hold up
+/// to twice the payload (and copy it) at the moment it is largest.
+#[derive(Debug, Default)]
+pub struct Pieces {
+    done: Vec<Box<[u8]>>,
+    current: Vec<u8>,
+}
+
+impl Pieces {
+    /// The pieces, sealed.
+    pub fn finish(mut self) -> Arc<[Box<[u8]>]> {
+        if !self.current.is_empty() {
+            self.done
+                .push(std::mem::take(&mut self.current).into_boxed_slice());
+        }
+        Arc::from(self.done)
+    }
+}
+
+impl std::io::Write for Pieces {
+    fn write(&mut self, mut data: &[u8]) -> std::io::Result<usize> {
+        let written = data.len();
+        while !data.is_empty() {
+            if self.current.capacity() == 0 {
+                self.current = Vec::with_capacity(PIECE);
+            }
+            let room = PIECE - self.current.len();
+            let (now, rest) = data.split_at(room.min(data.len()));
+            self.current.extend_from_slice(now);
+            data = rest;
+            if self.current.len() == PIECE {
+                // Full to capacity: boxing it reallocates nothing.
+                self.done
+                    .push(std::mem::take(&mut self.current).into_boxed_slice());
+            }
+        }
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads sealed pieces in order.
+struct PiecesReader {
+    pieces: Arc<[Box<[u8]>]>,
+    index: usize,
+    offset: usize,
+}
+
+impl Read for PiecesReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while let Some(piece) = self.pieces.get(self.index) {
+            if self.offset < piece.len() {
+                let n = buf.len().min(piece.len() - self.offset);
+                buf[..n].copy_from_slice(&piece[self.offset..self.offset + n]);
+                self.offset += n;
+                return Ok(n);
+            }
+            self.index += 1;
+            self.offset = 0;
+        }
+        Ok(0)
+    }
+}
+
 /// A built `/sync` answer.
 #[derive(Debug, Clone)]
 pub struct SyncPayload {
-    /// The JSON as an LZ4 frame.
-    pub compressed: Arc<[u8]>,
+    /// The JSON as an LZ4 frame, in pieces.
+    pub compressed: Arc<[Box<[u8]>]>,
     /// Length of the JSON itself.
     pub bytes: usize,
     pub users: usize,
@@ -23,7 +93,7 @@ impl SyncPayload {
     /// A payload with nothing in it (what a validation-only build yields).
     pub fn empty() -> Self {
         Self {
-            compressed: Arc::from(Vec::new().into_boxed_slice()),
+            compressed: Arc::from(Vec::new()),
             bytes: 0,
             users: 0,
             groups: 0,
@@ -33,7 +103,16 @@ impl SyncPayload {
 
     /// The JSON, decompressed as it is read.
     pub fn reader(&self) -> impl Read + Send + 'static {
-        lz4_flex::frame::FrameDecoder::new(std::io::Cursor::new(self.compressed.clone()))
+        lz4_flex::frame::FrameDecoder::new(PiecesReader {
+            pieces: self.compressed.clone(),
+            index: 0,
+            offset: 0,
+        })
+    }
+
+    /// The compressed frame in one buffer (what the snapshot row stores).
+    pub fn compressed_bytes(&self) -> Vec<u8> {
+        self.compressed.concat()
     }
 
     /// The whole JSON in memory (for the command line; the server streams it).

@@ -188,7 +188,7 @@ pub fn snapshot_of(payload: &SyncPayload) -> SnapshotRow {
         payload_digest: payload.digest.clone(),
         user_count: i64::try_from(payload.users).unwrap_or(i64::MAX),
         group_count: i64::try_from(payload.groups).unwrap_or(i64::MAX),
-        payload: payload.compressed.to_vec(),
+        payload: payload.compressed_bytes(),
     }
 }
 
