@@ -11,7 +11,7 @@ mod snapshot;
 pub use auth::AuditEntry;
 pub use import::{Cell, DirectoryTables, TableWrite};
 pub use rows::{Credentials, DepartmentRow, EmployeeRow, MembershipRow};
-pub use snapshot::SnapshotRow;
+pub use snapshot::{NewSnapshot, SnapshotRow};
 
 use std::borrow::Cow;
 use std::str::FromStr;

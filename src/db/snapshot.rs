@@ -13,6 +13,17 @@ pub struct SnapshotRow {
     pub payload: Vec<u8>,
 }
 
+/// A snapshot to record; the payload is borrowed from the built answer, so that
+/// writing it costs one copy (the driver's) rather than two.
+#[derive(Debug, Clone)]
+pub struct NewSnapshot<'a> {
+    pub taken_at: String,
+    pub payload_digest: &'a str,
+    pub user_count: i64,
+    pub group_count: i64,
+    pub payload: std::borrow::Cow<'a, [u8]>,
+}
+
 impl Db {
     /// The digest of the last served payload, without loading the payload.
     pub async fn snapshot_digest(&self) -> Result<Option<String>, DbError> {
@@ -38,7 +49,7 @@ impl Db {
     pub async fn replace_snapshot(
         &self,
         expected: Option<&str>,
-        new: &SnapshotRow,
+        new: &NewSnapshot<'_>,
     ) -> Result<bool, DbError> {
         let changed = match expected {
             Some(old) => {
@@ -51,7 +62,7 @@ impl Db {
                         .bind(&new.payload_digest)
                         .bind(new.user_count)
                         .bind(new.group_count)
-                        .bind(&new.payload)
+                        .bind(new.payload.as_ref())
                         .bind(old)
                         .execute(pool)
                         .await
@@ -68,7 +79,7 @@ impl Db {
                         .bind(&new.payload_digest)
                         .bind(new.user_count)
                         .bind(new.group_count)
-                        .bind(&new.payload)
+                        .bind(new.payload.as_ref())
                         .execute(pool)
                         .await
                         .map(|r| r.rows_affected())
@@ -85,13 +96,13 @@ impl Db {
     }
 
     /// Stores `new` whatever is there (operator approval).
-    pub async fn force_snapshot(&self, new: &SnapshotRow) -> Result<(), DbError> {
+    pub async fn force_snapshot(&self, new: &NewSnapshot<'_>) -> Result<(), DbError> {
         loop {
             let current = self.snapshot_digest().await?;
             if self.replace_snapshot(current.as_deref(), new).await? {
                 return Ok(());
             }
-            if current.as_deref() == Some(new.payload_digest.as_str()) {
+            if current.as_deref() == Some(new.payload_digest) {
                 return Ok(());
             }
         }

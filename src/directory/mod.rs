@@ -118,6 +118,7 @@ pub async fn serve_sync(
     for _ in 0..SNAPSHOT_RACES {
         let Some(digest) = state.snapshot_digest().await? else {
             // The first sync is never refused.
+            built.payload.consolidate();
             if state
                 .replace_snapshot(None, &snapshot::snapshot_of(&built.payload))
                 .await?
@@ -135,10 +136,11 @@ pub async fn serve_sync(
         if previous.payload_digest != digest {
             continue;
         }
-        let (drops, next, built_back) = off_runtime(move || {
+        let (drops, built_back) = off_runtime(move || {
             let drops = snapshot::drops(&previous, &built);
-            let next = snapshot::snapshot_of(&built.payload);
-            (drops, next, built)
+            drop(previous);
+            built.payload.consolidate();
+            (drops, built)
         })
         .await;
         built = built_back;
@@ -165,7 +167,9 @@ pub async fn serve_sync(
             );
             return Err(SyncError::GuardTripped(drops.refusal_message(limits)));
         }
+        let next = snapshot::snapshot_of(&built.payload);
         if state.replace_snapshot(Some(&digest), &next).await? {
+            drop(next);
             return Ok(built.payload);
         }
     }
@@ -231,8 +235,10 @@ pub async fn accept_deletions(
         },
         None => Drops::default(),
     };
+    let mut payload = built.payload;
+    payload.consolidate();
     state
-        .force_snapshot(&snapshot::snapshot_of(&built.payload))
+        .force_snapshot(&snapshot::snapshot_of(&payload))
         .await?;
-    Ok((built.payload, drops))
+    Ok((payload, drops))
 }

@@ -110,9 +110,22 @@ impl SyncPayload {
         })
     }
 
-    /// The compressed frame in one buffer (what the snapshot row stores).
-    pub fn compressed_bytes(&self) -> Vec<u8> {
-        self.compressed.concat()
+    /// Joins the pieces into one (what the snapshot row stores), freeing the
+    /// pieces: while the row is written, the frame is held once, not twice.
+    pub fn consolidate(&mut self) {
+        if self.compressed.len() > 1 {
+            let whole = self.compressed.concat().into_boxed_slice();
+            self.compressed = Arc::from(vec![whole]);
+        }
+    }
+
+    /// The compressed frame in one buffer: borrowed once consolidated.
+    pub fn frame(&self) -> std::borrow::Cow<'_, [u8]> {
+        match &*self.compressed {
+            [] => std::borrow::Cow::Borrowed(&[]),
+            [one] => std::borrow::Cow::Borrowed(one),
+            many => std::borrow::Cow::Owned(many.concat()),
+        }
     }
 
     /// The whole JSON in memory (for the command line; the server streams it).

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::build::Built;
 use super::SyncPayload;
-use crate::db::SnapshotRow;
+use crate::db::{NewSnapshot, SnapshotRow};
 
 /// How many keys a refusal names, as a sample.
 const SAMPLE: usize = 10;
@@ -182,13 +182,13 @@ pub fn drops(previous: &SnapshotRow, current: &Built) -> Result<Drops, SnapshotE
 }
 
 /// The snapshot row recording `payload` as served now.
-pub fn snapshot_of(payload: &SyncPayload) -> SnapshotRow {
-    SnapshotRow {
+pub fn snapshot_of(payload: &SyncPayload) -> NewSnapshot<'_> {
+    NewSnapshot {
         taken_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-        payload_digest: payload.digest.clone(),
+        payload_digest: &payload.digest,
         user_count: i64::try_from(payload.users).unwrap_or(i64::MAX),
         group_count: i64::try_from(payload.groups).unwrap_or(i64::MAX),
-        payload: payload.compressed_bytes(),
+        payload: payload.frame(),
     }
 }
 
