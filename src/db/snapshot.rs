@@ -59,7 +59,7 @@ impl Db {
                 on_pool!(self, |pool, sql| {
                     sqlx::query(sql)
                         .bind(&new.taken_at)
-                        .bind(&new.payload_digest)
+                        .bind(new.payload_digest)
                         .bind(new.user_count)
                         .bind(new.group_count)
                         .bind(new.payload.as_ref())
@@ -76,7 +76,7 @@ impl Db {
                 let inserted = on_pool!(self, |pool, sql| {
                     sqlx::query(sql)
                         .bind(&new.taken_at)
-                        .bind(&new.payload_digest)
+                        .bind(new.payload_digest)
                         .bind(new.user_count)
                         .bind(new.group_count)
                         .bind(new.payload.as_ref())
