@@ -21,7 +21,7 @@ use crate::source::{Batch, QueryProblem, Source, SourceError};
 /// How often a `/sync` re-reads the snapshot after losing a race to another one.
 const SNAPSHOT_RACES: usize = 5;
 /// Row batches in flight between the database read and the builder.
-const BATCHES_IN_FLIGHT: usize = 8;
+const BATCHES_IN_FLIGHT: usize = 4;
 
 /// Why a payload could not be served.
 #[derive(Debug, thiserror::Error)]
