@@ -202,10 +202,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     other => other?,
                 };
             if json {
-                println!(
-                    "{}",
-                    crate::preview::to_json(&preview, &settings.sync.guard_limits())
-                );
+                let stdout = std::io::stdout().lock();
+                let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout);
+                crate::preview::write_json(&preview, &settings.sync.guard_limits(), &mut out)?;
             } else {
                 print!("{}", crate::preview::to_text(&preview));
             }
@@ -221,10 +220,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!(
                 "approved: the snapshot now holds {} users and {} departments; \
                  the next /sync may drop {} user(s) and {} department(s) against the last one",
-                payload.users,
-                payload.groups,
-                drops.users.len(),
-                drops.groups.len()
+                payload.users, payload.groups, drops.users, drops.groups
             );
             Ok(ExitCode::SUCCESS)
         }

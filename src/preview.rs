@@ -1,57 +1,56 @@
 //! Rendering `hr-bridge preview` for people (text) and scripts (JSON).
 
 use std::fmt::Write;
+use std::io::{Seek, Write as _};
 
 use serde_json::json;
-
 use serde_json::Value;
 
-use crate::directory::snapshot::{Changed, FieldChange, KindDiff};
+use crate::directory::snapshot::{diff_each, Changed, Event, FieldChange, Kind, KindSummary};
 use crate::directory::GuardLimits;
 use crate::directory::Preview;
 
 /// Keys listed per section in the text form; `--json` lists all.
-const SHOWN: usize = 50;
+const SHOWN: usize = crate::directory::PREVIEW_SHOWN;
 /// Members named per side of a changed `user_list` in the text form.
 const MEMBERS_SHOWN: usize = 10;
 
-fn list(out: &mut String, title: &str, keys: &[String]) {
-    if keys.is_empty() {
+fn list(out: &mut String, title: &str, count: usize, keys: &[String]) {
+    if count == 0 {
         return;
     }
-    let _ = write!(out, "  {title} ({}):", keys.len());
+    let _ = write!(out, "  {title} ({count}):");
     for key in keys.iter().take(SHOWN) {
         let _ = write!(out, " {key}");
     }
-    if keys.len() > SHOWN {
-        let _ = write!(out, " … and {} more", keys.len() - SHOWN);
+    if count > keys.len().min(SHOWN) {
+        let _ = write!(out, " … and {} more", count - keys.len().min(SHOWN));
     }
     out.push('\n');
 }
 
-fn kind(out: &mut String, name: &str, diff: &KindDiff) {
+fn kind(out: &mut String, name: &str, diff: &KindSummary) {
     let _ = writeln!(
         out,
         "{name}: {} added, {} changed, {} dropped",
-        diff.added.len(),
-        diff.changed.len(),
-        diff.dropped.len()
+        diff.added, diff.changed, diff.dropped
     );
-    list(out, "added", &diff.added);
-    if !diff.changed.is_empty() {
-        let _ = writeln!(out, "  changed ({}):", diff.changed.len());
-        for changed in diff.changed.iter().take(SHOWN) {
+    list(out, "added", diff.added, &diff.added_sample);
+    if diff.changed > 0 {
+        let _ = writeln!(out, "  changed ({}):", diff.changed);
+        let shown = diff.changed_sample.len().min(SHOWN);
+        for changed in diff.changed_sample.iter().take(shown) {
             changed_line(out, changed);
         }
-        if diff.changed.len() > SHOWN {
+        if diff.changed > shown {
             let _ = writeln!(
                 out,
                 "    … and {} more (`--json` lists all)",
-                diff.changed.len() - SHOWN
+                diff.changed - shown
             );
         }
     }
-    list(out, "dropped", &diff.dropped);
+    list(out, "dropped", diff.dropped, &diff.dropped_sample);
 }
 
 /// `    key: field "old" → "new"; user_list +added −removed`
@@ -116,8 +115,8 @@ pub fn to_text(preview: &Preview) -> String {
             );
         }
     }
-    kind(&mut out, "users", &preview.diff.users);
-    kind(&mut out, "departments", &preview.diff.groups);
+    kind(&mut out, "users", &preview.summary.users);
+    kind(&mut out, "departments", &preview.summary.groups);
     match &preview.guard {
         Some(message) => {
             let _ = writeln!(out, "deletion guard: WOULD REFUSE. {message}");
@@ -129,11 +128,76 @@ pub fn to_text(preview: &Preview) -> String {
     out
 }
 
-/// The preview for scripts: counts, the snapshot, every added, changed (with old and
-/// new values) and dropped key, the guard's verdict, and under `payload` the
-/// document `/sync` would serve, byte for byte, so that a script can diff it.
-pub fn to_json(preview: &Preview, limits: &GuardLimits) -> String {
-    let summary = json!({
+/// One list of the JSON form, spooled to an anonymous temporary file while the
+/// diff runs: the lists come out of one pass interleaved, and at a million
+/// employees they would not fit the memory a preview may use.
+struct Spool {
+    file: std::io::BufWriter<std::fs::File>,
+    empty: bool,
+}
+
+impl Spool {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            file: std::io::BufWriter::new(tempfile::tempfile()?),
+            empty: true,
+        })
+    }
+
+    fn push(&mut self, item: &impl serde::Serialize) -> std::io::Result<()> {
+        if !std::mem::take(&mut self.empty) {
+            self.file.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut self.file, item)?;
+        Ok(())
+    }
+
+    /// Writes the list, as a JSON array, to `out`.
+    fn copy_to(self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        let mut file = self.file.into_inner().map_err(|e| e.into_error())?;
+        file.seek(std::io::SeekFrom::Start(0))?;
+        out.write_all(b"[")?;
+        std::io::copy(&mut file, out)?;
+        out.write_all(b"]")
+    }
+}
+
+/// The preview for scripts, written to `out` as it is made: counts, the snapshot,
+/// every added, changed (with old and new values) and dropped key, the guard's
+/// verdict, and under `payload` the document `/sync` would serve, byte for byte,
+/// so that a script can diff it.
+pub fn write_json(
+    preview: &Preview,
+    limits: &GuardLimits,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
+    let mut lists = Vec::with_capacity(6);
+    for _ in 0..6 {
+        lists.push(Spool::new()?);
+    }
+    let mut failed = None;
+    diff_each(
+        preview.snapshot.as_ref(),
+        &preview.payload,
+        &mut |kind, event| {
+            let base = match kind {
+                Kind::User => 0,
+                Kind::Group => 3,
+            };
+            let written = match &event {
+                Event::Added(key) => lists[base].push(key),
+                Event::Changed(changed) => lists[base + 1].push(changed),
+                Event::Dropped(key) => lists[base + 2].push(key),
+            };
+            if let Err(e) = written {
+                failed.get_or_insert(e);
+            }
+        },
+    )?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    let head = json!({
         "serve": {
             "users": preview.payload.users,
             "groups": preview.payload.groups,
@@ -144,8 +208,6 @@ pub fn to_json(preview: &Preview, limits: &GuardLimits) -> String {
             "users": s.user_count,
             "groups": s.group_count,
         })),
-        "users": preview.diff.users,
-        "groups": preview.diff.groups,
         "guard": {
             "would_refuse": preview.guard.is_some(),
             "message": preview.guard,
@@ -154,14 +216,25 @@ pub fn to_json(preview: &Preview, limits: &GuardLimits) -> String {
         },
     })
     .to_string();
-    // The payload is already serialized JSON: splice it in rather than parse a
-    // document of 100,000 users back into a `Value` only to print it again.
-    let Ok(payload) = preview.payload.json() else {
-        return summary;
-    };
-    let payload = String::from_utf8_lossy(&payload);
-    match summary.strip_suffix('}') {
-        Some(head) => format!("{head},\"payload\":{payload}}}"),
-        None => summary,
+    out.write_all(head.strip_suffix('}').unwrap_or(&head).as_bytes())?;
+    let mut lists = lists.into_iter();
+    for kind in ["users", "groups"] {
+        write!(out, ",\"{kind}\":{{")?;
+        for (i, name) in ["added", "changed", "dropped"].iter().enumerate() {
+            if i > 0 {
+                out.write_all(b",")?;
+            }
+            write!(out, "\"{name}\":")?;
+            if let Some(list) = lists.next() {
+                list.copy_to(out)?;
+            }
+        }
+        out.write_all(b"}")?;
     }
+    // The payload is already serialized JSON: copied as it is decompressed.
+    out.write_all(b",\"payload\":")?;
+    std::io::copy(&mut preview.payload.reader(), out)?;
+    out.write_all(b"}\n")?;
+    out.flush()?;
+    Ok(())
 }

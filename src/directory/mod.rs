@@ -12,7 +12,7 @@ pub mod validate;
 pub use build::{BuildError, Built};
 pub use flight::{SyncFailure, SyncFlight};
 pub use payload::SyncPayload;
-pub use snapshot::{Diff, Drops, GuardLimits, SnapshotError};
+pub use snapshot::{DiffSummary, Drops, GuardLimits, SnapshotError};
 pub use validate::Problem;
 
 use crate::db::{Db, DbError, SnapshotRow};
@@ -118,7 +118,6 @@ pub async fn serve_sync(
     for _ in 0..SNAPSHOT_RACES {
         let Some(digest) = state.snapshot_digest().await? else {
             // The first sync is never refused.
-            built.payload.consolidate();
             if state
                 .replace_snapshot(None, &snapshot::snapshot_of(&built.payload))
                 .await?
@@ -138,8 +137,6 @@ pub async fn serve_sync(
         }
         let (drops, built_back) = off_runtime(move || {
             let drops = snapshot::drops(&previous, &built);
-            drop(previous);
-            built.payload.consolidate();
             (drops, built)
         })
         .await;
@@ -161,8 +158,8 @@ pub async fn serve_sync(
             metrics::counter!("hr_bridge_sync_refusals_total", "reason" => "deletion_guard")
                 .increment(1);
             tracing::warn!(
-                users = drops.users.len(),
-                departments = drops.groups.len(),
+                users = drops.users,
+                departments = drops.groups,
                 "deletion guard tripped"
             );
             return Err(SyncError::GuardTripped(drops.refusal_message(limits)));
@@ -186,10 +183,14 @@ pub async fn check(source: &Source) -> Result<Vec<Problem>, SyncError> {
 pub struct Preview {
     pub payload: SyncPayload,
     pub snapshot: Option<SnapshotRow>,
-    pub diff: Diff,
+    /// Counts, and the first keys of each sort of difference.
+    pub summary: DiffSummary,
     /// The guard's refusal message, when it would trip.
     pub guard: Option<String>,
 }
+
+/// Keys of each sort of difference a preview keeps to show.
+pub const PREVIEW_SHOWN: usize = 50;
 
 pub async fn preview(
     source: &Source,
@@ -198,22 +199,24 @@ pub async fn preview(
 ) -> Result<Preview, SyncError> {
     let payload = sync_payload(source).await?.payload;
     let snapshot = state.snapshot().await?;
-    let diff = snapshot::diff(snapshot.as_ref(), &payload)?;
-    // The diff already names every drop: no second parse of the snapshot.
+    let (summary, payload, snapshot) = off_runtime(move || {
+        let summary = snapshot::diff_summary(snapshot.as_ref(), &payload, PREVIEW_SHOWN);
+        (summary, payload, snapshot)
+    })
+    .await;
+    let summary = summary?;
+    // The diff already counts every drop: no second read of the snapshot.
     let guard = snapshot.as_ref().and_then(|previous| {
-        let drops = Drops {
-            users: diff.users.dropped.clone(),
-            groups: diff.groups.dropped.clone(),
-            previous_total: usize::try_from(previous.user_count + previous.group_count)
-                .unwrap_or(usize::MAX),
-            previous_groups: usize::try_from(previous.group_count).unwrap_or(usize::MAX),
-        };
+        let drops = summary.drops(
+            usize::try_from(previous.user_count).unwrap_or(usize::MAX),
+            usize::try_from(previous.group_count).unwrap_or(usize::MAX),
+        );
         drops.exceeds(limits).map(|_| drops.refusal_message(limits))
     });
     Ok(Preview {
         payload,
         snapshot,
-        diff,
+        summary,
         guard,
     })
 }
@@ -224,19 +227,22 @@ pub async fn accept_deletions(
     state: &Db,
 ) -> Result<(SyncPayload, Drops), SyncError> {
     let built = sync_payload(source).await?;
-    let drops = match state.snapshot().await? {
-        Some(previous) => match snapshot::drops(&previous, &built) {
-            Ok(drops) => drops,
-            // An unreadable snapshot is exactly what an approval replaces.
-            Err(e) => {
-                tracing::warn!(error = %e, "the stored snapshot cannot be read; replacing it");
-                Drops::default()
-            }
-        },
+    let previous = state.snapshot().await?;
+    let (drops, built) = off_runtime(move || {
+        let drops = previous.map(|previous| snapshot::drops(&previous, &built));
+        (drops, built)
+    })
+    .await;
+    let drops = match drops {
+        Some(Ok(drops)) => drops,
+        // An unreadable snapshot is exactly what an approval replaces.
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "the stored snapshot cannot be read; replacing it");
+            Drops::default()
+        }
         None => Drops::default(),
     };
-    let mut payload = built.payload;
-    payload.consolidate();
+    let payload = built.payload;
     state
         .force_snapshot(&snapshot::snapshot_of(&payload))
         .await?;

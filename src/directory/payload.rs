@@ -60,6 +60,15 @@ struct PiecesReader {
     offset: usize,
 }
 
+/// The bytes of `pieces`, in order, as one stream.
+pub fn read_pieces(pieces: Arc<[Box<[u8]>]>) -> impl Read + Send + 'static {
+    PiecesReader {
+        pieces,
+        index: 0,
+        offset: 0,
+    }
+}
+
 impl Read for PiecesReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while let Some(piece) = self.pieces.get(self.index) {
@@ -103,29 +112,7 @@ impl SyncPayload {
 
     /// The JSON, decompressed as it is read.
     pub fn reader(&self) -> impl Read + Send + 'static {
-        lz4_flex::frame::FrameDecoder::new(PiecesReader {
-            pieces: self.compressed.clone(),
-            index: 0,
-            offset: 0,
-        })
-    }
-
-    /// Joins the pieces into one (what the snapshot row stores), freeing the
-    /// pieces: while the row is written, the frame is held once, not twice.
-    pub fn consolidate(&mut self) {
-        if self.compressed.len() > 1 {
-            let whole = self.compressed.concat().into_boxed_slice();
-            self.compressed = Arc::from(vec![whole]);
-        }
-    }
-
-    /// The compressed frame in one buffer: borrowed once consolidated.
-    pub fn frame(&self) -> std::borrow::Cow<'_, [u8]> {
-        match &*self.compressed {
-            [] => std::borrow::Cow::Borrowed(&[]),
-            [one] => std::borrow::Cow::Borrowed(one),
-            many => std::borrow::Cow::Owned(many.concat()),
-        }
+        lz4_flex::frame::FrameDecoder::new(read_pieces(self.compressed.clone()))
     }
 
     /// The whole JSON in memory (for the command line; the server streams it).

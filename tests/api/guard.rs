@@ -2,6 +2,8 @@
 
 use std::process::Command;
 
+use hr_bridge::db::Backend;
+
 use crate::helpers::{fail_message, json_body, TestApp};
 use crate::on_all_backends;
 
@@ -261,5 +263,83 @@ on_all_backends!(
             .success());
         let served = json_body(app.post_sync().await).await;
         assert_eq!(preview["payload"], served);
+    }
+);
+
+/// `bytes` as an SQL literal of the backend's binary type.
+fn blob_literal(app: &TestApp, bytes: &[u8]) -> String {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    match app.backend() {
+        Backend::Postgres => format!("'\\x{hex}'::bytea"),
+        _ => format!("x'{hex}'"),
+    }
+}
+
+on_all_backends!(
+    a_snapshot_in_pieces_and_in_another_order_still_guards_and_diffs,
+    |db: TestDb| async move {
+        let mut settings = db.settings();
+        settings.sync.max_deletions = 1;
+        let app = db.spawn_with(settings).await;
+        seed_people(&app, 20).await;
+        let served = json_body(app.post_sync().await).await;
+        // What an older version stored: the records in the database's collation
+        // order rather than byte order (here simply reversed), and the frame split
+        // at arbitrary points into several pieces.
+        let mut shuffled = served.clone();
+        for list in ["user_info_list", "group_info_list"] {
+            if let Some(records) = shuffled[list].as_array_mut() {
+                records.reverse();
+            }
+        }
+        let mut frame = lz4_flex::frame::FrameEncoder::new(Vec::new());
+        std::io::Write::write_all(&mut frame, shuffled.to_string().as_bytes()).unwrap();
+        let frame = frame.finish().unwrap();
+        let cuts = [0, 7, frame.len() / 2, frame.len()];
+        let mut sql = vec!["DELETE FROM sync_snapshot_pieces".to_owned()];
+        for (seq, piece) in cuts.windows(2).enumerate() {
+            sql.push(format!(
+                "INSERT INTO sync_snapshot_pieces (seq, piece) VALUES ({seq}, {})",
+                blob_literal(&app, &frame[piece[0]..piece[1]])
+            ));
+        }
+        app.exec(&sql.join(";\n")).await;
+        deactivate(&app, 7, 10).await;
+        let response = app.post_sync().await;
+        assert_eq!(response.status(), 409);
+        let message = fail_message(response).await;
+        assert!(
+            message.contains("drop 3 user(s) and 0 department(s), 3 of the 22"),
+            "{message}"
+        );
+        let output = hr_bridge(&app.test_db.url, &["preview", "--json"]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let preview: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(
+            preview["users"]["dropped"],
+            serde_json::json!(["e007", "e008", "e009"])
+        );
+        for (kind, change) in [
+            ("users", "added"),
+            ("users", "changed"),
+            ("groups", "added"),
+            ("groups", "changed"),
+            ("groups", "dropped"),
+        ] {
+            assert_eq!(
+                preview[kind][change],
+                serde_json::json!([]),
+                "{kind} {change}"
+            );
+        }
+        // Approval writes the snapshot anew, in byte order and in pieces.
+        assert!(hr_bridge(&app.test_db.url, &["accept-deletions"])
+            .status
+            .success());
+        assert_eq!(app.post_sync().await.status(), 200);
     }
 );

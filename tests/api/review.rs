@@ -83,7 +83,7 @@ on_all_backends!(
             Backend::Postgres => "'\\x00'::bytea",
             _ => "x'00'",
         };
-        app.exec(&format!("UPDATE sync_snapshot SET payload = {zero}"))
+        app.exec(&format!("UPDATE sync_snapshot_pieces SET piece = {zero}"))
             .await;
         app.exec("UPDATE employees SET nick_name = 'Changed' WHERE username = 'e000'")
             .await;

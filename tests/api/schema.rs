@@ -182,3 +182,55 @@ on_all_backends!(
         pool.close().await;
     }
 );
+
+on_all_backends!(
+    upgrading_keeps_the_last_served_snapshot_for_the_guard,
+    |db: TestDb| async move {
+        let backend = db.backend;
+        let mut settings = db.settings();
+        settings.sync.max_deletions = 1;
+        let pool = Db::connect_lazy(
+            &settings.database.url,
+            &PoolSettings {
+                max_connections: 2,
+                acquire_timeout: Duration::from_secs(5),
+                statement_timeout: None,
+                read_only: false,
+            },
+        )
+        .unwrap();
+        migrate_below(&pool, backend, 6).await;
+        // A snapshot as the one-column layout stored it: three people who are no
+        // longer in the data.
+        let json = r#"{"status":"success","user_info_list":[{"username":"gone1"},{"username":"gone2"},{"username":"gone3"}],"group_info_list":[]}"#;
+        let mut frame = lz4_flex::frame::FrameEncoder::new(Vec::new());
+        std::io::Write::write_all(&mut frame, json.as_bytes()).unwrap();
+        let hex: String = frame
+            .finish()
+            .unwrap()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let blob = match backend {
+            Backend::Postgres => format!("'\\x{hex}'::bytea"),
+            _ => format!("x'{hex}'"),
+        };
+        pool.execute_script(&format!(
+            "INSERT INTO employees (username, email, nick_name, active) VALUES ('kept', 'kept@e.com', 'Kept', TRUE);
+             INSERT INTO sync_snapshot (id, taken_at, payload_digest, user_count, group_count, payload)
+             VALUES (1, '2026-01-01T00:00:00.000Z', 'old', 3, 0, {blob});"
+        ))
+        .await
+        .unwrap();
+
+        // The server migrates at start-up; the snapshot still guards.
+        let app = db.spawn_with(settings).await;
+        let response = app.post_sync().await;
+        assert_eq!(response.status(), 409);
+        let message = crate::helpers::fail_message(response).await;
+        assert!(
+            message.contains("drop 3 user(s)") && message.contains("\"gone1\""),
+            "{message}"
+        );
+    }
+);
