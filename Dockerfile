@@ -50,13 +50,9 @@ COPY --from=rootfs /rootfs/ /
 COPY config/hr-bridge.example.toml /etc/hr-bridge/hr-bridge.example.toml
 USER 10001:10001
 WORKDIR /var/lib/hr-bridge
-# mimalloc gives freed pages back at once, so the memory of one large /sync answer
-# does not stay resident (see README "Performance").
 ENV PATH=/usr/local/bin \
     HR_BRIDGE__SERVER__LISTEN=0.0.0.0:8080 \
-    HR_BRIDGE__DATABASE__URL=sqlite:///var/lib/hr-bridge/hr-bridge.db?mode=rwc \
-    MIMALLOC_PURGE_DELAY=0 \
-    MIMALLOC_ARENA_EAGER_COMMIT=0
+    HR_BRIDGE__DATABASE__URL=sqlite:///var/lib/hr-bridge/hr-bridge.db?mode=rwc
 EXPOSE 8080
 VOLUME ["/var/lib/hr-bridge"]
 STOPSIGNAL SIGTERM

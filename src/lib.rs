@@ -1,5 +1,6 @@
 //! hr-bridge: the intermediary application of OMFLOW's Custom HR integration.
 
+pub mod alloc;
 pub mod cli;
 pub mod config;
 pub mod db;
