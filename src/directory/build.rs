@@ -111,11 +111,18 @@ impl PayloadWriter {
 
 impl Write for PayloadWriter {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.write_all(data)?;
+        Ok(data.len())
+    }
+
+    // The JSON serializer writes a few bytes at a time: no retry loop around them.
+    #[inline]
+    fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
         self.pending.extend_from_slice(data);
         if self.pending.len() >= CHUNK {
             self.drain()?;
         }
-        Ok(data.len())
+        Ok(())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -382,19 +389,25 @@ impl Builder {
                 return Ok(());
             }
         };
-        if let Some(last) = &self.last_employee {
-            if last.as_str() > username.as_str() {
+        // The previous username, kept in one reused buffer (no allocation a row).
+        match &mut self.last_employee {
+            Some(last) if last.as_str() > username.as_str() => {
                 return Err(BuildError::OutOfOrder("employee", username, last.clone()));
             }
+            Some(last) => {
+                last.clear();
+                last.push_str(&username);
+            }
+            None => self.last_employee = Some(username.clone()),
         }
-        self.last_employee = Some(username.clone());
-        let record = format!("employee {username:?}");
+        // Named only when there is something to say about it.
+        let record = || format!("employee {username:?}");
         if self.employees_active {
             match active.as_active() {
                 Some(true) => {}
                 Some(false) => return Ok(()),
                 None => {
-                    self.refuse(bad(record, "active", active_reason(&active)));
+                    self.refuse(bad(record(), "active", active_reason(&active)));
                     return Ok(());
                 }
             }
@@ -417,7 +430,7 @@ impl Builder {
             match text(value) {
                 Ok(v) => fields[i] = v,
                 Err(reason) => {
-                    self.refuse(bad(record.clone(), name, reason));
+                    self.refuse(bad(record(), name, reason));
                     ok = false;
                 }
             }
@@ -531,7 +544,13 @@ impl Builder {
             return Ok(());
         }
         let first = open.last_member.is_none();
-        open.last_member = Some(username.to_owned());
+        match &mut open.last_member {
+            Some(last) => {
+                last.clear();
+                last.push_str(username);
+            }
+            None => open.last_member = Some(username.to_owned()),
+        }
         if let Some(out) = &mut self.out {
             if !first {
                 out.write_all(b",")?;

@@ -162,9 +162,20 @@ where
     if raw.is_null() {
         return Value::Null;
     }
-    let type_name = raw.type_info().name().to_ascii_uppercase();
+    let type_info = raw.type_info();
+    let type_name = type_info.name();
     let int = |v: Option<i64>| v.map_or(Value::Null, Value::Int);
-    match type_name.as_str() {
+    // Driver type names are upper case; compared without allocating (once a row).
+    let mut upper = [0u8; 24];
+    let type_name = match type_name.as_bytes() {
+        name if name.len() <= upper.len() => {
+            upper[..name.len()].copy_from_slice(name);
+            upper[..name.len()].make_ascii_uppercase();
+            std::str::from_utf8(&upper[..name.len()]).unwrap_or(type_name)
+        }
+        _ => type_name,
+    };
+    match type_name {
         "BOOL" => row
             .try_get_unchecked::<Option<bool>, _>(i)
             .ok()
@@ -269,12 +280,61 @@ pub async fn sqlx_directory(
             sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 .execute(&mut *tx)
                 .await?;
-            let mut b = Batcher::new(&sink, Batch::Departments);
-            stream_query!(tx, &plan.departments, departments_text, b);
-            let mut b = Batcher::new(&sink, Batch::Employees);
-            stream_query!(tx, &plan.employees, employees_text, b);
-            let mut b = Batcher::new(&sink, Batch::Memberships);
-            stream_query!(tx, &plan.memberships, members_text, b);
+            // With a second connection free, the memberships query runs on it in
+            // the same snapshot while the employees stream: the database sorts
+            // one while we build the other. Its rows wait in the database until
+            // the employees are done, so memory does not grow.
+            let Some(mut second) = pool.try_acquire() else {
+                let mut b = Batcher::new(&sink, Batch::Departments);
+                stream_query!(tx, &plan.departments, departments_text, b);
+                let mut b = Batcher::new(&sink, Batch::Employees);
+                stream_query!(tx, &plan.employees, employees_text, b);
+                let mut b = Batcher::new(&sink, Batch::Memberships);
+                stream_query!(tx, &plan.memberships, members_text, b);
+                tx.commit().await?;
+                return Ok(());
+            };
+            let snapshot: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
+                .fetch_one(&mut *tx)
+                .await?;
+            let mut members_tx = sqlx::Connection::begin(&mut *second).await?;
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *members_tx)
+                .await?;
+            sqlx::query(&format!("SET TRANSACTION SNAPSHOT '{snapshot}'"))
+                .execute(&mut *members_tx)
+                .await?;
+            let (employees_done, may_send) = tokio::sync::oneshot::channel::<()>();
+            let first = async {
+                let mut b = Batcher::new(&sink, Batch::Departments);
+                stream_query!(tx, &plan.departments, departments_text, b);
+                let mut b = Batcher::new(&sink, Batch::Employees);
+                stream_query!(tx, &plan.employees, employees_text, b);
+                let _ = employees_done.send(());
+                Ok::<_, SourceError>(())
+            };
+            let members = async {
+                let mut rows = sqlx::query(&plan.memberships).fetch(&mut *members_tx);
+                // The first row arrives once the database has sorted them all.
+                let first_row = rows.try_next().await?;
+                if may_send.await.is_err() {
+                    // The employees read failed; its error is the one to report.
+                    return Ok(());
+                }
+                let mut b = Batcher::new(&sink, Batch::Memberships);
+                if let Some(row) = first_row {
+                    b.push(decode_row(&row, members_text)).await?;
+                }
+                while let Some(row) = rows.try_next().await? {
+                    b.push(decode_row(&row, members_text)).await?;
+                }
+                b.flush().await?;
+                Ok::<_, SourceError>(())
+            };
+            let (first, members) = tokio::join!(first, members);
+            first?;
+            members?;
+            members_tx.commit().await?;
             tx.commit().await?;
         }
         Db::MySql(pool) => {
