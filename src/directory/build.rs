@@ -15,6 +15,7 @@ use super::payload::{normalise_gender, Pieces, SyncPayload};
 use super::validate::{self, Problem};
 use crate::db::DepartmentRow;
 use crate::source::{Batch, RawRow, Value};
+use std::borrow::Cow;
 
 /// Bytes gathered before they are hashed and compressed.
 const CHUNK: usize = 64 * 1024;
@@ -191,7 +192,8 @@ pub struct Builder {
     emails: Vec<(u64, u32)>,
     email_text: StrArena,
     last_employee: Option<String>,
-    last_membership: Option<(String, String)>,
+    /// The previous membership (empty before the first: every pair sorts after it).
+    last_membership: (String, String),
     employee_rows: usize,
     duplicate_usernames: Vec<String>,
 }
@@ -209,24 +211,7 @@ fn bad(record: String, column: &str, reason: String) -> Problem {
     }
 }
 
-/// A text cell: NULL is `None`; numbers and booleans become their text.
-fn text(value: Value) -> Result<Option<String>, String> {
-    match value {
-        Value::Null => Ok(None),
-        Value::Text(s) => Ok(Some(s)),
-        Value::Int(i) => Ok(Some(i.to_string())),
-        Value::Float(f) => Ok(Some(f.to_string())),
-        Value::Bool(b) => Ok(Some(b.to_string())),
-        Value::Invalid(bytes) => Err(format!(
-            "is not valid UTF-8 text ({} bytes: {})",
-            bytes.len(),
-            String::from_utf8_lossy(&bytes)
-        )),
-        Value::Other(type_name) => Err(format!(
-            "has the type {type_name}, which cannot be served as text; cast it in the query"
-        )),
-    }
-}
+use crate::source::rows::text;
 
 fn active_reason(value: &Value) -> String {
     let shown = match value {
@@ -259,7 +244,7 @@ impl Builder {
             emails: Vec::new(),
             email_text: StrArena::default(),
             last_employee: None,
-            last_membership: None,
+            last_membership: (String::new(), String::new()),
             employee_rows: 0,
             duplicate_usernames: Vec::new(),
         }
@@ -268,19 +253,19 @@ impl Builder {
     pub fn push(&mut self, batch: Batch) -> Result<(), BuildError> {
         match batch {
             Batch::Departments(rows) => {
-                for row in rows {
+                for row in rows.iter() {
                     self.department(row);
                 }
             }
             Batch::Employees(rows) => {
                 self.advance(Phase::Employees)?;
-                for row in rows {
+                for row in rows.iter() {
                     self.employee(row)?;
                 }
             }
             Batch::Memberships(rows) => {
                 self.advance(Phase::Memberships)?;
-                for row in rows {
+                for row in rows.iter() {
                     self.membership(row)?;
                 }
             }
@@ -314,13 +299,12 @@ impl Builder {
         Ok(())
     }
 
-    fn department(&mut self, row: RawRow) {
+    fn department(&mut self, row: RawRow<'_>) {
         let n = self.departments.len() + 1;
-        let mut values = row.values.into_iter();
-        let mut take = || values.next().unwrap_or(Value::Null);
-        let (group_no, display_name, parent, active) = (take(), take(), take(), take());
+        let (group_no, display_name, parent, active) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
         let group_no = match text(group_no) {
-            Ok(g) => g.unwrap_or_default(),
+            Ok(g) => g.map(Cow::into_owned).unwrap_or_default(),
             Err(reason) => {
                 self.refuse(bad(format!("department row {n}"), "group_no", reason));
                 return;
@@ -339,7 +323,7 @@ impl Builder {
             true
         };
         let mut field = |name: &str, value: Value| match text(value) {
-            Ok(v) => Some(v),
+            Ok(v) => Some(v.map(Cow::into_owned)),
             Err(reason) => {
                 if active {
                     self.refuse(bad(record.clone(), name, reason));
@@ -374,12 +358,10 @@ impl Builder {
             .collect();
     }
 
-    fn employee(&mut self, row: RawRow) -> Result<(), BuildError> {
+    fn employee(&mut self, row: RawRow<'_>) -> Result<(), BuildError> {
         self.employee_rows += 1;
         let n = self.employee_rows;
-        let mut values = row.values.into_iter();
-        let mut next = || values.next().unwrap_or(Value::Null);
-        let cells: [Value; 10] = std::array::from_fn(|_| next());
+        let cells: [Value; 10] = std::array::from_fn(|i| row.get(i));
         let [username, email, nick_name, ad_no, company, phone1, phone2, extension_no, gender, active] =
             cells;
         let username = match text(username) {
@@ -391,14 +373,18 @@ impl Builder {
         };
         // The previous username, kept in one reused buffer (no allocation a row).
         match &mut self.last_employee {
-            Some(last) if last.as_str() > username.as_str() => {
-                return Err(BuildError::OutOfOrder("employee", username, last.clone()));
+            Some(last) if last.as_str() > &*username => {
+                return Err(BuildError::OutOfOrder(
+                    "employee",
+                    username.into_owned(),
+                    last.clone(),
+                ));
             }
             Some(last) => {
                 last.clear();
                 last.push_str(&username);
             }
-            None => self.last_employee = Some(username.clone()),
+            None => self.last_employee = Some(username.to_string()),
         }
         // Named only when there is something to say about it.
         let record = || format!("employee {username:?}");
@@ -412,7 +398,7 @@ impl Builder {
                 }
             }
         }
-        let mut fields: [Option<String>; 8] = Default::default();
+        let mut fields: [Option<Cow<str>>; 8] = Default::default();
         let mut ok = true;
         for (i, (name, value)) in [
             ("email", email),
@@ -438,12 +424,12 @@ impl Builder {
         let email = fields[0].take().unwrap_or_default();
         if username.is_empty() {
             self.refuse(Problem::EmptyUsername {
-                email: email.clone(),
+                email: email.to_string(),
             });
         }
-        if self.users.last() == Some(username.as_str()) {
-            if self.duplicate_usernames.last() != Some(&username) {
-                self.duplicate_usernames.push(username.clone());
+        if self.users.last() == Some(&*username) {
+            if self.duplicate_usernames.last().map(String::as_str) != Some(&*username) {
+                self.duplicate_usernames.push(username.to_string());
             }
             self.out = None;
             return Ok(());
@@ -453,14 +439,14 @@ impl Builder {
         let lower = if email.chars().any(char::is_uppercase) {
             std::borrow::Cow::Owned(email.to_lowercase())
         } else {
-            std::borrow::Cow::Borrowed(email.as_str())
+            std::borrow::Cow::Borrowed(&*email)
         };
         self.emails.push((xxh3_64(lower.as_bytes()), ordinal));
         self.email_text.push(&lower);
         if !ok || self.out.is_none() {
             return Ok(());
         }
-        fn s(v: &Option<String>) -> &str {
+        fn s<'a>(v: &'a Option<Cow<'_, str>>) -> &'a str {
             v.as_deref().unwrap_or("")
         }
         let info = UserInfo {
@@ -483,34 +469,31 @@ impl Builder {
         Ok(())
     }
 
-    fn membership(&mut self, row: RawRow) -> Result<(), BuildError> {
-        let mut values = row.values.into_iter();
-        let (group_no, username) = (
-            values.next().unwrap_or(Value::Null),
-            values.next().unwrap_or(Value::Null),
-        );
+    fn membership(&mut self, row: RawRow<'_>) -> Result<(), BuildError> {
         // A membership that cannot be read names no served pair: it is dropped,
         // like any membership of an unknown employee or department.
-        let (Ok(Some(group_no)), Ok(Some(username))) = (text(group_no), text(username)) else {
+        let (Ok(Some(group_no)), Ok(Some(username))) = (text(row.get(0)), text(row.get(1))) else {
             return Ok(());
         };
-        if let Some((last_group, last_user)) = &self.last_membership {
-            if (last_group.as_str(), last_user.as_str()) > (group_no.as_str(), username.as_str()) {
-                return Err(BuildError::OutOfOrder(
-                    "membership",
-                    format!("{group_no}/{username}"),
-                    format!("{last_group}/{last_user}"),
-                ));
-            }
+        let (last_group, last_user) = &mut self.last_membership;
+        if (last_group.as_str(), last_user.as_str()) > (&*group_no, &*username) {
+            return Err(BuildError::OutOfOrder(
+                "membership",
+                format!("{group_no}/{username}"),
+                format!("{last_group}/{last_user}"),
+            ));
         }
+        // The previous pair, in reused buffers.
+        last_group.clear();
+        last_group.push_str(&group_no);
+        last_user.clear();
+        last_user.push_str(&username);
         let served_user = self.users.contains_sorted(&username);
-        let result = if served_user && self.out.is_some() {
+        if served_user && self.out.is_some() {
             self.member_of(&group_no, &username)
         } else {
             Ok(())
-        };
-        self.last_membership = Some((group_no, username));
-        result
+        }
     }
 
     /// Writes every served group before `group_no`, then opens `group_no` (if it

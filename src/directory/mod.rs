@@ -59,6 +59,30 @@ pub async fn build(
     source: &Source,
     render: bool,
 ) -> Result<Result<Built, Vec<Problem>>, SyncError> {
+    match build_once(source, render).await {
+        // The database's order of the keys is not their byte order (a
+        // case-insensitive collation, say): read again, sorted by bytes, and
+        // keep doing so.
+        Err(SyncError::Build(BuildError::OutOfOrder(kind, key, after)))
+            if source.reads_in_collation_order() =>
+        {
+            tracing::info!(
+                kind,
+                key = %key,
+                after = %after,
+                "the database orders keys otherwise than by their bytes; reading sorted by bytes from now on"
+            );
+            source.read_in_byte_order();
+            build_once(source, render).await
+        }
+        other => other,
+    }
+}
+
+async fn build_once(
+    source: &Source,
+    render: bool,
+) -> Result<Result<Built, Vec<Problem>>, SyncError> {
     let shape = source.shape().await?;
     let (sender, mut batches) = tokio::sync::mpsc::channel::<Batch>(BATCHES_IN_FLIGHT);
     let builder = tokio::task::spawn_blocking(move || {

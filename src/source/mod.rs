@@ -10,8 +10,10 @@
 //! holding them.
 
 mod read;
+pub mod rows;
 pub mod sql;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use secrecy::SecretString;
@@ -19,7 +21,7 @@ use sqlx::{Column, Executor};
 use tokio::sync::OnceCell;
 
 use crate::db::{Backend, Db, DbError};
-pub use read::{Batch, RawRow, Value};
+pub use read::{Batch, RawRow, Rows, Value};
 
 /// A query's place in the configuration and the columns it must return.
 #[derive(Debug, Clone, Copy)]
@@ -190,6 +192,9 @@ struct Inner {
     /// For a mapped SQLite source, the URL `update_password` opens (the pool
     /// itself is read-only).
     sqlite_url: Option<SecretString>,
+    /// Whether the database's order of the keys has so far been their byte
+    /// order, so that reads can take it from an index instead of a sort.
+    collation_is_byte_order: AtomicBool,
 }
 
 impl Source {
@@ -206,6 +211,7 @@ impl Source {
                 shape: OnceCell::new(),
                 sqlite_url,
                 sqlite_path,
+                collation_is_byte_order: AtomicBool::new(true),
             }),
         })
     }
@@ -320,7 +326,8 @@ impl Source {
     pub async fn check(&self) -> Result<Shape, SourceError> {
         let shape = self.shape().await?;
         let backend = self.db().backend();
-        let plan = read::ReadPlan::new(backend, &self.inner.queries, &shape);
+        // Collation order: an index delivers it without sorting the table.
+        let plan = read::ReadPlan::new(backend, &self.inner.queries, &shape, sql::Order::Collation);
         for (spec, sql) in [
             (&DEPARTMENTS, &plan.departments),
             (&EMPLOYEES, &plan.employees),
@@ -364,11 +371,11 @@ impl Source {
         let wrapped = sql::wrap(backend, &bound.sql, &text, raw, &[], Some(3));
         let rows =
             read::fetch_credentials(self.db(), &wrapped, bound.order.len(), username).await?;
-        let mut matching = rows.into_iter().filter(|row| {
+        let mut matching = rows.iter().filter(|row| {
             // When the query returns the username, only an exact match counts,
             // whatever the database's collation thinks.
             !shape.credentials_username
-                || matches!(&row.values[1], Value::Text(found) if found == username)
+                || matches!(row.get(1), Value::Text(found) if found == username)
         });
         let Some(first) = matching.next() else {
             return Ok(CredentialLookup::NotFound);
@@ -376,12 +383,16 @@ impl Source {
         if matching.next().is_some() {
             return Ok(CredentialLookup::Ambiguous);
         }
-        let password_hash = match &first.values[0] {
-            Value::Text(hash) => Some(hash.clone()),
+        let password_hash = match first.get(0) {
+            Value::Text(hash) => Some(hash.to_owned()),
             _ => None,
         };
         let active = if shape.credentials_active {
-            first.values.last().and_then(Value::as_active) == Some(true)
+            first
+                .width()
+                .checked_sub(1)
+                .and_then(|last| first.get(last).as_active())
+                == Some(true)
         } else {
             true
         };
@@ -414,6 +425,19 @@ impl Source {
         Ok(read::execute(self.db(), &bound.sql, &args).await? > 0)
     }
 
+    /// Whether reads still ask for the database's own order of the keys (true
+    /// until a read showed that it is not byte order).
+    pub fn reads_in_collation_order(&self) -> bool {
+        self.inner.collation_is_byte_order.load(Ordering::Relaxed)
+    }
+
+    /// From now on, reads ask the database to sort the keys by their bytes.
+    pub fn read_in_byte_order(&self) {
+        self.inner
+            .collation_is_byte_order
+            .store(false, Ordering::Relaxed);
+    }
+
     /// Streams the directory (departments, then employees and memberships in
     /// byte order) into `sink`, all read in one consistent snapshot.
     pub async fn read_directory(
@@ -421,7 +445,12 @@ impl Source {
         sink: tokio::sync::mpsc::Sender<Batch>,
     ) -> Result<(), SourceError> {
         let shape = self.shape().await?;
-        let plan = read::ReadPlan::new(self.db().backend(), &self.inner.queries, &shape);
+        let order = if self.inner.collation_is_byte_order.load(Ordering::Relaxed) {
+            sql::Order::Collation
+        } else {
+            sql::Order::Bytes
+        };
+        let plan = read::ReadPlan::new(self.db().backend(), &self.inner.queries, &shape, order);
         match (self.db(), &self.inner.sqlite_path) {
             (Db::Sqlite(_), Some(path)) => read::sqlite_directory(path.clone(), plan, sink).await,
             (db, _) => read::sqlx_directory(db, &plan, sink).await,

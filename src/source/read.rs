@@ -18,50 +18,20 @@ use tokio::sync::mpsc::Sender;
 use super::{sql, Queries, Shape, SourceError, DEPARTMENTS, EMPLOYEES, MEMBERSHIPS};
 use crate::db::{Backend, Db, DbError};
 
-/// One cell as read.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Null,
-    Text(String),
-    /// Text whose bytes are not UTF-8 (SQLite stores whatever it is given).
-    Invalid(Vec<u8>),
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    /// A value of a type that has no text form here (named for the message).
-    Other(String),
-}
-
-impl Value {
-    /// The value of an `active` column: a boolean, or the integers 0 and 1.
-    pub fn as_active(&self) -> Option<bool> {
-        match self {
-            Self::Bool(b) => Some(*b),
-            Self::Int(0) => Some(false),
-            Self::Int(1) => Some(true),
-            _ => None,
-        }
-    }
-}
-
-/// One row, cells in the order of the [`ReadPlan`]'s columns.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RawRow {
-    pub values: Vec<Value>,
-}
+pub use super::rows::{Row as RawRow, Rows, Value};
 
 /// Rows on their way from the database to the payload builder, in this order:
 /// every department, then employees by username, then memberships by group_no
 /// and username (byte order).
 #[derive(Debug)]
 pub enum Batch {
-    Departments(Vec<RawRow>),
-    Employees(Vec<RawRow>),
-    Memberships(Vec<RawRow>),
+    Departments(Rows),
+    Employees(Rows),
+    Memberships(Rows),
 }
 
 /// Makes a [`Batch`] of one kind from rows.
-type MakeBatch = fn(Vec<RawRow>) -> Batch;
+type MakeBatch = fn(Rows) -> Batch;
 
 /// Rows per batch handed to the builder.
 const BATCH: usize = 2048;
@@ -72,10 +42,12 @@ pub struct ReadPlan {
     pub departments: String,
     pub employees: String,
     pub memberships: String,
+    /// Columns each of the three returns.
+    pub widths: [usize; 3],
 }
 
 impl ReadPlan {
-    pub fn new(backend: Backend, queries: &Queries, shape: &Shape) -> Self {
+    pub fn new(backend: Backend, queries: &Queries, shape: &Shape, order: sql::Order) -> Self {
         let active = |has: bool| -> &'static [&'static str] {
             if has {
                 &["active"]
@@ -83,88 +55,88 @@ impl ReadPlan {
                 &[]
             }
         };
+        let width = |required: &[&str], has_active: bool| required.len() + usize::from(has_active);
         Self {
-            departments: sql::wrap(
+            widths: [
+                width(DEPARTMENTS.required, shape.departments_active),
+                width(EMPLOYEES.required, shape.employees_active),
+                width(MEMBERSHIPS.required, false),
+            ],
+            departments: sql::wrap_in(
                 backend,
                 &queries.departments,
                 DEPARTMENTS.required,
                 active(shape.departments_active),
                 &[],
+                order,
                 None,
             ),
-            employees: sql::wrap(
+            employees: sql::wrap_in(
                 backend,
                 &queries.employees,
                 EMPLOYEES.required,
                 active(shape.employees_active),
                 &["username"],
+                order,
                 None,
             ),
-            memberships: sql::wrap(
+            memberships: sql::wrap_in(
                 backend,
                 &queries.memberships,
                 MEMBERSHIPS.required,
                 &[],
                 &["group_no", "username"],
+                order,
                 None,
             ),
         }
     }
 }
 
-/// Text cells come as bytes: UTF-8 becomes text, anything else is kept to report.
-fn text_value(bytes: Option<Vec<u8>>) -> Value {
-    match bytes {
-        None => Value::Null,
-        Some(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => Value::Text(text),
-            Err(e) => Value::Invalid(e.into_bytes()),
-        },
-    }
-}
-
-/// Decodes a sqlx row: `text` leading text columns, then the raw ones.
-fn decode_row<R>(row: &R, text: usize) -> RawRow
+/// Appends a sqlx row to `rows`: `text` leading text columns, then the raw ones.
+/// Text is copied straight from the driver's buffer into the batch's.
+fn decode_row<R>(rows: &mut Rows, row: &R, text: usize)
 where
     R: Row,
     usize: sqlx::ColumnIndex<R>,
-    for<'r> Option<Vec<u8>>: sqlx::Decode<'r, R::Database>,
+    for<'r> Option<&'r [u8]>: sqlx::Decode<'r, R::Database>,
     for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> Option<i32>: sqlx::Decode<'r, R::Database>,
     for<'r> Option<i16>: sqlx::Decode<'r, R::Database>,
     for<'r> Option<bool>: sqlx::Decode<'r, R::Database>,
 {
-    let mut values = Vec::with_capacity(row.len());
     for i in 0..row.len() {
         if i < text {
-            values.push(text_value(row.try_get_unchecked(i).ok().flatten()));
-            continue;
+            rows.push_bytes(row.try_get_unchecked::<Option<&[u8]>, _>(i).ok().flatten());
+        } else {
+            push_raw(rows, row, i);
         }
-        values.push(raw_value(row, i));
     }
-    RawRow { values }
 }
 
 /// An `active` cell: booleans and integers as such, text kept for the message.
-fn raw_value<R>(row: &R, i: usize) -> Value
+fn push_raw<R>(rows: &mut Rows, row: &R, i: usize)
 where
     R: Row,
     usize: sqlx::ColumnIndex<R>,
-    for<'r> Option<Vec<u8>>: sqlx::Decode<'r, R::Database>,
+    for<'r> Option<&'r [u8]>: sqlx::Decode<'r, R::Database>,
     for<'r> Option<i64>: sqlx::Decode<'r, R::Database>,
     for<'r> Option<i32>: sqlx::Decode<'r, R::Database>,
     for<'r> Option<i16>: sqlx::Decode<'r, R::Database>,
     for<'r> Option<bool>: sqlx::Decode<'r, R::Database>,
 {
     let Ok(raw) = row.try_get_raw(i) else {
-        return Value::Null;
+        return rows.push_null();
     };
     if raw.is_null() {
-        return Value::Null;
+        return rows.push_null();
     }
     let type_info = raw.type_info();
     let type_name = type_info.name();
-    let int = |v: Option<i64>| v.map_or(Value::Null, Value::Int);
+    let int = |rows: &mut Rows, v: Option<i64>| match v {
+        Some(v) => rows.push_int(v),
+        None => rows.push_null(),
+    };
     // Driver type names are upper case; compared without allocating (once a row).
     let mut upper = [0u8; 24];
     let type_name = match type_name.as_bytes() {
@@ -176,27 +148,35 @@ where
         _ => type_name,
     };
     match type_name {
-        "BOOL" => row
-            .try_get_unchecked::<Option<bool>, _>(i)
-            .ok()
-            .flatten()
-            .map_or(Value::Null, Value::Bool),
-        "INT2" => int(row
-            .try_get_unchecked::<Option<i16>, _>(i)
-            .ok()
-            .flatten()
-            .map(i64::from)),
-        "INT4" => int(row
-            .try_get_unchecked::<Option<i32>, _>(i)
-            .ok()
-            .flatten()
-            .map(i64::from)),
+        "BOOL" => match row.try_get_unchecked::<Option<bool>, _>(i).ok().flatten() {
+            Some(b) => rows.push_bool(b),
+            None => rows.push_null(),
+        },
+        "INT2" => int(
+            rows,
+            row.try_get_unchecked::<Option<i16>, _>(i)
+                .ok()
+                .flatten()
+                .map(i64::from),
+        ),
+        "INT4" => int(
+            rows,
+            row.try_get_unchecked::<Option<i32>, _>(i)
+                .ok()
+                .flatten()
+                .map(i64::from),
+        ),
         "INT8" | "BOOLEAN" | "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "BIGINT"
         | "INTEGER" | "TINYINT UNSIGNED" | "SMALLINT UNSIGNED" | "MEDIUMINT UNSIGNED"
-        | "INT UNSIGNED" => int(row.try_get_unchecked::<Option<i64>, _>(i).ok().flatten()),
+        | "INT UNSIGNED" => int(
+            rows,
+            row.try_get_unchecked::<Option<i64>, _>(i).ok().flatten(),
+        ),
         "TEXT" | "VARCHAR" | "CHAR" | "BPCHAR" | "NAME" | "TINYTEXT" | "MEDIUMTEXT"
-        | "LONGTEXT" | "ENUM" => text_value(row.try_get_unchecked(i).ok().flatten()),
-        other => Value::Other(other.to_lowercase()),
+        | "LONGTEXT" | "ENUM" => {
+            rows.push_bytes(row.try_get_unchecked::<Option<&[u8]>, _>(i).ok().flatten())
+        }
+        other => rows.push_other(&other.to_lowercase()),
     }
 }
 
@@ -204,39 +184,49 @@ where
 struct Batcher<'a> {
     sink: &'a Sender<Batch>,
     make: MakeBatch,
-    rows: Vec<RawRow>,
+    width: usize,
+    rows: Rows,
 }
 
 impl<'a> Batcher<'a> {
-    fn new(sink: &'a Sender<Batch>, make: MakeBatch) -> Self {
+    fn new(sink: &'a Sender<Batch>, make: MakeBatch, width: usize) -> Self {
         Self {
             sink,
             make,
-            rows: Vec::with_capacity(BATCH),
+            width,
+            rows: Rows::new(width, BATCH),
         }
     }
 
-    async fn push(&mut self, row: RawRow) -> Result<(), SourceError> {
-        self.rows.push(row);
+    /// Where the next row's cells go.
+    fn rows(&mut self) -> &mut Rows {
+        &mut self.rows
+    }
+
+    /// Called after each row: sends the batch once it is full.
+    async fn row_done(&mut self) -> Result<(), SourceError> {
         if self.rows.len() >= BATCH {
             self.flush().await?;
         }
         Ok(())
     }
 
+    fn take(&mut self) -> Rows {
+        std::mem::replace(&mut self.rows, Rows::new(self.width, BATCH))
+    }
+
     async fn flush(&mut self) -> Result<(), SourceError> {
         if self.rows.is_empty() {
             return Ok(());
         }
-        let rows = std::mem::replace(&mut self.rows, Vec::with_capacity(BATCH));
+        let rows = self.take();
         self.sink
             .send((self.make)(rows))
             .await
             .map_err(|_| SourceError::Cancelled)
     }
 
-    fn blocking_push(&mut self, row: RawRow) -> Result<(), SourceError> {
-        self.rows.push(row);
+    fn blocking_row_done(&mut self) -> Result<(), SourceError> {
         if self.rows.len() >= BATCH {
             self.blocking_flush()?;
         }
@@ -247,7 +237,7 @@ impl<'a> Batcher<'a> {
         if self.rows.is_empty() {
             return Ok(());
         }
-        let rows = std::mem::replace(&mut self.rows, Vec::with_capacity(BATCH));
+        let rows = self.take();
         self.sink
             .blocking_send((self.make)(rows))
             .map_err(|_| SourceError::Cancelled)
@@ -259,7 +249,8 @@ macro_rules! stream_query {
     ($conn:expr, $sql:expr, $text:expr, $batcher:expr) => {{
         let mut rows = sqlx::query($sql).fetch(&mut *$conn);
         while let Some(row) = rows.try_next().await? {
-            $batcher.push(decode_row(&row, $text)).await?;
+            decode_row($batcher.rows(), &row, $text);
+            $batcher.row_done().await?;
         }
         $batcher.flush().await?;
     }};
@@ -285,11 +276,11 @@ pub async fn sqlx_directory(
             // one while we build the other. Its rows wait in the database until
             // the employees are done, so memory does not grow.
             let Some(mut second) = pool.try_acquire() else {
-                let mut b = Batcher::new(&sink, Batch::Departments);
+                let mut b = Batcher::new(&sink, Batch::Departments, plan.widths[0]);
                 stream_query!(tx, &plan.departments, departments_text, b);
-                let mut b = Batcher::new(&sink, Batch::Employees);
+                let mut b = Batcher::new(&sink, Batch::Employees, plan.widths[1]);
                 stream_query!(tx, &plan.employees, employees_text, b);
-                let mut b = Batcher::new(&sink, Batch::Memberships);
+                let mut b = Batcher::new(&sink, Batch::Memberships, plan.widths[2]);
                 stream_query!(tx, &plan.memberships, members_text, b);
                 tx.commit().await?;
                 return Ok(());
@@ -306,9 +297,9 @@ pub async fn sqlx_directory(
                 .await?;
             let (employees_done, may_send) = tokio::sync::oneshot::channel::<()>();
             let first = async {
-                let mut b = Batcher::new(&sink, Batch::Departments);
+                let mut b = Batcher::new(&sink, Batch::Departments, plan.widths[0]);
                 stream_query!(tx, &plan.departments, departments_text, b);
-                let mut b = Batcher::new(&sink, Batch::Employees);
+                let mut b = Batcher::new(&sink, Batch::Employees, plan.widths[1]);
                 stream_query!(tx, &plan.employees, employees_text, b);
                 let _ = employees_done.send(());
                 Ok::<_, SourceError>(())
@@ -321,12 +312,14 @@ pub async fn sqlx_directory(
                     // The employees read failed; its error is the one to report.
                     return Ok(());
                 }
-                let mut b = Batcher::new(&sink, Batch::Memberships);
+                let mut b = Batcher::new(&sink, Batch::Memberships, plan.widths[2]);
                 if let Some(row) = first_row {
-                    b.push(decode_row(&row, members_text)).await?;
+                    decode_row(b.rows(), &row, members_text);
+                    b.row_done().await?;
                 }
                 while let Some(row) = rows.try_next().await? {
-                    b.push(decode_row(&row, members_text)).await?;
+                    decode_row(b.rows(), &row, members_text);
+                    b.row_done().await?;
                 }
                 b.flush().await?;
                 Ok::<_, SourceError>(())
@@ -346,11 +339,11 @@ pub async fn sqlx_directory(
                 .execute(&mut *conn)
                 .await?;
             let read = async {
-                let mut b = Batcher::new(&sink, Batch::Departments);
+                let mut b = Batcher::new(&sink, Batch::Departments, plan.widths[0]);
                 stream_query!(conn, &plan.departments, departments_text, b);
-                let mut b = Batcher::new(&sink, Batch::Employees);
+                let mut b = Batcher::new(&sink, Batch::Employees, plan.widths[1]);
                 stream_query!(conn, &plan.employees, employees_text, b);
-                let mut b = Batcher::new(&sink, Batch::Memberships);
+                let mut b = Batcher::new(&sink, Batch::Memberships, plan.widths[2]);
                 stream_query!(conn, &plan.memberships, members_text, b);
                 Ok::<_, SourceError>(())
             }
@@ -378,16 +371,13 @@ pub fn sqlite_path(url: &SecretString) -> Result<PathBuf, DbError> {
     Ok(options.get_filename().to_path_buf())
 }
 
-fn sqlite_value(value: rusqlite::types::ValueRef<'_>) -> Value {
+fn push_sqlite(rows: &mut Rows, value: rusqlite::types::ValueRef<'_>) {
     use rusqlite::types::ValueRef as V;
     match value {
-        V::Null => Value::Null,
-        V::Integer(i) => Value::Int(i),
-        V::Real(f) => Value::Float(f),
-        V::Text(bytes) | V::Blob(bytes) => match std::str::from_utf8(bytes) {
-            Ok(text) => Value::Text(text.to_owned()),
-            Err(_) => Value::Invalid(bytes.to_vec()),
-        },
+        V::Null => rows.push_null(),
+        V::Integer(i) => rows.push_int(i),
+        V::Real(f) => rows.push_float(f),
+        V::Text(bytes) | V::Blob(bytes) => rows.push_bytes(Some(bytes)),
     }
 }
 
@@ -435,13 +425,12 @@ pub async fn sqlite_directory(
             let mut statement = conn.prepare(sql).map_err(sqlite_error)?;
             let width = statement.column_count();
             let mut rows = statement.query([]).map_err(sqlite_error)?;
-            let mut batcher = Batcher::new(&sink, make);
+            let mut batcher = Batcher::new(&sink, make, width);
             while let Some(row) = rows.next().map_err(sqlite_error)? {
-                let mut values = Vec::with_capacity(width);
                 for i in 0..width {
-                    values.push(sqlite_value(row.get_ref(i).map_err(sqlite_error)?));
+                    push_sqlite(batcher.rows(), row.get_ref(i).map_err(sqlite_error)?);
                 }
-                batcher.blocking_push(RawRow { values })?;
+                batcher.blocking_row_done()?;
             }
             batcher.blocking_flush()?;
         }
@@ -458,7 +447,7 @@ pub async fn fetch_credentials(
     sql: &str,
     params: usize,
     username: &str,
-) -> Result<Vec<RawRow>, SourceError> {
+) -> Result<Rows, SourceError> {
     // Column order of the wrapper: password_hash, [username], [active].
     macro_rules! fetch {
         ($pool:expr) => {{
@@ -466,10 +455,13 @@ pub async fn fetch_credentials(
             for _ in 0..params {
                 query = query.bind(username);
             }
-            let rows = query.fetch_all($pool).await?;
-            rows.iter()
-                .map(|row| credential_row(row))
-                .collect::<Vec<RawRow>>()
+            let found = query.fetch_all($pool).await?;
+            let width = found.first().map_or(0, |row| row.len());
+            let mut rows = Rows::new(width, found.len());
+            for row in &found {
+                credential_row(&mut rows, row);
+            }
+            rows
         }};
     }
     Ok(match db {
@@ -480,11 +472,11 @@ pub async fn fetch_credentials(
 }
 
 /// Credentials rows: text cells then, if present, `active` (the last column).
-fn credential_row<R>(row: &R) -> RawRow
+fn credential_row<R>(rows: &mut Rows, row: &R)
 where
     R: Row,
     usize: sqlx::ColumnIndex<R>,
-    for<'r> Option<Vec<u8>>: sqlx::Decode<'r, R::Database>,
+    for<'r> Option<&'r [u8]>: sqlx::Decode<'r, R::Database>,
     for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> Option<i32>: sqlx::Decode<'r, R::Database>,
     for<'r> Option<i16>: sqlx::Decode<'r, R::Database>,
@@ -495,7 +487,7 @@ where
         .iter()
         .filter(|c| sqlx::Column::name(*c) != "active")
         .count();
-    decode_row(row, text)
+    decode_row(rows, row, text)
 }
 
 /// Runs the operator's `update_password` on a mapped source, whose pool opens

@@ -219,3 +219,98 @@ on_all_backends!(sync_refuses_parent_cycle, |db: TestDb| async move {
     );
     assert_eq!(body["problems"].as_array().map(Vec::len), Some(1));
 });
+
+on_all_backends!(
+    sync_serves_keys_in_byte_order_whatever_the_database_compares,
+    |db: TestDb| async move {
+        use hr_bridge::db::Backend;
+        let backend = db.backend;
+        // Keys whose case-insensitive (or locale) order is not their byte order.
+        // MariaDB's tables compare them case-insensitively already; PostgreSQL and
+        // SQLite are made to through a mapping that sets the collation.
+        let app = db.spawn().await;
+        app.exec(
+            "INSERT INTO departments (group_no, display_name, parent_group_no, active) VALUES \
+                 ('g0', 'Lower', NULL, TRUE), ('G1', 'Upper', NULL, TRUE), ('Äx', 'Umlaut', NULL, TRUE);
+             INSERT INTO employees (username, email, nick_name, active) VALUES \
+                 ('alice', 'alice@example.com', 'A', TRUE), ('Bob', 'bob@example.com', 'B', TRUE), \
+                 ('a_b', 'ab@example.com', 'C', TRUE), ('a1', 'a1@example.com', 'D', TRUE), \
+                 ('émile', 'emile@example.com', 'E', TRUE), ('Zed', 'zed@example.com', 'F', TRUE);
+             INSERT INTO department_members (group_no, username) VALUES \
+                 ('g0', 'alice'), ('g0', 'Bob'), ('G1', 'a_b'), ('G1', 'a1'), ('G1', 'Zed'), \
+                 ('Äx', 'émile'), ('Äx', 'alice');",
+        )
+        .await;
+        let collate = match backend {
+            Backend::Postgres => Some(r#"COLLATE "und-x-icu""#),
+            Backend::Sqlite => Some("COLLATE NOCASE"),
+            Backend::MySql => None,
+        };
+        let mut app = app;
+        let base = match collate {
+            None => app.base_url.clone(),
+            Some(collate) => {
+                let mut settings = app.test_db.settings();
+                settings.state.url = Some(app.test_db.url.clone().into());
+                settings.source.employees = Some(format!(
+                    "SELECT username {collate} AS username, email, nick_name, ad_no, company, \
+                     phone1, phone2, extension_no, gender, active FROM employees"
+                ));
+                settings.source.memberships = Some(format!(
+                    "SELECT group_no {collate} AS group_no, username {collate} AS username \
+                     FROM department_members"
+                ));
+                settings.source.credentials = Some(
+                    "SELECT username, password_hash, active FROM employees \
+                     WHERE username = :username"
+                        .into(),
+                );
+                app.spawn_sibling(settings).await
+            }
+        };
+        let sync = || {
+            app.client
+                .post(format!("{base}/sync"))
+                .basic_auth(
+                    crate::helpers::OMFLOW_USER,
+                    Some(crate::helpers::OMFLOW_PASSWORD),
+                )
+                .send()
+        };
+        let first = sync().await.unwrap();
+        assert_eq!(first.status(), 200);
+        let first = first.bytes().await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&first).unwrap();
+        let keys = |list: &str, key: &str| -> Vec<String> {
+            body[list]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r[key].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            keys("user_info_list", "username"),
+            ["Bob", "Zed", "a1", "a_b", "alice", "émile"]
+        );
+        assert_eq!(keys("group_info_list", "group_no"), ["G1", "g0", "Äx"]);
+        let members: Vec<serde_json::Value> = body["group_info_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["user_list"].clone())
+            .collect();
+        assert_eq!(
+            members,
+            [
+                json!(["Zed", "a1", "a_b"]),
+                json!(["Bob", "alice"]),
+                json!(["alice", "émile"])
+            ]
+        );
+        // Once the database's order is known not to be byte order, every sync
+        // reads sorted by bytes: the same bytes again.
+        let second = sync().await.unwrap().bytes().await.unwrap();
+        assert_eq!(first, second);
+    }
+);
