@@ -81,6 +81,16 @@ audit_successes() { # backend size -> successful logins recorded in the audit tr
   esac
 }
 
+change_some() { # backend size: 100 employees get a new phone1, as HR edits do
+  local name="hrb_bench_$1_$2"
+  local sql="UPDATE employees SET phone1 = 'changed' WHERE username IN (SELECT username FROM (SELECT username FROM employees ORDER BY username LIMIT 100) AS first_ones)"
+  case $1 in
+    postgres) psql -q -h 127.0.0.1 -U postgres -d "$name" -c "$sql" >/dev/null ;;
+    mysql) mariadb -h 127.0.0.1 -u root "$name" -e "$sql" ;;
+    sqlite) sqlite3 "$OUT/$name.db" "$sql" ;;
+  esac
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 start_server() { # url port [extra env assignments…]
@@ -104,6 +114,7 @@ peak_rss_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$SERVER_PID/status
 json_field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {"d": d}))' "$@"; }
 
 SYNC_ROWS=()
+CHANGED_ROWS=()
 AUTH_ROWS=()
 CONC_ROWS=()
 MAPPED_ROWS=()
@@ -148,6 +159,11 @@ for backend in $BACKENDS; do
     curl -fs -u omflow:bench -X POST "http://127.0.0.1:$port/sync" -o /dev/null
     read -r p50 p90 bytes ok < <(sync_run "$port" "$backend-$size")
     rss=$(peak_rss_mb)
+    # A sync whose data changed: the guard reads the previous snapshot while the
+    # new one is built, and the new snapshot is written.
+    change_some "$backend" "$size"
+    changed_s=$(curl -fs -u omflow:bench -X POST "http://127.0.0.1:$port/sync" -o /dev/null -w '%{time_total}')
+    CHANGED_ROWS+=("| $backend | $size | $(printf '%.3f' "$changed_s") | $(peak_rss_mb) |")
     ratio=$(python3 -c "print('%.2f' % ($p50 / $floor))")
     SYNC_ROWS+=("| $backend | $size | $(printf '%.3f' "$p50") | $(printf '%.3f' "$p90") | $bytes | $rss | $floor | $ratio | $ok/10 | $seed_mb |")
 
@@ -214,6 +230,12 @@ done
   echo "| backend | employees | median s | p90 s | bytes | peak RSS MB | floor s | median / floor | 200s | seed-demo peak RSS MB |"
   echo "|---|---|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${SYNC_ROWS[@]}"
+  echo
+  echo "### one more /sync after 100 employees changed (guard reads the last snapshot, the new one is written)"
+  echo
+  echo "| backend | employees | time s | peak RSS MB of the whole run so far |"
+  echo "|---|---|---|---|"
+  printf '%s\n' "${CHANGED_ROWS[@]}"
   echo
   echo "### concurrent /sync (a fresh server, all callers at once)"
   echo

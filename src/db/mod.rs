@@ -24,6 +24,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::ConnectOptions;
 
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("migrations/mysql");
@@ -194,6 +195,11 @@ pub(crate) fn numbered_placeholders(sql: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A statement slower than this is logged as a warning. sqlx's default (1 s)
+/// warned on every /sync of a large directory, whose reads stream for seconds
+/// by design; a login's statements take milliseconds.
+const SLOW_STATEMENT: Duration = Duration::from_secs(10);
+
 /// Pool settings taken from the configuration.
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
@@ -264,7 +270,9 @@ impl Db {
         let bad_url = |e: sqlx::Error| DbError::Config(format!("database.url is not valid: {e}"));
         Ok(match Backend::from_url(url)? {
             Backend::Postgres => {
-                let mut options = PgConnectOptions::from_str(url).map_err(bad_url)?;
+                let mut options = PgConnectOptions::from_str(url)
+                    .map_err(bad_url)?
+                    .log_slow_statements(log::LevelFilter::Warn, SLOW_STATEMENT);
                 let mut startup: Vec<(&str, String)> = Vec::new();
                 if settings.read_only {
                     startup.push(("default_transaction_read_only", "on".into()));
@@ -309,13 +317,15 @@ impl Db {
                         .connect_lazy_with(
                             MySqlConnectOptions::from_str(url)
                                 .map_err(bad_url)?
-                                .charset("utf8mb4"),
+                                .charset("utf8mb4")
+                                .log_slow_statements(log::LevelFilter::Warn, SLOW_STATEMENT),
                         ),
                 )
             }
             Backend::Sqlite => {
                 let mut options = SqliteConnectOptions::from_str(url)
                     .map_err(bad_url)?
+                    .log_slow_statements(log::LevelFilter::Warn, SLOW_STATEMENT)
                     .foreign_keys(true)
                     // How long a write waits for another writer's lock.
                     .busy_timeout(
