@@ -35,6 +35,9 @@ type MakeBatch = fn(Rows) -> Batch;
 
 /// Rows per batch handed to the builder.
 const BATCH: usize = 2048;
+/// Text per batch: rows with very large cells are sent sooner, which bounds the
+/// memory of the batches in flight (and keeps their offsets well within `u32`).
+const BATCH_BYTES: usize = 16 << 20;
 
 /// The three wrapped directory queries and whether each has `active`.
 #[derive(Debug, Clone)]
@@ -203,9 +206,14 @@ impl<'a> Batcher<'a> {
         &mut self.rows
     }
 
+    /// Whether the batch is full: by rows, or by bytes when cells are large.
+    fn full(&self) -> bool {
+        self.rows.len() >= BATCH || self.rows.text_bytes() >= BATCH_BYTES
+    }
+
     /// Called after each row: sends the batch once it is full.
     async fn row_done(&mut self) -> Result<(), SourceError> {
-        if self.rows.len() >= BATCH {
+        if self.full() {
             self.flush().await?;
         }
         Ok(())
@@ -227,7 +235,7 @@ impl<'a> Batcher<'a> {
     }
 
     fn blocking_row_done(&mut self) -> Result<(), SourceError> {
-        if self.rows.len() >= BATCH {
+        if self.full() {
             self.blocking_flush()?;
         }
         Ok(())
@@ -275,7 +283,21 @@ pub async fn sqlx_directory(
             // the same snapshot while the employees stream: the database sorts
             // one while we build the other. Its rows wait in the database until
             // the employees are done, so memory does not grow.
-            let Some(mut second) = pool.try_acquire() else {
+            let second = pool.try_acquire();
+            // A hot standby (a read replica is a natural HR source) cannot export
+            // a snapshot: it is read sequentially, as when no connection is free.
+            let snapshot: Option<String> = match second {
+                Some(_) => {
+                    sqlx::query_scalar(
+                        "SELECT CASE WHEN pg_is_in_recovery() THEN NULL \
+                         ELSE pg_export_snapshot() END",
+                    )
+                    .fetch_one(&mut *tx)
+                    .await?
+                }
+                None => None,
+            };
+            let (Some(mut second), Some(snapshot)) = (second, snapshot) else {
                 let mut b = Batcher::new(&sink, Batch::Departments, plan.widths[0]);
                 stream_query!(tx, &plan.departments, departments_text, b);
                 let mut b = Batcher::new(&sink, Batch::Employees, plan.widths[1]);
@@ -285,9 +307,6 @@ pub async fn sqlx_directory(
                 tx.commit().await?;
                 return Ok(());
             };
-            let snapshot: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
-                .fetch_one(&mut *tx)
-                .await?;
             let mut members_tx = sqlx::Connection::begin(&mut *second).await?;
             sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 .execute(&mut *members_tx)

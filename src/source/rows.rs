@@ -70,6 +70,11 @@ impl Rows {
         self.cells.is_empty()
     }
 
+    /// Bytes of text and raw bytes held.
+    pub fn text_bytes(&self) -> usize {
+        self.text.len() + self.bytes.len()
+    }
+
     pub fn row(&self, index: usize) -> Row<'_> {
         let start = index * self.width;
         Row {

@@ -56,6 +56,20 @@ on_all_backends!(
 );
 
 /// Applies only the migrations numbered below `version`, as an older release did.
+/// A pool of the test database for stepping through migrations by hand.
+fn upgrade_pool(settings: &hr_bridge::config::Settings) -> Db {
+    Db::connect_lazy(
+        &settings.database.url,
+        &PoolSettings {
+            max_connections: 2,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: None,
+            read_only: false,
+        },
+    )
+    .unwrap()
+}
+
 async fn migrate_below(db: &Db, backend: Backend, version: i64) {
     let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("migrations")
@@ -83,16 +97,7 @@ on_all_backends!(
         let backend = db.backend;
         let settings = db.settings();
         let settings_url = db.url.clone();
-        let pool = Db::connect_lazy(
-            &settings.database.url,
-            &PoolSettings {
-                max_connections: 2,
-                acquire_timeout: Duration::from_secs(5),
-                statement_timeout: None,
-                read_only: false,
-            },
-        )
-        .unwrap();
+        let pool = upgrade_pool(&settings);
         migrate_below(&pool, backend, 5).await;
         let bad = match backend {
             Backend::Postgres => "FALSE",
@@ -189,16 +194,7 @@ on_all_backends!(
         let backend = db.backend;
         let mut settings = db.settings();
         settings.sync.max_deletions = 1;
-        let pool = Db::connect_lazy(
-            &settings.database.url,
-            &PoolSettings {
-                max_connections: 2,
-                acquire_timeout: Duration::from_secs(5),
-                statement_timeout: None,
-                read_only: false,
-            },
-        )
-        .unwrap();
+        let pool = upgrade_pool(&settings);
         migrate_below(&pool, backend, 6).await;
         // A snapshot as the one-column layout stored it: three people who are no
         // longer in the data.

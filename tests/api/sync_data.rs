@@ -253,3 +253,39 @@ fn check_output(app: &TestApp) -> std::process::Output {
         .output()
         .expect("hr-bridge check runs")
 }
+
+on_all_backends!(
+    cells_of_many_megabytes_are_served_whole,
+    |db: TestDb| async move {
+        // MariaDB's columns here are VARCHAR(255): no cell can be that large.
+        if db.backend == Backend::MySql {
+            return;
+        }
+        let app = db.spawn().await;
+        // 9 MB a name: three of them overflow one read batch's text budget, so
+        // the rows arrive in two batches.
+        const LEN: usize = 9_000_000;
+        let big = match app.backend() {
+            Backend::Sqlite => format!("hex(zeroblob({}))", LEN / 2),
+            _ => format!("repeat('0', {LEN})"),
+        };
+        for name in ["big1", "big2", "big3"] {
+            app.exec(&format!(
+                "INSERT INTO employees (username, email, nick_name, active) \
+                 VALUES ('{name}', '{name}@example.com', {big}, TRUE)"
+            ))
+            .await;
+        }
+        let response = app.post_sync().await;
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = response.json().await.unwrap();
+        let users = body["user_info_list"].as_array().unwrap();
+        assert_eq!(users.len(), 3);
+        for (user, name) in users.iter().zip(["big1", "big2", "big3"]) {
+            assert_eq!(user["username"], name);
+            let nick = user["nick_name"].as_str().unwrap();
+            assert_eq!(nick.len(), LEN);
+            assert!(nick.bytes().all(|b| b == b'0'));
+        }
+    }
+);
