@@ -49,7 +49,40 @@ pub struct ReadPlan {
     pub widths: [usize; 3],
 }
 
+/// One of the three reads: its query, the batch kind its rows go in, how many
+/// columns it returns, and how many of them lead as text.
+struct Step<'a> {
+    sql: &'a str,
+    make: MakeBatch,
+    width: usize,
+    text: usize,
+}
+
 impl ReadPlan {
+    /// Departments, employees, memberships: the order the builder needs them in.
+    fn steps(&self) -> [Step<'_>; 3] {
+        [
+            Step {
+                sql: &self.departments,
+                make: Batch::Departments,
+                width: self.widths[0],
+                text: DEPARTMENTS.required.len(),
+            },
+            Step {
+                sql: &self.employees,
+                make: Batch::Employees,
+                width: self.widths[1],
+                text: EMPLOYEES.required.len(),
+            },
+            Step {
+                sql: &self.memberships,
+                make: Batch::Memberships,
+                width: self.widths[2],
+                text: MEMBERSHIPS.required.len(),
+            },
+        ]
+    }
+
     pub fn new(backend: Backend, queries: &Queries, shape: &Shape, order: sql::Order) -> Self {
         let active = |has: bool| -> &'static [&'static str] {
             if has {
@@ -252,15 +285,18 @@ impl<'a> Batcher<'a> {
     }
 }
 
-/// Streams one wrapped query into batches.
-macro_rules! stream_query {
-    ($conn:expr, $sql:expr, $text:expr, $batcher:expr) => {{
-        let mut rows = sqlx::query($sql).fetch(&mut *$conn);
-        while let Some(row) = rows.try_next().await? {
-            decode_row($batcher.rows(), &row, $text);
-            $batcher.row_done().await?;
+/// Streams each of `$steps` on `$conn`, in order, into batches for `$sink`.
+macro_rules! stream_steps {
+    ($conn:expr, $steps:expr, $sink:expr) => {{
+        for step in $steps {
+            let mut batcher = Batcher::new($sink, step.make, step.width);
+            let mut rows = sqlx::query(step.sql).fetch(&mut *$conn);
+            while let Some(row) = rows.try_next().await? {
+                decode_row(batcher.rows(), &row, step.text);
+                batcher.row_done().await?;
+            }
+            batcher.flush().await?;
         }
-        $batcher.flush().await?;
     }};
 }
 
@@ -270,9 +306,7 @@ pub async fn sqlx_directory(
     plan: &ReadPlan,
     sink: Sender<Batch>,
 ) -> Result<(), SourceError> {
-    let departments_text = DEPARTMENTS.required.len();
-    let employees_text = EMPLOYEES.required.len();
-    let members_text = MEMBERSHIPS.required.len();
+    let [departments, employees, memberships] = plan.steps();
     match db {
         Db::Postgres(pool) => {
             let mut tx = pool.begin().await?;
@@ -298,12 +332,7 @@ pub async fn sqlx_directory(
                 None => None,
             };
             let (Some(mut second), Some(snapshot)) = (second, snapshot) else {
-                let mut b = Batcher::new(&sink, Batch::Departments, plan.widths[0]);
-                stream_query!(tx, &plan.departments, departments_text, b);
-                let mut b = Batcher::new(&sink, Batch::Employees, plan.widths[1]);
-                stream_query!(tx, &plan.employees, employees_text, b);
-                let mut b = Batcher::new(&sink, Batch::Memberships, plan.widths[2]);
-                stream_query!(tx, &plan.memberships, members_text, b);
+                stream_steps!(tx, [departments, employees, memberships], &sink);
                 tx.commit().await?;
                 return Ok(());
             };
@@ -316,28 +345,25 @@ pub async fn sqlx_directory(
                 .await?;
             let (employees_done, may_send) = tokio::sync::oneshot::channel::<()>();
             let first = async {
-                let mut b = Batcher::new(&sink, Batch::Departments, plan.widths[0]);
-                stream_query!(tx, &plan.departments, departments_text, b);
-                let mut b = Batcher::new(&sink, Batch::Employees, plan.widths[1]);
-                stream_query!(tx, &plan.employees, employees_text, b);
+                stream_steps!(tx, [departments, employees], &sink);
                 let _ = employees_done.send(());
                 Ok::<_, SourceError>(())
             };
             let members = async {
-                let mut rows = sqlx::query(&plan.memberships).fetch(&mut *members_tx);
+                let mut rows = sqlx::query(memberships.sql).fetch(&mut *members_tx);
                 // The first row arrives once the database has sorted them all.
                 let first_row = rows.try_next().await?;
                 if may_send.await.is_err() {
                     // The employees read failed; its error is the one to report.
                     return Ok(());
                 }
-                let mut b = Batcher::new(&sink, Batch::Memberships, plan.widths[2]);
+                let mut b = Batcher::new(&sink, memberships.make, memberships.width);
                 if let Some(row) = first_row {
-                    decode_row(b.rows(), &row, members_text);
+                    decode_row(b.rows(), &row, memberships.text);
                     b.row_done().await?;
                 }
                 while let Some(row) = rows.try_next().await? {
-                    decode_row(b.rows(), &row, members_text);
+                    decode_row(b.rows(), &row, memberships.text);
                     b.row_done().await?;
                 }
                 b.flush().await?;
@@ -358,12 +384,7 @@ pub async fn sqlx_directory(
                 .execute(&mut *conn)
                 .await?;
             let read = async {
-                let mut b = Batcher::new(&sink, Batch::Departments, plan.widths[0]);
-                stream_query!(conn, &plan.departments, departments_text, b);
-                let mut b = Batcher::new(&sink, Batch::Employees, plan.widths[1]);
-                stream_query!(conn, &plan.employees, employees_text, b);
-                let mut b = Batcher::new(&sink, Batch::Memberships, plan.widths[2]);
-                stream_query!(conn, &plan.memberships, members_text, b);
+                stream_steps!(conn, [departments, employees, memberships], &sink);
                 Ok::<_, SourceError>(())
             }
             .await;
@@ -435,12 +456,7 @@ pub async fn sqlite_directory(
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(sqlite_error)?;
         conn.execute_batch("BEGIN").map_err(sqlite_error)?;
-        let steps: [(&str, MakeBatch); 3] = [
-            (&plan.departments, Batch::Departments),
-            (&plan.employees, Batch::Employees),
-            (&plan.memberships, Batch::Memberships),
-        ];
-        for (sql, make) in steps {
+        for Step { sql, make, .. } in plan.steps() {
             let mut statement = conn.prepare(sql).map_err(sqlite_error)?;
             let width = statement.column_count();
             let mut rows = statement.query([]).map_err(sqlite_error)?;
