@@ -273,10 +273,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             employees,
             departments,
         } => {
-            let source = writable_source(&settings, "seed-demo")?;
+            let (state, source) = writable_stores(&settings, "seed-demo")?;
             let db = source.db().clone();
             if settings.database.auto_migrate {
-                db.migrate().await?;
+                migrate(&state, &source).await?;
             }
             let password = random_secret();
             let started = std::time::Instant::now();
@@ -363,14 +363,9 @@ fn open_stores(settings: &Settings) -> anyhow::Result<(Db, Source)> {
     Ok((state, source))
 }
 
-/// Applies migrations to the state database, and to the HR database too when it
-/// holds the built-in tables elsewhere. A mapped HR database is never written.
+/// Applies migrations: see [`crate::source::migrate`].
 async fn migrate(state: &Db, source: &Source) -> anyhow::Result<()> {
-    state.migrate().await?;
-    // The same database a second time is a no-op: every step is recorded.
-    if !source.is_mapped() {
-        source.db().migrate().await?;
-    }
+    crate::source::migrate(state, source).await?;
     Ok(())
 }
 
@@ -382,7 +377,12 @@ async fn check_source(source: &Source) -> anyhow::Result<()> {
 
 /// The HR database for commands that write it; a mapped source is read-only.
 fn writable_source(settings: &Settings, command: &str) -> anyhow::Result<Source> {
-    let (_, source) = open_stores(settings)?;
+    Ok(writable_stores(settings, command)?.1)
+}
+
+/// The state database and the HR database, for commands that write the latter.
+fn writable_stores(settings: &Settings, command: &str) -> anyhow::Result<(Db, Source)> {
+    let (state, source) = open_stores(settings)?;
     if source.is_mapped() {
         bail!(
             "`hr-bridge {command}` writes hr-bridge's own employee tables, but [source] maps \
@@ -390,7 +390,7 @@ fn writable_source(settings: &Settings, command: &str) -> anyhow::Result<Source>
              HR system instead"
         );
     }
-    Ok(source)
+    Ok((state, source))
 }
 
 /// Hashes off the runtime's workers, as everywhere else.

@@ -16,11 +16,11 @@ pub mod sql;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::{Column, Executor};
 use tokio::sync::OnceCell;
 
-use crate::db::{Backend, Db, DbError};
+use crate::db::{Backend, Db, DbError, Schema};
 pub use read::{Batch, RawRow, Rows, Value};
 
 /// A query's place in the configuration and the columns it must return.
@@ -520,10 +520,42 @@ pub fn check_columns(spec: &QuerySpec, columns: &[String]) -> Result<(), QueryPr
     Ok(())
 }
 
+/// Why hr-bridge's own tables cannot go where `settings` put them: a mapped
+/// source is someone else's database, read-only to hr-bridge, so its lockouts,
+/// audit trail and snapshot need a database of their own.
+pub fn state_problem(settings: &crate::config::Settings) -> Option<String> {
+    if !settings.source.is_mapped() {
+        return None;
+    }
+    const EXAMPLE: &str = "for example sqlite:///var/lib/hr-bridge/state.db?mode=rwc";
+    match &settings.state.url {
+        None => Some(format!(
+            "[source] maps an existing HR database, which hr-bridge only reads: set state.url \
+             (HR_BRIDGE__STATE__URL) to a database of hr-bridge's own, {EXAMPLE}"
+        )),
+        Some(state)
+            if crate::db::same_database(
+                state.expose_secret(),
+                settings.database.url.expose_secret(),
+            ) =>
+        {
+            Some(format!(
+                "state.url names the same database as database.url, but [source] maps an \
+                 existing HR database, which hr-bridge only reads: set state.url to a database \
+                 of hr-bridge's own, {EXAMPLE}"
+            ))
+        }
+        Some(_) => None,
+    }
+}
+
 /// Opens the HR source for `settings`: the built-in tables share the state pool
 /// when they live in the same database; a mapped source gets its own pool whose
-/// connections are read-only.
+/// connections are read-only, and is refused without a state database of its own.
 pub fn open(settings: &crate::config::Settings, state: &Db) -> Result<Source, DbError> {
+    if let Some(problem) = state_problem(settings) {
+        return Err(DbError::Config(problem));
+    }
     let queries = Queries::from_settings(&settings.source);
     let url = &settings.database.url;
     let db = if !queries.mapped && !settings.has_separate_state() {
@@ -538,4 +570,17 @@ pub fn open(settings: &crate::config::Settings, state: &Db) -> Result<Source, Db
         )?
     };
     Source::new(db, queries, url)
+}
+
+/// Applies the migrations each database needs: hr-bridge's own tables in the
+/// state database; the built-in HR tables where the HR data is hr-bridge's own
+/// (the same database by default). A mapped HR database is never migrated, and
+/// its state database keeps only hr-bridge's own tables.
+pub async fn migrate(state: &Db, source: &Source) -> Result<(), DbError> {
+    if source.is_mapped() {
+        state.migrate_schemas(&[Schema::State]).await?;
+        return state.drop_unused_directory_tables().await;
+    }
+    source.db().migrate_schemas(&[Schema::Directory]).await?;
+    state.migrate_schemas(&[Schema::State]).await
 }

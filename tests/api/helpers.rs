@@ -177,7 +177,11 @@ impl TestDb {
         }
         let db = pool_for(&settings);
         if settings.database.auto_migrate {
-            db.migrate().await.expect("migrations apply");
+            // As `serve` does: a mapped source's state gets only hr-bridge's tables.
+            let source = hr_bridge::source::open(&settings, &db).expect("source opens");
+            hr_bridge::source::migrate(&db, &source)
+                .await
+                .expect("migrations apply");
         }
         let state = build_state(&settings, db.clone())
             .await
