@@ -172,7 +172,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check => {
             let (db, source) = open_stores(&settings)?;
-            check_source(&source).await?;
+            let shape = check_source(&source).await?;
+            if source.is_mapped() && shape.employees_active && !shape.credentials_active {
+                println!(
+                    "warning: source.credentials returns no \"active\" column while \
+                     source.employees does: on its own it would let people /sync does not \
+                     serve (leavers) log in; hr-bridge refuses them by asking source.employees \
+                     at each login (audit reason inactive), but return active from \
+                     source.credentials as well"
+                );
+            }
             let problems = directory::check(&source).await?;
             // Not a /sync problem (the exit code stays /sync's), but an operator
             // must see accounts that can never log in, possibly planted. Only the
@@ -370,9 +379,8 @@ async fn migrate(state: &Db, source: &Source) -> anyhow::Result<()> {
 }
 
 /// Refuses, in one line naming the key and column, a mapped query that does not fit.
-async fn check_source(source: &Source) -> anyhow::Result<()> {
-    source.check().await?;
-    Ok(())
+async fn check_source(source: &Source) -> anyhow::Result<crate::source::Shape> {
+    Ok(source.check().await?)
 }
 
 /// The HR database for commands that write it; a mapped source is read-only.

@@ -443,7 +443,8 @@ pub fn out(output: &Output) -> String {
     )
 }
 
-const PERSON_COLUMNS: &str = "p.login AS username, p.mail AS email, p.given_name AS nick_name, \
+pub const PERSON_COLUMNS: &str =
+    "p.login AS username, p.mail AS email, p.given_name AS nick_name, \
     p.staff_no AS ad_no, p.employer AS company, p.ext AS phone1, p.ext AS phone2, \
     p.ext AS extension_no, p.sex AS gender";
 
@@ -469,7 +470,8 @@ on_all_backends!(
             ("employees", extra, &["source.employees", "\"pid\""]),
             (
                 "credentials",
-                "SELECT pw AS password_hash FROM person WHERE login = 'aberg101'".to_owned(),
+                "SELECT pw AS password_hash, login AS username FROM person WHERE login = 'aberg101'"
+                    .to_owned(),
                 &["source.credentials", ":username"],
             ),
         ];
@@ -500,8 +502,8 @@ async fn username_placeholder_works_inside_a_postgres_cast() {
     let hr = foreign_hr(Backend::Postgres).await;
     let mut settings = mapped_settings(&mapping(Backend::Postgres), &hr.url, &state);
     settings.source.credentials = Some(
-        "SELECT p.pw::text AS password_hash, (p.status = 'A') AS active \
-         FROM person p WHERE p.login::text = :username::text"
+        "SELECT p.pw::text AS password_hash, p.login::text AS username, \
+         (p.status = 'A') AS active FROM person p WHERE p.login::text = :username::text"
             .into(),
     );
     settings.source.update_password = None;
@@ -519,7 +521,7 @@ on_all_backends!(
         let mut settings = mapped_settings(&mapping(backend), &hr.url, &state);
         // One row per phone: bcruz102 has an office and a mobile number.
         settings.source.credentials = Some(
-            "SELECT p.pw AS password_hash FROM person p \
+            "SELECT p.pw AS password_hash, p.login AS username FROM person p \
              JOIN person_phone ph ON ph.person_id = p.person_id WHERE p.login = :username"
                 .into(),
         );
