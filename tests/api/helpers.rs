@@ -135,6 +135,29 @@ impl TestDb {
         })
     }
 
+    /// A fresh PostgreSQL database in LATIN1 (as older installations were
+    /// created), or `None` as [`TestDb::create`] when the server is down.
+    pub async fn create_postgres_latin1() -> Option<Self> {
+        let db = Self::create(Backend::Postgres).await?;
+        let mut conn = sqlx::PgConnection::connect(&admin_url(Backend::Postgres))
+            .await
+            .expect("connect");
+        for sql in [
+            format!("DROP DATABASE {}", db.name),
+            format!(
+                "CREATE DATABASE {} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' \
+                 TEMPLATE template0",
+                db.name
+            ),
+        ] {
+            sqlx::raw_sql(&sql)
+                .execute(&mut conn)
+                .await
+                .expect("LATIN1 database");
+        }
+        Some(db)
+    }
+
     /// Settings whose database URL goes through `proxy` (see [`Proxy`]), with a
     /// short acquire timeout so that an outage shows at once.
     pub fn settings_through(&self, proxy: &Proxy) -> Settings {

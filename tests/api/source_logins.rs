@@ -217,3 +217,27 @@ async fn a_credentials_query_failing_on_the_name_given_is_a_failed_login() {
     assert!(message.contains("source.credentials"), "{message}");
     app.stop().await;
 }
+
+/// PostgreSQL in LATIN1: a 4-byte character has no equivalent there, so binding
+/// it fails (22P05): a plain failed login, not a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_the_database_encoding_cannot_hold_is_a_failed_login() {
+    let Some(state) = TestDb::create(Backend::Postgres).await else {
+        return;
+    };
+    let hr = TestDb::create_postgres_latin1()
+        .await
+        .expect("a second database on the same server");
+    hr.load(&crate::helpers::repo_file(
+        "tests/fixtures/sources/foreign/postgres.sql",
+    ))
+    .await;
+    let mut settings = mapped_settings(&mapping(Backend::Postgres), &hr.url, &state);
+    settings.source.update_password = None;
+    let app = state.spawn_with(settings).await;
+    let fox = "fox\u{1F98A}";
+    assert!(!login_succeeds(&app, fox, "whatever").await);
+    assert_eq!(last_reason(&app, fox).await, "unknown_user");
+    assert!(login_succeeds(&app, "bcruz102", "pw-bcruz102").await);
+    app.stop().await;
+}
