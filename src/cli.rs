@@ -172,7 +172,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check => {
             let (db, source) = open_stores(&settings)?;
-            check_source(&source).await?;
+            let shape = check_source(&source).await?;
+            if source.is_mapped() && shape.employees_active && !shape.credentials_active {
+                println!(
+                    "warning: source.credentials returns no \"active\" column while \
+                     source.employees does: on its own it would let people /sync does not \
+                     serve (leavers) log in; hr-bridge refuses them by asking source.employees \
+                     at each login (audit reason inactive), but return active from \
+                     source.credentials as well"
+                );
+            }
             let problems = directory::check(&source).await?;
             // Not a /sync problem (the exit code stays /sync's), but an operator
             // must see accounts that can never log in, possibly planted. Only the
@@ -273,10 +282,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             employees,
             departments,
         } => {
-            let source = writable_source(&settings, "seed-demo")?;
+            let (state, source) = writable_stores(&settings, "seed-demo")?;
             let db = source.db().clone();
             if settings.database.auto_migrate {
-                db.migrate().await?;
+                migrate(&state, &source).await?;
             }
             let password = random_secret();
             let started = std::time::Instant::now();
@@ -363,26 +372,25 @@ fn open_stores(settings: &Settings) -> anyhow::Result<(Db, Source)> {
     Ok((state, source))
 }
 
-/// Applies migrations to the state database, and to the HR database too when it
-/// holds the built-in tables elsewhere. A mapped HR database is never written.
+/// Applies migrations: see [`crate::source::migrate`].
 async fn migrate(state: &Db, source: &Source) -> anyhow::Result<()> {
-    state.migrate().await?;
-    // The same database a second time is a no-op: every step is recorded.
-    if !source.is_mapped() {
-        source.db().migrate().await?;
-    }
+    crate::source::migrate(state, source).await?;
     Ok(())
 }
 
 /// Refuses, in one line naming the key and column, a mapped query that does not fit.
-async fn check_source(source: &Source) -> anyhow::Result<()> {
-    source.check().await?;
-    Ok(())
+async fn check_source(source: &Source) -> anyhow::Result<crate::source::Shape> {
+    Ok(source.check().await?)
 }
 
 /// The HR database for commands that write it; a mapped source is read-only.
 fn writable_source(settings: &Settings, command: &str) -> anyhow::Result<Source> {
-    let (_, source) = open_stores(settings)?;
+    Ok(writable_stores(settings, command)?.1)
+}
+
+/// The state database and the HR database, for commands that write the latter.
+fn writable_stores(settings: &Settings, command: &str) -> anyhow::Result<(Db, Source)> {
+    let (state, source) = open_stores(settings)?;
     if source.is_mapped() {
         bail!(
             "`hr-bridge {command}` writes hr-bridge's own employee tables, but [source] maps \
@@ -390,7 +398,7 @@ fn writable_source(settings: &Settings, command: &str) -> anyhow::Result<Source>
              HR system instead"
         );
     }
-    Ok(source)
+    Ok((state, source))
 }
 
 /// Hashes off the runtime's workers, as everywhere else.

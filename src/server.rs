@@ -131,10 +131,7 @@ async fn prepare_database(db: Db, source: Source, gate: DatabaseGate, auto_migra
     loop {
         let attempt = async {
             if auto_migrate {
-                db.migrate().await?;
-                if !source.is_mapped() {
-                    source.db().migrate().await?;
-                }
+                crate::source::migrate(&db, &source).await?;
             } else {
                 db.is_ready().await?;
             }

@@ -5,11 +5,13 @@
 mod auth;
 mod directory;
 mod import;
+mod migrations;
 mod rows;
 mod snapshot;
 
 pub use auth::AuditEntry;
 pub use import::{Cell, DirectoryTables, TableWrite};
+pub use migrations::Schema;
 pub use rows::{Credentials, DepartmentRow, EmployeeRow, MembershipRow};
 pub use snapshot::{NewSnapshot, SnapshotRow};
 
@@ -18,17 +20,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::migrate::Migrator;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::ConnectOptions;
-
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
-static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("migrations/mysql");
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// Which database engine a URL points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +139,66 @@ const MYSQL_UNAVAILABLE: &[u16] = &[
 /// SQLite primary codes: 5 busy (busy_timeout passed), 6 locked, 10 I/O error,
 /// 14 cannot open the file.
 const SQLITE_UNAVAILABLE: &[i32] = &[5, 6, 10, 14];
+
+/// Where a database URL's data lives, as far as the URL tells: the backend, the
+/// server (loopback names made one) and port, and the database; for SQLite the
+/// file. User, password and options are not part of it. `None` for a URL that
+/// names no shared place (SQLite in memory) or that cannot be read.
+fn database_identity(url: &str) -> Option<String> {
+    let loopback = |host: &str| match host.trim_matches(['[', ']']) {
+        "localhost" | "127.0.0.1" | "::1" => "localhost".to_owned(),
+        other => other.to_ascii_lowercase(),
+    };
+    Some(match Backend::from_url(url).ok()? {
+        Backend::Postgres => {
+            let o = PgConnectOptions::from_str(url).ok()?;
+            // PostgreSQL's default database is the user's name.
+            let database = o.get_database().unwrap_or(o.get_username());
+            let place = match o.get_socket() {
+                Some(socket) => socket.display().to_string(),
+                None => loopback(o.get_host()),
+            };
+            format!("postgres://{place}:{}/{database}", o.get_port())
+        }
+        Backend::MySql => {
+            let o = MySqlConnectOptions::from_str(url).ok()?;
+            let place = match o.get_socket() {
+                Some(socket) => socket.display().to_string(),
+                None => loopback(o.get_host()),
+            };
+            let database = o.get_database().unwrap_or("");
+            format!("mysql://{place}:{}/{database}", o.get_port())
+        }
+        Backend::Sqlite => {
+            let o = SqliteConnectOptions::from_str(url).ok()?;
+            let file = o.get_filename();
+            if file.as_os_str().is_empty() || file == std::path::Path::new(":memory:") {
+                return None;
+            }
+            // The file may not exist yet; its folder usually does.
+            let resolved = std::fs::canonicalize(file).ok().or_else(|| {
+                let folder = match file.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p,
+                    _ => std::path::Path::new("."),
+                };
+                Some(std::fs::canonicalize(folder).ok()?.join(file.file_name()?))
+            })?;
+            format!("sqlite:{}", resolved.display())
+        }
+    })
+}
+
+/// True when two database URLs name the same database (whatever user, password
+/// or options each carries).
+pub fn same_database(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    match (database_identity(a), database_identity(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
 
 /// A connection pool to one of the three supported databases.
 #[derive(Debug, Clone)]
@@ -364,41 +421,6 @@ impl Db {
         }
     }
 
-    fn migrator(&self) -> &'static Migrator {
-        match self {
-            Self::Postgres(_) => &POSTGRES_MIGRATIONS,
-            Self::MySql(_) => &MYSQL_MIGRATIONS,
-            Self::Sqlite(_) => &SQLITE_MIGRATIONS,
-        }
-    }
-
-    /// Applies every pending migration of this backend.
-    pub async fn migrate(&self) -> Result<(), DbError> {
-        let migrator = self.migrator();
-        let result = on_pool!(self, |pool| migrator.run(pool).await);
-        result.map_err(|e| match e {
-            sqlx::migrate::MigrateError::Execute(inner) if is_unavailable(&inner) => {
-                DbError::Unavailable(inner)
-            }
-            other => DbError::Migrate(other),
-        })
-    }
-
-    /// True when the database answers and every migration has been applied.
-    pub async fn is_ready(&self) -> Result<bool, DbError> {
-        const SQL: &str = "SELECT MAX(version) FROM _sqlx_migrations WHERE success";
-        let latest = self.migrator().iter().map(|m| m.version).max().unwrap_or(0);
-        let applied: Result<Option<i64>, DbError> =
-            on_pool!(self, |pool| sqlx::query_scalar(SQL).fetch_one(pool).await)
-                .map_err(Into::into);
-        match applied {
-            Ok(version) => Ok(version.unwrap_or(0) >= latest),
-            // The database answered, but without a migrations table: never migrated.
-            Err(DbError::Query(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
     /// Runs trusted SQL text (one or more statements without parameters), such as
     /// fixtures or an operator's script. Never pass it user input.
     pub async fn execute_script(&self, sql: &str) -> Result<(), DbError> {
@@ -425,5 +447,46 @@ impl Db {
     /// Closes every connection; used on shutdown.
     pub async fn close(&self) {
         on_pool!(self, |pool| pool.close().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_database;
+
+    #[test]
+    fn the_same_database_is_recognised_through_other_users_and_options() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("hr.db");
+        for (a, b) in [
+            (
+                "mysql://reader:x@db.example:3306/hr".to_owned(),
+                "mysql://root@DB.example/hr?ssl-mode=disabled".to_owned(),
+            ),
+            (
+                "postgres://reader@127.0.0.1/hr".to_owned(),
+                "postgresql://postgres:pw@localhost:5432/hr?sslmode=disable".to_owned(),
+            ),
+            // PostgreSQL's default database is the user's name.
+            (
+                "postgres://hr@127.0.0.1/".to_owned(),
+                "postgres://other@127.0.0.1/hr".to_owned(),
+            ),
+            (
+                format!("sqlite://{}?mode=ro", file.display()),
+                format!("sqlite://{}/./hr.db?mode=rwc", dir.path().display()),
+            ),
+        ] {
+            assert!(same_database(&a, &b), "{a} / {b}");
+        }
+        for (a, b) in [
+            ("mysql://root@db/hr", "mysql://root@db/hr_state"),
+            ("mysql://root@db/hr", "mysql://root@db:3307/hr"),
+            ("postgres://u@db1/hr", "postgres://u@db2/hr"),
+            ("postgres://u@db/hr", "mysql://u@db/hr"),
+            ("sqlite::memory:", "sqlite::memory:?cache=private"),
+        ] {
+            assert!(!same_database(a, b), "{a} / {b}");
+        }
     }
 }

@@ -265,6 +265,11 @@ impl Authenticator {
                 match (matches, found.active) {
                     (false, _) => AuthOutcome::Failure(FailureReason::BadPassword),
                     (true, false) => AuthOutcome::Failure(FailureReason::Inactive),
+                    // Only a person /sync serves logs in, whatever the mapped
+                    // credentials query says about them.
+                    (true, true) if !self.source.serves(username).await? => {
+                        AuthOutcome::Failure(FailureReason::Inactive)
+                    }
                     (true, true) => AuthOutcome::Success,
                 }
             }

@@ -16,11 +16,11 @@ pub mod sql;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::{Column, Executor};
 use tokio::sync::OnceCell;
 
-use crate::db::{Backend, Db, DbError};
+use crate::db::{Backend, Db, DbError, Schema};
 pub use read::{Batch, RawRow, Rows, Value};
 
 /// A query's place in the configuration and the columns it must return.
@@ -59,11 +59,17 @@ pub const MEMBERSHIPS: QuerySpec = QuerySpec {
     required: &["group_no", "username"],
     optional: &[],
 };
+/// `username` is required: hr-bridge keeps only the rows whose name is byte for
+/// byte the one typed, whatever the database's collation thinks (without it,
+/// MySQL's `_ci` collations let `ALICE` or `alice ` log in as `alice`).
 pub const CREDENTIALS: QuerySpec = QuerySpec {
     key: "source.credentials",
-    required: &["password_hash"],
-    optional: &["active", "username"],
+    required: &["password_hash", "username"],
+    optional: &["active"],
 };
+
+/// The name the credentials query is run with when checking it: no user has it.
+const PROBE_USERNAME: &str = "hr-bridge check: no such user";
 
 /// The parameters `source.update_password` may use.
 const UPDATE_PARAMS: [&str; 3] = ["username", "old_hash", "new_hash"];
@@ -138,7 +144,6 @@ pub struct Shape {
     pub employees_active: bool,
     pub departments_active: bool,
     pub credentials_active: bool,
-    pub credentials_username: bool,
 }
 
 /// A query that does not fit its contract, worded as one line naming the key.
@@ -265,7 +270,6 @@ impl Source {
             employees_active: has(&employees, "active"),
             departments_active: has(&departments, "active"),
             credentials_active: has(&credentials, "active"),
-            credentials_username: has(&credentials, "username"),
         })
     }
 
@@ -341,7 +345,7 @@ impl Source {
                 .await
                 .map_err(|e| name_failure(spec, e))?;
         }
-        self.credentials("hr-bridge check: no such user")
+        self.lookup(PROBE_USERNAME)
             .await
             .map_err(|e| name_failure(&CREDENTIALS, e))?;
         Ok(shape)
@@ -349,7 +353,34 @@ impl Source {
 
     /// The stored hash and status of exactly `username` (byte for byte), or why
     /// there is none to check.
+    ///
+    /// A query that fails because of the name itself (one the database cannot
+    /// compare with its column, such as a 4-byte character against a `utf8mb3`
+    /// column on MariaDB) is an unknown user, logged once as a warning: no stored
+    /// name can equal a name the database cannot even compare. It is told apart
+    /// from a broken query by running the query again with a harmless name.
     pub async fn credentials(&self, username: &str) -> Result<CredentialLookup, SourceError> {
+        match self.lookup(username).await {
+            Err(SourceError::Db(DbError::Query(e))) => match self.lookup(PROBE_USERNAME).await {
+                Ok(_) => {
+                    tracing::warn!(
+                        error = ?one_line(&e.to_string()),
+                        "source.credentials failed for the username given (the database \
+                         cannot compare it); answered as a failed login"
+                    );
+                    Ok(CredentialLookup::NotFound)
+                }
+                Err(SourceError::Db(DbError::Query(_))) => Err(name_failure(
+                    &CREDENTIALS,
+                    SourceError::Db(DbError::Query(e)),
+                )),
+                Err(other) => Err(other),
+            },
+            other => other,
+        }
+    }
+
+    async fn lookup(&self, username: &str) -> Result<CredentialLookup, SourceError> {
         let backend = self.db().backend();
         // PostgreSQL text cannot hold NUL, so no such user can exist; asking would
         // only earn an encoding error.
@@ -358,25 +389,31 @@ impl Source {
         }
         let shape = self.shape().await?;
         let bound = sql::bind_named(&self.inner.queries.credentials, &["username"], backend);
-        let mut text = vec!["password_hash"];
-        if shape.credentials_username {
-            text.push("username");
-        }
         let raw: &[&str] = if shape.credentials_active {
             &["active"]
         } else {
             &[]
         };
-        // Three rows are enough to tell one from several.
-        let wrapped = sql::wrap(backend, &bound.sql, &text, raw, &[], Some(3));
+        // Only exact names count, compared in the database before the limit (a
+        // limit first could keep `CAROL`, `Carol`, `cAROL` and cut `carol`); two
+        // rows are enough to tell one from several.
+        let (exact, binds) = sql::exact_match(backend, "username", bound.order.len() + 1);
+        let wrapped = sql::wrap_where(
+            backend,
+            &bound.sql,
+            &["password_hash", "username"],
+            raw,
+            &exact,
+            Some(2),
+        );
         let rows =
-            read::fetch_credentials(self.db(), &wrapped, bound.order.len(), username).await?;
-        let mut matching = rows.iter().filter(|row| {
-            // When the query returns the username, only an exact match counts,
-            // whatever the database's collation thinks.
-            !shape.credentials_username
-                || matches!(row.get(1), Value::Text(found) if found == username)
-        });
+            read::fetch_credentials(self.db(), &wrapped, bound.order.len() + binds, username)
+                .await?;
+        // The database compared bytes already; compared again here, so that no
+        // collation rule can slip a variant through.
+        let mut matching = rows
+            .iter()
+            .filter(|row| matches!(row.get(1), Value::Text(found) if found == username));
         let Some(first) = matching.next() else {
             return Ok(CredentialLookup::NotFound);
         };
@@ -388,11 +425,7 @@ impl Source {
             _ => None,
         };
         let active = if shape.credentials_active {
-            first
-                .width()
-                .checked_sub(1)
-                .and_then(|last| first.get(last).as_active())
-                == Some(true)
+            first.get(2).as_active() == Some(true)
         } else {
             true
         };
@@ -400,6 +433,43 @@ impl Source {
             password_hash,
             active,
         })
+    }
+
+    /// Whether `/sync` would serve `username` (exactly): the employees query holds
+    /// one active row for the name. A login must not succeed for anyone else,
+    /// whatever the credentials query says (it may miss `active`, or filter
+    /// differently). The built-in tables answer both from the same row.
+    pub async fn serves(&self, username: &str) -> Result<bool, SourceError> {
+        if !self.is_mapped() {
+            return Ok(true);
+        }
+        let backend = self.db().backend();
+        let shape = self.shape().await?;
+        let raw: &[&str] = if shape.employees_active {
+            &["active"]
+        } else {
+            &[]
+        };
+        // No limit: a rehired person may have a left record beside the active one.
+        let (exact, binds) = sql::exact_match(backend, "username", 1);
+        let wrapped = sql::wrap_where(
+            backend,
+            &self.inner.queries.employees,
+            &["username"],
+            raw,
+            &exact,
+            None,
+        );
+        let rows = read::fetch_credentials(self.db(), &wrapped, binds, username)
+            .await
+            .map_err(|e| name_failure(&EMPLOYEES, e))?;
+        let active = rows
+            .iter()
+            .filter(|row| matches!(row.get(0), Value::Text(found) if found == username))
+            .filter(|row| !shape.employees_active || row.get(1).as_active() == Some(true))
+            .count();
+        // Two active rows for one name make /sync refuse everyone: serve no one.
+        Ok(active == 1)
     }
 
     /// Replaces `old` by `new` for `username` as a compare-and-set; false when the
@@ -520,10 +590,42 @@ pub fn check_columns(spec: &QuerySpec, columns: &[String]) -> Result<(), QueryPr
     Ok(())
 }
 
+/// Why hr-bridge's own tables cannot go where `settings` put them: a mapped
+/// source is someone else's database, read-only to hr-bridge, so its lockouts,
+/// audit trail and snapshot need a database of their own.
+pub fn state_problem(settings: &crate::config::Settings) -> Option<String> {
+    if !settings.source.is_mapped() {
+        return None;
+    }
+    const EXAMPLE: &str = "for example sqlite:///var/lib/hr-bridge/state.db?mode=rwc";
+    match &settings.state.url {
+        None => Some(format!(
+            "[source] maps an existing HR database, which hr-bridge only reads: set state.url \
+             (HR_BRIDGE__STATE__URL) to a database of hr-bridge's own, {EXAMPLE}"
+        )),
+        Some(state)
+            if crate::db::same_database(
+                state.expose_secret(),
+                settings.database.url.expose_secret(),
+            ) =>
+        {
+            Some(format!(
+                "state.url names the same database as database.url, but [source] maps an \
+                 existing HR database, which hr-bridge only reads: set state.url to a database \
+                 of hr-bridge's own, {EXAMPLE}"
+            ))
+        }
+        Some(_) => None,
+    }
+}
+
 /// Opens the HR source for `settings`: the built-in tables share the state pool
 /// when they live in the same database; a mapped source gets its own pool whose
-/// connections are read-only.
+/// connections are read-only, and is refused without a state database of its own.
 pub fn open(settings: &crate::config::Settings, state: &Db) -> Result<Source, DbError> {
+    if let Some(problem) = state_problem(settings) {
+        return Err(DbError::Config(problem));
+    }
     let queries = Queries::from_settings(&settings.source);
     let url = &settings.database.url;
     let db = if !queries.mapped && !settings.has_separate_state() {
@@ -538,4 +640,17 @@ pub fn open(settings: &crate::config::Settings, state: &Db) -> Result<Source, Db
         )?
     };
     Source::new(db, queries, url)
+}
+
+/// Applies the migrations each database needs: hr-bridge's own tables in the
+/// state database; the built-in HR tables where the HR data is hr-bridge's own
+/// (the same database by default). A mapped HR database is never migrated, and
+/// its state database keeps only hr-bridge's own tables.
+pub async fn migrate(state: &Db, source: &Source) -> Result<(), DbError> {
+    if source.is_mapped() {
+        state.migrate_schemas(&[Schema::State]).await?;
+        return state.drop_unused_directory_tables().await;
+    }
+    source.db().migrate_schemas(&[Schema::Directory]).await?;
+    state.migrate_schemas(&[Schema::State]).await
 }

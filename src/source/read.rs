@@ -476,14 +476,15 @@ pub async fn sqlite_directory(
     .map_err(|e| SourceError::Db(DbError::Query(sqlx::Error::Protocol(e.to_string()))))?
 }
 
-/// Runs the wrapped credentials query with `username` bound `params` times.
+/// Runs a wrapped one-user query (credentials, or the employees query filtered
+/// to one name) with `username` bound `params` times.
 pub async fn fetch_credentials(
     db: &Db,
     sql: &str,
     params: usize,
     username: &str,
 ) -> Result<Rows, SourceError> {
-    // Column order of the wrapper: password_hash, [username], [active].
+    // Text columns first, then `active` if asked for.
     macro_rules! fetch {
         ($pool:expr) => {{
             let mut query = sqlx::query(sql);

@@ -159,6 +159,62 @@ pub enum Order {
     Collation,
 }
 
+/// A WHERE term of a wrapped query that keeps only rows whose `column` is, byte
+/// for byte, the value bound as parameter number `first_param` (and after): no
+/// collation may fold case, width or trailing spaces into a match. It runs in the
+/// database, before any LIMIT. The plain comparison leads so that an index on the
+/// column can still find the rows. Returns the term and how many times the value
+/// must be bound.
+pub fn exact_match(backend: Backend, column: &str, first_param: usize) -> (String, usize) {
+    match backend {
+        Backend::Postgres => (
+            format!(
+                "CAST(hrb_src.{column} AS TEXT) = ${first_param} \
+                 AND CAST(hrb_src.{column} AS TEXT) COLLATE \"C\" = ${first_param}"
+            ),
+            1,
+        ),
+        // VARBINARY compares bytes and, unlike a _bin collation, does not pad.
+        Backend::MySql => (
+            format!(
+                "hrb_src.{column} = ? AND CAST(hrb_src.{column} AS BINARY) = CAST(? AS BINARY)"
+            ),
+            2,
+        ),
+        // A CAST keeps the column's collation (NOCASE, RTRIM): BINARY must be said.
+        Backend::Sqlite => (
+            format!("CAST(hrb_src.{column} AS TEXT) COLLATE BINARY = ?"),
+            1,
+        ),
+    }
+}
+
+/// [`wrap`] with a WHERE term (see [`exact_match`]) applied before the limit.
+pub fn wrap_where(
+    backend: Backend,
+    inner: &str,
+    text_columns: &[&str],
+    raw_columns: &[&str],
+    filter: &str,
+    limit: Option<u32>,
+) -> String {
+    let mut sql = wrap_in(
+        backend,
+        inner,
+        text_columns,
+        raw_columns,
+        &[],
+        Order::Bytes,
+        None,
+    );
+    sql.push_str(" WHERE ");
+    sql.push_str(filter);
+    if let Some(n) = limit {
+        sql.push_str(&format!(" LIMIT {n}"));
+    }
+    sql
+}
+
 /// [`wrap`], ordering by `order`.
 pub fn wrap_in(
     backend: Backend,

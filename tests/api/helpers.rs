@@ -135,6 +135,29 @@ impl TestDb {
         })
     }
 
+    /// A fresh PostgreSQL database in LATIN1 (as older installations were
+    /// created), or `None` as [`TestDb::create`] when the server is down.
+    pub async fn create_postgres_latin1() -> Option<Self> {
+        let db = Self::create(Backend::Postgres).await?;
+        let mut conn = sqlx::PgConnection::connect(&admin_url(Backend::Postgres))
+            .await
+            .expect("connect");
+        for sql in [
+            format!("DROP DATABASE {}", db.name),
+            format!(
+                "CREATE DATABASE {} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' \
+                 TEMPLATE template0",
+                db.name
+            ),
+        ] {
+            sqlx::raw_sql(&sql)
+                .execute(&mut conn)
+                .await
+                .expect("LATIN1 database");
+        }
+        Some(db)
+    }
+
     /// Settings whose database URL goes through `proxy` (see [`Proxy`]), with a
     /// short acquire timeout so that an outage shows at once.
     pub fn settings_through(&self, proxy: &Proxy) -> Settings {
@@ -177,7 +200,11 @@ impl TestDb {
         }
         let db = pool_for(&settings);
         if settings.database.auto_migrate {
-            db.migrate().await.expect("migrations apply");
+            // As `serve` does: a mapped source's state gets only hr-bridge's tables.
+            let source = hr_bridge::source::open(&settings, &db).expect("source opens");
+            hr_bridge::source::migrate(&db, &source)
+                .await
+                .expect("migrations apply");
         }
         let state = build_state(&settings, db.clone())
             .await

@@ -23,6 +23,8 @@ mod products;
 mod replicas;
 mod review;
 mod schema;
+mod source_logins;
+mod source_state;
 mod sources;
 mod startup;
 mod sync;

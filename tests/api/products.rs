@@ -161,6 +161,15 @@ async fn product(dir: &str, backend: Backend) {
             assert!(!users.iter().any(|u| u["nick_name"] == name), "{gone}");
         }
     }
+    // Frappe: a rehired person's Left record adds no membership.
+    if let Some(rehired) = facts.get("rehired") {
+        let name = s(rehired, "username");
+        assert!(in_group(&body, s(rehired, "group_no"), name), "{rehired}");
+        assert!(
+            !in_group(&body, s(rehired, "left_group_no"), name),
+            "a Left record's department lists {name}"
+        );
+    }
     if let Some(inactive) = facts["inactive_department"].as_str() {
         assert!(!groups.iter().any(|g| g["group_no"] == inactive));
     }
@@ -204,6 +213,32 @@ async fn product(dir: &str, backend: Backend) {
     }
     assert!(!login(&app, &facts, "login_inactive").await);
     assert!(!login(&app, &facts, "login_disabled_account").await);
+    // OrangeHRM: the installer's admin is employee 0001, served and able to log in.
+    if facts.get("login_installer_admin").is_some() {
+        assert!(
+            users.iter().any(|u| u["username"] == "admin"),
+            "admin served"
+        );
+        assert!(login(&app, &facts, "login_installer_admin").await, "admin");
+    }
+    // Frappe: statuses Suspended and Inactive are not served and cannot log in.
+    for key in ["login_status_suspended", "login_status_inactive"] {
+        if facts.get(key).is_some() {
+            assert!(!login(&app, &facts, key).await, "{key}");
+        }
+    }
+    // A name the database cannot compare (a 4-byte character against utf8mb3).
+    if facts.get("login_uncomparable").is_some() {
+        assert!(!login(&app, &facts, "login_uncomparable").await);
+        let name = s(&facts["login_uncomparable"], "username");
+        let audit = app.audit().await;
+        assert!(
+            audit
+                .iter()
+                .any(|(u, _, reason, _)| u == name && reason == "unknown_user"),
+            "{audit:?}"
+        );
+    }
     app.stop().await;
 }
 
@@ -235,4 +270,84 @@ async fn orangehrm_mapping_on_mariadb() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frappe_hr_mapping_on_mariadb() {
     product("frappe", Backend::MySql).await;
+}
+
+/// The release binary over OrangeHRM's real charset: a login name with a 4-byte
+/// character is a plain failed login (200), logged once as a warning, with no
+/// error and no backtrace in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orangehrm_uncomparable_login_is_a_plain_failed_login_in_the_log() {
+    use std::process::Stdio;
+    let Some(hr) = TestDb::create(Backend::MySql).await else {
+        return;
+    };
+    let facts: Json =
+        serde_json::from_str(&repo_file("tests/fixtures/sources/orangehrm/facts.json"))
+            .expect("facts.json");
+    hr.load(&repo_file(s(&facts, "schema"))).await;
+    let state = TestDb::create(Backend::Sqlite).await.expect("SQLite state");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let log = tempfile::NamedTempFile::new().expect("log file");
+    let mut child = binary()
+        .arg("--config")
+        .arg(repo_path(s(&facts, "mapping")))
+        .arg("serve")
+        .env("HR_BRIDGE__DATABASE__URL", &hr.url)
+        .env("HR_BRIDGE__STATE__URL", &state.url)
+        .env("HR_BRIDGE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("HR_BRIDGE__OMFLOW__USERNAME", crate::helpers::OMFLOW_USER)
+        .env(
+            "HR_BRIDGE__OMFLOW__PASSWORD",
+            crate::helpers::OMFLOW_PASSWORD,
+        )
+        .env("HR_BRIDGE__AUTH__FAILURE_FLOOR_MS", "0")
+        .env("RUST_BACKTRACE", "1")
+        .env("RUST_LIB_BACKTRACE", "1")
+        .stdout(Stdio::from(log.reopen().expect("log")))
+        .stderr(Stdio::from(log.reopen().expect("log")))
+        .spawn()
+        .expect("serve starts");
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    loop {
+        let ready = client.get(format!("{base}/readyz")).send().await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "serve did not get ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let login = &facts["login_uncomparable"];
+    let response = client
+        .post(format!("{base}/authenticate"))
+        .basic_auth(
+            crate::helpers::OMFLOW_USER,
+            Some(crate::helpers::OMFLOW_PASSWORD),
+        )
+        .json(&serde_json::json!({"username": s(login, "username"), "password": s(login, "password")}))
+        .send()
+        .await
+        .expect("request sent");
+    let status = response.status();
+    let body = response.text().await.expect("body");
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(log.path()).expect("log");
+    assert_eq!(status, 200, "{body}\n{text}");
+    assert!(body.contains("\"fail\""), "{body}");
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("source.credentials failed"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(warnings[0].contains("WARN"), "{}", warnings[0]);
+    assert!(!text.contains("ERROR"), "{text}");
+    assert!(!text.to_lowercase().contains("backtrace"), "{text}");
 }

@@ -55,9 +55,8 @@ on_all_backends!(
     }
 );
 
-/// Applies only the migrations numbered below `version`, as an older release did.
 /// A pool of the test database for stepping through migrations by hand.
-fn upgrade_pool(settings: &hr_bridge::config::Settings) -> Db {
+pub fn upgrade_pool(settings: &hr_bridge::config::Settings) -> Db {
     Db::connect_lazy(
         &settings.database.url,
         &PoolSettings {
@@ -70,19 +69,32 @@ fn upgrade_pool(settings: &hr_bridge::config::Settings) -> Db {
     .unwrap()
 }
 
-async fn migrate_below(db: &Db, backend: Backend, version: i64) {
-    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+/// Every migration file of `backend`, of both sets.
+fn release_migrations(backend: Backend) -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("migrations")
         .join(backend.name());
+    let mut files = Vec::new();
+    for set in ["directory", "state"] {
+        for entry in std::fs::read_dir(root.join(set)).unwrap() {
+            files.push(entry.unwrap().path());
+        }
+    }
+    files
+}
+
+/// Applies only the migrations numbered below `version`, all from one folder
+/// into one `_sqlx_migrations`, as an older release did.
+pub async fn migrate_below(db: &Db, backend: Backend, version: i64) {
     let older = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(&source).unwrap() {
-        let path = entry.unwrap().path();
+    for path in release_migrations(backend) {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let number: i64 = name.split('_').next().unwrap().parse().unwrap();
         if number < version {
             std::fs::copy(&path, older.path().join(&name)).unwrap();
         }
     }
+    // One folder, as releases before the directory/state split shipped them.
     let migrator = sqlx::migrate::Migrator::new(older.path()).await.unwrap();
     match db {
         Db::Postgres(pool) => migrator.run(pool).await.unwrap(),
@@ -228,5 +240,74 @@ on_all_backends!(
             message.contains("drop 3 user(s)") && message.contains("\"gone1\""),
             "{message}"
         );
+    }
+);
+
+on_all_backends!(
+    a_database_migrated_before_the_directory_state_split_is_up_to_date,
+    |db: TestDb| async move {
+        let backend = db.backend;
+        let settings = db.settings();
+        // Every step of the last release before the split, from one folder.
+        let pool = upgrade_pool(&settings);
+        migrate_below(&pool, backend, 7).await;
+        pool.execute_script(
+            "INSERT INTO employees (username, email, nick_name) VALUES ('kept', 'kept@e.com', 'Kept')",
+        )
+        .await
+        .unwrap();
+        let recorded = "SELECT version, checksum FROM _sqlx_migrations ORDER BY version";
+        let before = match &pool {
+            Db::Postgres(p) => {
+                sqlx::query_as::<_, (i64, Vec<u8>)>(recorded)
+                    .fetch_all(p)
+                    .await
+            }
+            Db::MySql(p) => {
+                sqlx::query_as::<_, (i64, Vec<u8>)>(recorded)
+                    .fetch_all(p)
+                    .await
+            }
+            Db::Sqlite(p) => {
+                sqlx::query_as::<_, (i64, Vec<u8>)>(recorded)
+                    .fetch_all(p)
+                    .await
+            }
+        }
+        .unwrap();
+        assert_eq!(before.len(), 6);
+
+        // The server migrates both sets at start-up: nothing to do, nothing lost.
+        let app = db.spawn_with(settings).await;
+        let ready = app
+            .client
+            .get(format!("{}/readyz", app.base_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), 200);
+        let body = crate::helpers::json_body(app.post_sync().await).await;
+        assert_eq!(body["user_info_list"][0]["username"], "kept", "{body}");
+        let after = match &pool {
+            Db::Postgres(p) => {
+                sqlx::query_as::<_, (i64, Vec<u8>)>(recorded)
+                    .fetch_all(p)
+                    .await
+            }
+            Db::MySql(p) => {
+                sqlx::query_as::<_, (i64, Vec<u8>)>(recorded)
+                    .fetch_all(p)
+                    .await
+            }
+            Db::Sqlite(p) => {
+                sqlx::query_as::<_, (i64, Vec<u8>)>(recorded)
+                    .fetch_all(p)
+                    .await
+            }
+        }
+        .unwrap();
+        assert_eq!(before, after);
+        pool.close().await;
+        app.stop().await;
     }
 );

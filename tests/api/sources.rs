@@ -15,7 +15,7 @@ use crate::helpers::{
 };
 use crate::on_all_backends;
 
-const FOREIGN_TABLES: [&str; 4] = ["org_unit", "person", "person_phone", "unit_membership"];
+pub const FOREIGN_TABLES: [&str; 4] = ["org_unit", "person", "person_phone", "unit_membership"];
 
 pub fn suffix(backend: Backend) -> &'static str {
     match backend {
@@ -25,7 +25,7 @@ pub fn suffix(backend: Backend) -> &'static str {
     }
 }
 
-fn mapping(backend: Backend) -> std::path::PathBuf {
+pub fn mapping(backend: Backend) -> std::path::PathBuf {
     repo_path(&format!(
         "tests/fixtures/sources/foreign/{}.toml",
         suffix(backend)
@@ -38,7 +38,7 @@ fn facts() -> Json {
 }
 
 /// A fresh HR database of `backend` holding the foreign schema.
-async fn foreign_hr(backend: Backend) -> TestDb {
+pub async fn foreign_hr(backend: Backend) -> TestDb {
     let hr = TestDb::create(backend)
         .await
         .expect("a second database on the same server");
@@ -68,7 +68,7 @@ async fn builtin_sync_bytes(backend: Backend) -> Vec<u8> {
 
 /// Everything that would show a write to the HR database.
 #[derive(Debug, PartialEq)]
-struct HrFingerprint {
+pub struct HrFingerprint {
     rows: Vec<Vec<Option<String>>>,
     /// PostgreSQL: n_tup_ins, n_tup_upd, n_tup_del per table.
     pg_writes: BTreeMap<String, (i64, i64, i64)>,
@@ -77,7 +77,7 @@ struct HrFingerprint {
 }
 
 impl HrFingerprint {
-    async fn take(hr: &TestDb) -> Self {
+    pub async fn take(hr: &TestDb) -> Self {
         let rows = hr
             .rows(
                 "SELECT login, mail, given_name, status, pw FROM person \
@@ -168,7 +168,7 @@ fn group<'a>(body: &'a Json, group_no: &str) -> Option<&'a Json> {
         .find(|g| g["group_no"] == group_no)
 }
 
-async fn login_succeeds(app: &TestApp, username: &str, password: &str) -> bool {
+pub async fn login_succeeds(app: &TestApp, username: &str, password: &str) -> bool {
     let response = app.post_authenticate(username, password).await;
     assert_eq!(response.status(), 200);
     json_body(response).await["status"] == "success"
@@ -385,9 +385,10 @@ on_all_backends!(
     }
 );
 
-/// Runs the binary with the foreign mapping file, the HR and state URLs, and
-/// `overrides` as `HR_BRIDGE__SOURCE__<KEY>` variables.
-fn run_mapped(
+/// Runs the binary with the foreign mapping file, the HR and state URLs (an
+/// empty `state_url` leaves it unset), and `overrides` as
+/// `HR_BRIDGE__SOURCE__<KEY>` variables.
+pub fn run_mapped(
     args: &[&str],
     backend: Backend,
     hr_url: &str,
@@ -402,13 +403,16 @@ fn run_mapped(
         .arg(mapping(backend))
         .args(args)
         .env("HR_BRIDGE__DATABASE__URL", hr_url)
-        .env("HR_BRIDGE__STATE__URL", state_url)
         .env("HR_BRIDGE__SERVER__LISTEN", "127.0.0.1:0")
         .env("HR_BRIDGE__OMFLOW__USERNAME", "omflow")
         .env("HR_BRIDGE__OMFLOW__PASSWORD", "omflow-test-password")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
+    // An empty state URL leaves state.url unset.
+    if !state_url.is_empty() {
+        command.env("HR_BRIDGE__STATE__URL", state_url);
+    }
     for (key, sql) in overrides {
         command.env(format!("HR_BRIDGE__SOURCE__{}", key.to_uppercase()), sql);
     }
@@ -431,7 +435,7 @@ fn run_mapped(
     child.wait_with_output().expect("output")
 }
 
-fn out(output: &Output) -> String {
+pub fn out(output: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -439,7 +443,8 @@ fn out(output: &Output) -> String {
     )
 }
 
-const PERSON_COLUMNS: &str = "p.login AS username, p.mail AS email, p.given_name AS nick_name, \
+pub const PERSON_COLUMNS: &str =
+    "p.login AS username, p.mail AS email, p.given_name AS nick_name, \
     p.staff_no AS ad_no, p.employer AS company, p.ext AS phone1, p.ext AS phone2, \
     p.ext AS extension_no, p.sex AS gender";
 
@@ -465,7 +470,8 @@ on_all_backends!(
             ("employees", extra, &["source.employees", "\"pid\""]),
             (
                 "credentials",
-                "SELECT pw AS password_hash FROM person WHERE login = 'aberg101'".to_owned(),
+                "SELECT pw AS password_hash, login AS username FROM person WHERE login = 'aberg101'"
+                    .to_owned(),
                 &["source.credentials", ":username"],
             ),
         ];
@@ -496,8 +502,8 @@ async fn username_placeholder_works_inside_a_postgres_cast() {
     let hr = foreign_hr(Backend::Postgres).await;
     let mut settings = mapped_settings(&mapping(Backend::Postgres), &hr.url, &state);
     settings.source.credentials = Some(
-        "SELECT p.pw::text AS password_hash, (p.status = 'A') AS active \
-         FROM person p WHERE p.login::text = :username::text"
+        "SELECT p.pw::text AS password_hash, p.login::text AS username, \
+         (p.status = 'A') AS active FROM person p WHERE p.login::text = :username::text"
             .into(),
     );
     settings.source.update_password = None;
@@ -515,7 +521,7 @@ on_all_backends!(
         let mut settings = mapped_settings(&mapping(backend), &hr.url, &state);
         // One row per phone: bcruz102 has an office and a mobile number.
         settings.source.credentials = Some(
-            "SELECT p.pw AS password_hash FROM person p \
+            "SELECT p.pw AS password_hash, p.login AS username FROM person p \
              JOIN person_phone ph ON ph.person_id = p.person_id WHERE p.login = :username"
                 .into(),
         );

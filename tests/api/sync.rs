@@ -247,11 +247,23 @@ on_all_backends!(
             Backend::MySql => None,
         };
         let mut app = app;
+        // A mapped source keeps its state in a database of its own.
+        let state = crate::helpers::TestDb::create(Backend::Sqlite)
+            .await
+            .expect("SQLite state");
         let base = match collate {
             None => app.base_url.clone(),
             Some(collate) => {
                 let mut settings = app.test_db.settings();
-                settings.state.url = Some(app.test_db.url.clone().into());
+                settings.state.url = Some(state.url.clone().into());
+                hr_bridge::db::Db::connect_lazy(
+                    &state.url.clone().into(),
+                    &settings.database.pool_settings(),
+                )
+                .expect("state pool")
+                .migrate_schemas(&[hr_bridge::db::Schema::State])
+                .await
+                .expect("state migrated");
                 settings.source.employees = Some(format!(
                     "SELECT username {collate} AS username, email, nick_name, ad_no, company, \
                      phone1, phone2, extension_no, gender, active FROM employees"
