@@ -8,7 +8,7 @@ mod import;
 mod rows;
 mod snapshot;
 
-pub use auth::AuditEntry;
+pub use auth::{AuditEntry, MAX_AUDIT_BATCH};
 pub use import::{Cell, DirectoryTables, TableWrite};
 pub use rows::{Credentials, DepartmentRow, EmployeeRow, MembershipRow};
 pub use snapshot::{NewSnapshot, SnapshotRow};
