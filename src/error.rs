@@ -32,6 +32,10 @@ pub enum ApiError {
     Starting,
     #[error("the request did not finish in time; retry shortly")]
     TimedOut,
+    /// A login was checked but its audit row could not be written: it is never
+    /// answered without one (the authenticator logged the record).
+    #[error("the login could not be recorded in the audit trail; retry shortly")]
+    Unrecorded,
     #[error("the request body did not arrive in time")]
     BodyTimedOut,
     #[error("sync refused: the HR data is invalid")]
@@ -94,7 +98,8 @@ impl ApiError {
             | Self::DatabaseUnavailable(_)
             | Self::SourceMisconfigured(_)
             | Self::Starting
-            | Self::TimedOut => StatusCode::SERVICE_UNAVAILABLE,
+            | Self::TimedOut
+            | Self::Unrecorded => StatusCode::SERVICE_UNAVAILABLE,
             Self::BodyTimedOut => StatusCode::REQUEST_TIMEOUT,
             Self::InvalidData(_) | Self::DeletionGuard(_) => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -176,7 +181,8 @@ impl IntoResponse for ApiError {
             Self::DatabaseUnavailable(_)
             | Self::SourceMisconfigured(_)
             | Self::Starting
-            | Self::TimedOut => {
+            | Self::TimedOut
+            | Self::Unrecorded => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             _ => {}

@@ -34,6 +34,10 @@ const CLEAR_FAILURES: &str = "DELETE FROM auth_lockouts WHERE username = ?";
 const INSERT_AUDIT: &str = "INSERT INTO auth_audit (occurred_at, username, outcome, reason, \
                             client_addr) VALUES (?, ?, ?, ?, ?)";
 
+/// Most rows [`Db::record_logins`] writes in one statement: 5 parameters a row
+/// stay far below every backend's limit on bound parameters.
+pub const MAX_AUDIT_BATCH: usize = 256;
+
 /// Retries of a statement that lost a deadlock or serialization race.
 const RACE_RETRIES: usize = 5;
 
@@ -194,44 +198,51 @@ impl Db {
         }
     }
 
-    /// Ends a run of failures and records the successful login, in one commit
-    /// (a login is on the hot path; one commit instead of two is measurable).
-    pub async fn record_successful_login(
+    /// Records a successful login and, when `clear_failures_of` names its lockout
+    /// key, ends that key's run of failures, in one transaction (a login is on the
+    /// hot path; one commit instead of two is measurable). The commit is sent only
+    /// before `commit_by`: `Ok(false)` means that instant came first, everything was
+    /// rolled back and nothing was written. So a caller that answers "success" only
+    /// after `Ok(true)` never answers one without its audit row, and never leaves an
+    /// audited success behind a request it gave up on.
+    pub async fn record_success(
         &self,
-        username: &str,
         entry: &AuditEntry<'_>,
-    ) -> Result<(), DbError> {
-        let clear = self.dialect(CLEAR_FAILURES);
+        clear_failures_of: Option<&str>,
+        commit_by: Option<tokio::time::Instant>,
+    ) -> Result<bool, DbError> {
         let audit = self.dialect(INSERT_AUDIT);
-        let both: Result<(), sqlx::Error> = on_pool!(self, |pool| async {
-            let mut tx = pool.begin().await?;
-            sqlx::query(&clear).bind(username).execute(&mut *tx).await?;
-            sqlx::query(&audit)
-                .bind(entry.occurred_at)
-                .bind(entry.username)
-                .bind(entry.outcome)
-                .bind(entry.reason)
-                .bind(entry.client_addr)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await
+        let clear = self.dialect(CLEAR_FAILURES);
+        let committed: Result<bool, sqlx::Error> = on_pool!(self, |pool| async {
+            // The audit row first: while it waits for a lock on auth_audit, the
+            // lockout row (which concurrent attempts of this user need) stays free.
+            let staged = async {
+                let mut tx = pool.begin().await?;
+                sqlx::query(&audit)
+                    .bind(entry.occurred_at)
+                    .bind(entry.username)
+                    .bind(entry.outcome)
+                    .bind(entry.reason)
+                    .bind(entry.client_addr)
+                    .execute(&mut *tx)
+                    .await?;
+                if let Some(username) = clear_failures_of {
+                    sqlx::query(&clear).bind(username).execute(&mut *tx).await?;
+                }
+                Ok::<_, sqlx::Error>(tx)
+            };
+            let tx = match commit_by {
+                // Dropping the unfinished transaction rolls it back.
+                Some(by) => match tokio::time::timeout_at(by, staged).await {
+                    Ok(tx) => tx?,
+                    Err(_) => return Ok(false),
+                },
+                None => staged.await?,
+            };
+            tx.commit().await.map(|()| true)
         }
         .await);
-        if let Err(e) = both {
-            // The audit row could not be written (its table broken or full): the
-            // success must still end the run of failures, or correct logins would
-            // pile up towards a lockout.
-            let cleared: Result<(), sqlx::Error> = on_pool!(self, |pool| sqlx::query(&clear)
-                .bind(username)
-                .execute(pool)
-                .await
-                .map(|_| ()));
-            if let Err(clear_error) = cleared {
-                tracing::error!(error = %clear_error, "could not clear the failure count after a success");
-            }
-            return Err(e.into());
-        }
-        Ok(())
+        Ok(committed?)
     }
 
     /// Appends one row to the audit trail.
@@ -244,6 +255,52 @@ impl Db {
                 .bind(entry.outcome)
                 .bind(entry.reason)
                 .bind(entry.client_addr)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    /// Appends several rows to the audit trail, [`MAX_AUDIT_BATCH`] a statement.
+    pub async fn record_logins(&self, entries: &[AuditEntry<'_>]) -> Result<(), DbError> {
+        for batch in entries.chunks(MAX_AUDIT_BATCH) {
+            on_pool!(self, |pool| {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO auth_audit (occurred_at, username, outcome, reason, client_addr) ",
+                );
+                insert.push_values(batch, |mut row, entry| {
+                    row.push_bind(entry.occurred_at)
+                        .push_bind(entry.username)
+                        .push_bind(entry.outcome)
+                        .push_bind(entry.reason)
+                        .push_bind(entry.client_addr);
+                });
+                insert.build().execute(pool).await.map(|_| ())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Takes back one attempt counted by [`Db::begin_login_attempt`] for
+    /// `username`, and the lock it set if it was the one that reached
+    /// `max_failures`: for an attempt that was answered 503 (its audit row could
+    /// not be written), which must not count against the account.
+    pub async fn forget_login_attempt(
+        &self,
+        username: &str,
+        max_failures: i64,
+    ) -> Result<(), DbError> {
+        // `locked_until` first: MySQL assigns left to right, so it still sees the
+        // old `failures`, as PostgreSQL and SQLite always do.
+        let sql = "UPDATE auth_lockouts SET \
+                   locked_until = CASE WHEN failures - 1 < ? THEN NULL ELSE locked_until END, \
+                   failures = failures - 1 \
+                   WHERE username = ? AND failures > 0";
+        on_pool!(self, |pool, sql| {
+            sqlx::query(sql)
+                .bind(max_failures)
+                .bind(username)
                 .execute(pool)
                 .await
                 .map(|_| ())

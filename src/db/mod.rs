@@ -9,7 +9,7 @@ mod migrations;
 mod rows;
 mod snapshot;
 
-pub use auth::AuditEntry;
+pub use auth::{AuditEntry, MAX_AUDIT_BATCH};
 pub use import::{Cell, DirectoryTables, TableWrite};
 pub use migrations::Schema;
 pub use rows::{Credentials, DepartmentRow, EmployeeRow, MembershipRow};

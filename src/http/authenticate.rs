@@ -71,7 +71,7 @@ fn parse(body: &[u8]) -> Result<LoginRequest, ApiError> {
             example = json!({"status": "fail", "message": "authentication required"})),
         (status = 413, description = "Body larger than `server.body_limit_bytes`", content_type = "application/json", body = crate::http::openapi::FailEnvelope,
             example = json!({"status": "fail", "message": "request body is larger than 65536 bytes"})),
-        (status = 503, description = "Too many password checks queued, or the database is unreachable", content_type = "application/json", body = crate::http::openapi::FailEnvelope,
+        (status = 503, description = "Too many password checks queued, the database is unreachable, or the attempt could not be recorded in the audit trail (no answer goes out without its audit row)", content_type = "application/json", body = crate::http::openapi::FailEnvelope,
             headers(("Retry-After" = String, description = "Seconds to wait")),
             example = json!({"status": "fail", "message": "too many password checks in progress; retry shortly"})),
     )
@@ -86,24 +86,24 @@ pub async fn authenticate(
     let request = parse(&body)?;
     let client = client_ip(peer.ip(), &headers, &state.trusted_proxies);
     // Run the check as its own task: a client that hangs up must not cancel it
-    // half-way, between counting the attempt and recording its outcome. Past the
-    // request's deadline it stops, though: that client has had its 503, and no
+    // half-way, between counting the attempt and recording its outcome. The
+    // request's deadline goes with it: the check stops in time to answer, and no
     // audit row may claim a success nobody received.
     let authenticator = state.authenticator.clone();
+    let deadline = deadline.map(|Extension(RequestDeadline(at))| at);
     let outcome = tokio::spawn(async move {
-        let check = authenticator.authenticate(&request.username, request.password, Some(client));
-        match deadline {
-            Some(Extension(RequestDeadline(at))) => tokio::time::timeout_at(at, check).await.ok(),
-            None => Some(check.await),
-        }
+        authenticator
+            .authenticate(&request.username, request.password, Some(client), deadline)
+            .await
     })
     .await
     .map_err(|e| ApiError::Internal(anyhow::anyhow!("authentication task failed: {e}")))?
-    .ok_or(ApiError::TimedOut)?
     .map_err(|e| match e {
         AuthError::Busy(busy) => ApiError::from(busy),
         AuthError::Db(db) => ApiError::from(db),
         AuthError::Source(problem) => ApiError::SourceMisconfigured(problem.0),
+        AuthError::TimedOut => ApiError::TimedOut,
+        AuthError::Unrecorded(_) => ApiError::Unrecorded,
     })?;
     Ok(match outcome {
         AuthOutcome::Success => (

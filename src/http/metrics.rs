@@ -24,7 +24,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let (size, idle) = state.db.pool_usage();
     metrics::gauge!("hr_bridge_db_pool_connections").set(size as f64);
     metrics::gauge!("hr_bridge_db_pool_idle_connections").set(idle as f64);
-    metrics::gauge!("hr_bridge_password_checks_in_flight").set(state.hashing.in_flight() as f64);
+    // Logins from arrival to answer, not the hashing pool's occupancy: a failure
+    // is held until the failure floor, but its hash ends sooner or later by
+    // format, and a figure anyone can poll must not show when.
+    metrics::gauge!("hr_bridge_password_checks_in_flight")
+        .set(state.authenticator.in_progress() as f64);
     let handle = metrics_handle();
     handle.run_upkeep();
     (

@@ -7,17 +7,26 @@
 //! beyond the caps answer without hashing. Every failure is then held until the
 //! failure floor has passed since the attempt began (without a hashing slot or a
 //! database connection), so the answer time does not reveal which it was, nor how
-//! the account's hash is stored.
+//! the account's hash is stored; its audit row is written after that hold, so the
+//! moment of that write (seen in the pool's figures) reveals nothing either.
+//!
+//! No answer goes out before its audit row is committed: an attempt whose row
+//! cannot be written (by the request's deadline) is answered 503, held like a
+//! failure, and its lockout count is taken back (see [`super::audit`]).
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use secrecy::SecretString;
+use tokio::time::Instant;
 
+use super::audit::{AuditRecord, AuditTrail, Unrecorded};
 use super::caps::MAX_USERNAME_BYTES;
 use super::{hash_argon2id, Argon2Settings, DummyHash, HashingPool, PasswordError, StoredHash};
-use crate::db::{AuditEntry, Credentials, Db, DbError};
+use crate::db::{Credentials, Db, DbError};
 use crate::password::Busy;
 use crate::source::{CredentialLookup, Source, SourceError};
 
@@ -77,6 +86,13 @@ pub enum AuthError {
     /// The mapped credentials query does not fit its contract.
     #[error(transparent)]
     Source(crate::source::QueryProblem),
+    /// The request's deadline came before the attempt was checked.
+    #[error("the password check did not finish in time")]
+    TimedOut,
+    /// The attempt was checked but its audit row could not be written: it must
+    /// be answered 503, whatever its outcome.
+    #[error(transparent)]
+    Unrecorded(Unrecorded),
 }
 
 impl From<SourceError> for AuthError {
@@ -101,11 +117,20 @@ pub struct AuthPolicy {
     pub failure_floor: Duration,
 }
 
+/// Time kept between the commit of an attempt's audit row and the request's
+/// deadline, so that an answer whose row is written reaches the client before the
+/// deadline cuts the request off (and a success is never audited for a request
+/// that was answered 503 instead).
+const ANSWER_MARGIN: Duration = Duration::from_millis(500);
+
 /// Checks employee passwords.
 #[derive(Debug, Clone)]
 pub struct Authenticator {
     /// hr-bridge's own state: lockouts and the audit trail.
     db: Db,
+    audit: AuditTrail,
+    /// `/authenticate` requests between arrival and answer.
+    in_progress: Arc<AtomicUsize>,
     /// Where the stored hashes come from.
     source: Source,
     pool: HashingPool,
@@ -135,6 +160,45 @@ fn clip(username: &str) -> Cow<'_, str> {
     }
 }
 
+/// Counts one request in [`Authenticator::in_progress`] until dropped.
+struct InProgress(Arc<AtomicUsize>);
+
+impl InProgress {
+    fn enter(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count.clone())
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What [`Authenticator::check`] found, to be recorded before it is answered.
+struct Checked {
+    outcome: AuthOutcome,
+    /// After a success: the hash upgrade to start once the success is recorded.
+    rehash: Option<Rehash>,
+}
+
+/// A stored hash to replace by a fresh Argon2id one.
+struct Rehash {
+    username: String,
+    old: String,
+    password: SecretString,
+    format: &'static str,
+}
+
+/// `work` if it ends before `by` (when there is one), else `None`.
+async fn within<F: std::future::Future>(by: Option<Instant>, work: F) -> Option<F::Output> {
+    match by {
+        Some(by) => tokio::time::timeout_at(by, work).await.ok(),
+        None => Some(work.await),
+    }
+}
+
 /// Whether a username could exist in any backend: not empty, not longer than the
 /// key columns, no NUL (PostgreSQL text cannot hold one). Others are unknown users
 /// without a database lookup.
@@ -151,6 +215,8 @@ impl Authenticator {
         policy: AuthPolicy,
     ) -> Self {
         Self {
+            audit: AuditTrail::new(db.clone()),
+            in_progress: Arc::default(),
             db,
             source,
             pool,
@@ -159,29 +225,115 @@ impl Authenticator {
         }
     }
 
-    /// Checks one login attempt from `client` and records it. A failure is answered
-    /// no sooner than the failure floor after the attempt began.
-    #[tracing::instrument(skip(self, password, client), fields(outcome))]
+    /// `/authenticate` requests being checked, held or recorded right now. A
+    /// failure counts until its answer (the failure floor included), so this
+    /// figure, unlike the hashing pool's, shows nothing of how long the hash took.
+    pub fn in_progress(&self) -> usize {
+        self.in_progress.load(Ordering::Relaxed)
+    }
+
+    /// Checks one login attempt from `client` and records it in the audit trail
+    /// before answering. A failure is answered no sooner than the failure floor
+    /// after the attempt began. An attempt whose audit row cannot be written (by
+    /// `deadline`, less a margin to answer in) is [`AuthError::Unrecorded`] or
+    /// [`AuthError::TimedOut`], never an outcome.
+    #[tracing::instrument(skip(self, password, client, deadline), fields(outcome))]
     pub async fn authenticate(
         &self,
         username: &str,
         password: SecretString,
         client: Option<IpAddr>,
+        deadline: Option<Instant>,
     ) -> Result<AuthOutcome, AuthError> {
-        let began = tokio::time::Instant::now();
-        let outcome = self.check(username, password, client).await?;
+        let _in_progress = InProgress::enter(&self.in_progress);
+        let began = Instant::now();
+        let record = AuditRecord {
+            occurred_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            username: clip(username).into_owned(),
+            client_addr: client.map(|ip| ip.to_string()),
+        };
+        let write_by = deadline.map(|at| at.checked_sub(ANSWER_MARGIN).unwrap_or(at));
+        let mut counted_as = None;
+        let checked = within(write_by, self.check(username, password, &mut counted_as))
+            .await
+            .unwrap_or(Err(AuthError::TimedOut));
+        let checked = match checked {
+            Ok(checked) => checked,
+            Err(e) => {
+                // Answered 503 without a verdict: if the attempt was counted
+                // already, it must not count against the account.
+                if let Some(counted_as) = &counted_as {
+                    self.audit
+                        .forget_attempt(counted_as, self.policy.max_failures)
+                        .await;
+                }
+                if matches!(e, AuthError::Busy(_)) {
+                    Self::count("busy");
+                    self.audit.busy(record);
+                }
+                return Err(e);
+            }
+        };
+        let outcome = checked.outcome;
+        let floor = began + self.policy.failure_floor;
+        let hold_until = |at: Instant| write_by.map_or(at, |by| at.min(by));
         if outcome != AuthOutcome::Success {
-            tokio::time::sleep_until(began + self.policy.failure_floor).await;
+            tokio::time::sleep_until(hold_until(floor)).await;
         }
+        let writing = Instant::now();
+        let clear = match outcome {
+            AuthOutcome::Success => counted_as.as_deref(),
+            AuthOutcome::Failure(_) => None,
+        };
+        if let Err(unrecorded) = self.audit.record(&record, outcome, clear, write_by).await {
+            tracing::error!(
+                error = %unrecorded,
+                occurred_at = %record.occurred_at,
+                username = %record.username,
+                reason = outcome.reason(),
+                client_addr = record.client_addr.as_deref().unwrap_or("-"),
+                "could not write the audit row; the attempt was answered 503"
+            );
+            if let Some(counted_as) = &counted_as {
+                self.audit
+                    .forget_attempt(counted_as, self.policy.max_failures)
+                    .await;
+            }
+            // A success's row was written straight after the hash, a failure's
+            // after the floor: release both when a failure would have come back,
+            // so that this 503 does not tell them apart.
+            tokio::time::sleep_until(hold_until(floor + writing.elapsed())).await;
+            metrics::counter!("hr_bridge_auth_unrecorded_total").increment(1);
+            return Err(AuthError::Unrecorded(unrecorded));
+        }
+        if deadline.is_some_and(|at| Instant::now() >= at) {
+            tracing::warn!(
+                username = %record.username,
+                reason = outcome.reason(),
+                "the attempt was recorded, but its answer missed the request deadline: \
+                 the client was answered 503"
+            );
+        }
+        Self::count(match outcome {
+            AuthOutcome::Success => "success",
+            AuthOutcome::Failure(_) => "failure",
+        });
+        if let Some(rehash) = checked.rehash {
+            self.spawn_rehash(rehash);
+        }
+        tracing::Span::current().record("outcome", outcome.reason());
         Ok(outcome)
     }
 
+    /// Counts and checks the attempt; records nothing. `counted_as` is set to the
+    /// lockout key as soon as the attempt is counted, so that a caller who gives
+    /// up on the check can take the count back.
     async fn check(
         &self,
         username: &str,
         password: SecretString,
-        client: Option<IpAddr>,
-    ) -> Result<AuthOutcome, AuthError> {
+        counted_as: &mut Option<String>,
+    ) -> Result<Checked, AuthError> {
         // Turn a storm away before it costs any database work.
         let admission = self.pool.admit()?;
         let plausible = plausible(username);
@@ -222,11 +374,13 @@ impl Authenticator {
                     lock_until,
                 )
                 .await?;
+            *counted_as = Some(username.to_owned());
             if attempt > i64::from(self.policy.max_failures) {
                 drop(admission);
-                let outcome = AuthOutcome::Failure(FailureReason::Locked);
-                self.finish(username, outcome, client, false).await;
-                return Ok(outcome);
+                return Ok(Checked {
+                    outcome: AuthOutcome::Failure(FailureReason::Locked),
+                    rehash: None,
+                });
             }
         }
         let parsed = credentials.as_ref().map(|c| {
@@ -274,70 +428,41 @@ impl Authenticator {
                 }
             }
         };
+        let mut rehash = None;
         if outcome == AuthOutcome::Success {
             if let (Some(hash), Some(old)) = (stored, credentials.and_then(|c| c.password_hash)) {
                 if hash.needs_rehash(&self.policy.argon2, &password)
                     && self.source.queries().update_password.is_some()
                 {
-                    self.spawn_rehash(username.to_owned(), old, password, hash.format());
+                    rehash = Some(Rehash {
+                        username: username.to_owned(),
+                        old,
+                        password,
+                        format: hash.format(),
+                    });
                 }
             }
         }
-        let clear_failures = outcome == AuthOutcome::Success && self.policy.max_failures > 0;
-        self.finish(username, outcome, client, clear_failures).await;
-        tracing::Span::current().record("outcome", outcome.reason());
-        Ok(outcome)
+        Ok(Checked { outcome, rehash })
     }
 
-    fn count(outcome: AuthOutcome) {
-        metrics::counter!("hr_bridge_auth_attempts_total", "reason" => outcome.reason())
-            .increment(1);
-    }
-
-    /// Records the attempt in the audit trail and, after a success, ends the run
-    /// of failures in the same commit. Errors are logged: the answer stands.
-    async fn finish(
-        &self,
-        username: &str,
-        outcome: AuthOutcome,
-        client: Option<IpAddr>,
-        clear_failures: bool,
-    ) {
-        Self::count(outcome);
-        let occurred_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-        let client = client.map(|ip| ip.to_string());
-        let audit_name = clip(username);
-        let entry = AuditEntry {
-            occurred_at: &occurred_at,
-            username: &audit_name,
-            outcome: if outcome == AuthOutcome::Success {
-                "success"
-            } else {
-                "failure"
-            },
-            reason: outcome.reason(),
-            client_addr: client.as_deref(),
-        };
-        let written = if clear_failures {
-            self.db.record_successful_login(username, &entry).await
-        } else {
-            self.db.record_login(&entry).await
-        };
-        if let Err(e) = written {
-            tracing::error!(error = %e, reason = entry.reason, "could not write the audit row");
-        }
+    /// `/metrics` counts answers by outcome only (`success`, `failure`, `busy`):
+    /// it needs no credentials, so it must not tell an unknown user from a wrong
+    /// password or a leaver's right one. The audit trail keeps the reason.
+    fn count(outcome: &'static str) {
+        metrics::counter!("hr_bridge_auth_attempts_total", "outcome" => outcome).increment(1);
     }
 
     /// Replaces an old-format or weak hash by a fresh Argon2id one in the
     /// background, as a compare-and-set on the old value. Any failure is logged and
     /// retried at the next login; it never affects this one.
-    fn spawn_rehash(
-        &self,
-        username: String,
-        old: String,
-        password: SecretString,
-        format: &'static str,
-    ) {
+    fn spawn_rehash(&self, rehash: Rehash) {
+        let Rehash {
+            username,
+            old,
+            password,
+            format,
+        } = rehash;
         let (source, pool, argon2) = (self.source.clone(), self.pool.clone(), self.policy.argon2);
         tokio::spawn(async move {
             let new = match pool.run(move || hash_argon2id(&password, &argon2)).await {

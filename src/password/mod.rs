@@ -2,12 +2,14 @@
 //! hashes. Everything here is CPU-bound and synchronous; callers run it on the
 //! bounded [`HashingPool`] so that the async workers never hash.
 
+mod audit;
 mod authenticator;
 pub mod caps;
 mod omflow;
 mod pool;
 mod throttle;
 
+pub use audit::MAX_WAITING_BUSY_ROWS;
 pub use authenticator::{
     costly_hashes, prune_auth_state, unix_now, AuthError, AuthOutcome, AuthPolicy, Authenticator,
     FailureReason,

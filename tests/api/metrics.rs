@@ -1,6 +1,24 @@
-//! `/metrics` exposes request, authentication and sync figures after traffic.
+//! `/metrics` exposes request, authentication and sync figures after traffic,
+//! and nothing (no label, no figure) that tells apart why a login failed.
 
+use hr_bridge::db::Backend;
+
+use crate::authenticate::{add_employee, argon2id};
+use crate::helpers::{TestApp, TestDb};
 use crate::on_all_backends;
+
+const SECRET: &str = "Sup3r-Secret-Pa55";
+
+async fn metrics_text(app: &TestApp) -> String {
+    let response = app
+        .client
+        .get(format!("{}/metrics", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
 
 on_all_backends!(
     metrics_expose_counters_after_traffic,
@@ -24,7 +42,7 @@ on_all_backends!(
         for expected in [
             "hr_bridge_http_requests_total{route=\"/sync\",status=\"200\"}",
             "hr_bridge_http_request_duration_seconds_bucket{route=\"/sync\",status=\"200\"",
-            "hr_bridge_auth_attempts_total{reason=\"unknown_user\"}",
+            "hr_bridge_auth_attempts_total{outcome=\"failure\"}",
             "hr_bridge_sync_users ",
             "hr_bridge_sync_bytes ",
             "hr_bridge_db_pool_connections ",
@@ -111,3 +129,143 @@ on_all_backends!(
         assert_eq!(response.status(), 200);
     }
 );
+
+/// Every reason a login can fail for (what the audit trail records).
+const REASONS: [&str; 7] = [
+    "unknown_user",
+    "bad_password",
+    "inactive",
+    "no_hash",
+    "locked",
+    "ambiguous_user",
+    "hash_too_costly",
+];
+
+on_all_backends!(
+    failed_logins_look_alike_in_answers_and_metrics,
+    |db: TestDb| async move {
+        let mut settings = db.settings();
+        settings.auth.max_failures = 2;
+        let app = db.spawn_with(settings).await;
+        add_employee(&app, "alice", Some(&argon2id(SECRET)), true).await;
+        add_employee(&app, "ex", Some(&argon2id(SECRET)), false).await;
+        add_employee(&app, "nohash", None, true).await;
+        let attempts = [
+            ("ghost", SECRET),
+            ("alice", "wrong"),
+            ("ex", SECRET),
+            ("nohash", SECRET),
+            ("alice", "wrong"),
+            ("alice", SECRET),
+        ];
+        let mut answers = Vec::new();
+        for (username, password) in attempts {
+            let response = app.post_authenticate(username, password).await;
+            let status = response.status();
+            let mut headers: Vec<(String, String)> = response
+                .headers()
+                .iter()
+                .filter(|(name, _)| !matches!(name.as_str(), "date" | "x-request-id"))
+                .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+                .collect();
+            headers.sort();
+            answers.push((status, headers, response.text().await.unwrap()));
+            // Scraped after every attempt: no state in between tells them apart.
+            let text = metrics_text(&app).await;
+            for reason in REASONS {
+                assert!(!text.contains(reason), "/metrics names {reason}:\n{text}");
+            }
+            for line in text
+                .lines()
+                .filter(|l| l.starts_with("hr_bridge_auth_attempts_total"))
+            {
+                let labels = line.split_whitespace().next().unwrap();
+                assert!(
+                    [
+                        "hr_bridge_auth_attempts_total{outcome=\"success\"}",
+                        "hr_bridge_auth_attempts_total{outcome=\"failure\"}",
+                        "hr_bridge_auth_attempts_total{outcome=\"busy\"}",
+                    ]
+                    .contains(&labels),
+                    "{line}"
+                );
+            }
+            assert!(text.contains("hr_bridge_auth_attempts_total{outcome=\"failure\"}"));
+        }
+        assert!(
+            answers.iter().all(|a| a == &answers[0]),
+            "answers differ: {answers:#?}"
+        );
+        // The audit trail keeps the detail.
+        let reasons: Vec<String> = app.audit().await.into_iter().map(|r| r.2).collect();
+        assert_eq!(
+            reasons,
+            [
+                "unknown_user",
+                "bad_password",
+                "inactive",
+                "no_hash",
+                "bad_password",
+                "locked"
+            ]
+        );
+    }
+);
+
+/// `hr_bridge_password_checks_in_flight` as `/metrics` shows it now.
+async fn in_flight(app: &TestApp) -> f64 {
+    let text = metrics_text(app).await;
+    text.lines()
+        .find_map(|l| l.strip_prefix("hr_bridge_password_checks_in_flight "))
+        .expect("the in-flight gauge")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A hash ends sooner or later by format (or is skipped: unknown hash, locked
+/// account), but the failure is held until the floor. A figure anyone can poll
+/// must show the login in flight until its answer, not until its hash ended.
+/// One backend: the gauge is process-wide, and the test samples it in a loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_login_is_in_flight_until_its_answer() {
+    let Some(db) = TestDb::create(Backend::Sqlite).await else {
+        return;
+    };
+    let mut settings = db.settings();
+    settings.auth.failure_floor_ms = 1500;
+    let app = db.spawn_with(settings).await;
+    let login = {
+        let (client, url) = (app.client.clone(), format!("{}/authenticate", app.base_url));
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .basic_auth(
+                    crate::helpers::OMFLOW_USER,
+                    Some(crate::helpers::OMFLOW_PASSWORD),
+                )
+                .json(&serde_json::json!({"username": "ghost", "password": "x"}))
+                .send()
+                .await
+                .unwrap()
+        })
+    };
+    let mut samples = Vec::new();
+    while !login.is_finished() {
+        samples.push(in_flight(&app).await);
+    }
+    let body = crate::helpers::json_body(login.await.unwrap()).await;
+    assert_eq!(body["status"], "fail");
+    let first = samples
+        .iter()
+        .position(|v| *v > 0.0)
+        .expect("the login was never seen in flight");
+    let seen = &samples[first..];
+    assert!(seen.len() > 10, "too few samples to judge: {samples:?}");
+    // The sample that raced with the answer may show it gone; no other may.
+    let gone = seen[..seen.len() - 1].iter().filter(|v| **v == 0.0).count();
+    assert_eq!(
+        gone, 0,
+        "the login dropped out before its answer: {samples:?}"
+    );
+}

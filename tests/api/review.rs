@@ -23,29 +23,37 @@ async fn set_password(app: &TestApp, username: &str, password: &str) {
 }
 
 on_all_backends!(
-    correct_logins_end_the_failure_run_even_when_the_audit_cannot_be_written,
+    correct_logins_are_refused_and_never_counted_while_the_audit_cannot_be_written,
     |db: TestDb| async move {
         let mut settings = db.settings();
         settings.auth.max_failures = 3;
         let app = db.spawn_with(settings).await;
         seed_people(&app, 2).await;
         set_password(&app, "e000", "right").await;
-        // The audit table breaks (renamed by someone, disk full, …).
+        // The audit table breaks (renamed by someone, disk full, …): no login is
+        // answered without its audit row, and none piles up towards a lockout.
         app.exec("ALTER TABLE auth_audit RENAME TO auth_audit_gone")
             .await;
         for attempt in 0..6 {
-            let body: serde_json::Value = app
-                .post_authenticate("e000", "right")
-                .await
-                .json()
-                .await
-                .expect("json");
-            assert_eq!(body["status"], "success", "correct login {attempt}: {body}");
+            let response = app.post_authenticate("e000", "right").await;
+            assert_eq!(response.status(), 503, "correct login {attempt}");
+            assert!(response.headers().contains_key("retry-after"));
+            assert!(fail_message(response).await.contains("audit trail"));
         }
         let left = app
             .rows("SELECT 'x' FROM auth_lockouts WHERE failures > 0")
             .await;
-        assert!(left.is_empty(), "successes left a failure count behind");
+        assert!(
+            left.is_empty(),
+            "refused logins left a failure count behind"
+        );
+        app.exec("ALTER TABLE auth_audit_gone RENAME TO auth_audit")
+            .await;
+        let body = crate::helpers::json_body(app.post_authenticate("e000", "right").await).await;
+        assert_eq!(body["status"], "success", "{body}");
+        let audit = app.audit().await;
+        assert_eq!(audit.len(), 1, "{audit:?}");
+        assert_eq!(audit[0].2, "success");
     }
 );
 
