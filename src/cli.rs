@@ -351,7 +351,7 @@ fn connect(settings: &Settings) -> anyhow::Result<Db> {
         settings.state_url(),
         &PoolSettings {
             statement_timeout: None,
-            ..settings.database.pool_settings()
+            ..settings.pool_settings()
         },
     )?)
 }
@@ -453,7 +453,7 @@ async fn serve(mut settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
         bail!(Settings::missing_credentials_message());
     }
     // Serving: statements are bounded so that a lock answers 503, not a hang.
-    let db = Db::connect_lazy(settings.state_url(), &settings.database.pool_settings())?;
+    let db = Db::connect_lazy(settings.state_url(), &settings.pool_settings())?;
     let source = crate::source::open(&settings, &db)?;
     // A demo fills its database before serving, so it needs it up at once; a
     // real deployment starts without it (see `server::launch`).
