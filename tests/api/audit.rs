@@ -83,6 +83,41 @@ on_all_backends!(
 );
 
 on_all_backends!(
+    forwarded_hops_with_ports_are_read_and_an_unreadable_hop_is_not_skipped,
+    |db: TestDb| async move {
+        let mut settings = db.settings();
+        settings.auth.trusted_proxies = vec!["127.0.0.0/8".into(), "10.0.0.0/8".into()];
+        let app = db.spawn_with(settings).await;
+        // The first hop of each is what a client wrote itself; the proxies (the
+        // trusted 10.1.2.3 and the peer) appended the rest.
+        for xff in [
+            "198.51.100.23, 203.0.113.9:51234",
+            "198.51.100.23, [2001:db8::7]:443, 10.1.2.3:8080",
+            "198.51.100.23, unknown, 10.1.2.3",
+        ] {
+            app.client
+                .post(format!("{}/authenticate", app.base_url))
+                .basic_auth(OMFLOW_USER, Some(OMFLOW_PASSWORD))
+                .header("x-forwarded-for", xff)
+                .json(&serde_json::json!({"username": "ghost", "password": "x"}))
+                .send()
+                .await
+                .unwrap();
+        }
+        let clients: Vec<Option<String>> = app.audit().await.into_iter().map(|r| r.3).collect();
+        assert_eq!(
+            clients,
+            [
+                Some("203.0.113.9".to_owned()),
+                Some("2001:db8::7".to_owned()),
+                // The proxy that wrote the hop nobody can read.
+                Some("10.1.2.3".to_owned()),
+            ]
+        );
+    }
+);
+
+on_all_backends!(
     audit_rows_past_retention_are_pruned,
     |db: TestDb| async move {
         let app = db.spawn().await;
