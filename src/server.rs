@@ -2,6 +2,7 @@
 //! certificate reload (SIGHUP or file change) and graceful shutdown.
 
 mod deadline;
+mod idle;
 mod listener;
 
 use std::net::SocketAddr;
@@ -27,13 +28,14 @@ use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::config::Settings;
+use crate::config::{ServerSettings, Settings};
 use crate::db::{Db, DbError};
 use crate::error::{fail_response, ApiError};
 use crate::http::health::DatabaseGate;
 use crate::http::{self, AppState};
 use crate::password::{AuthPolicy, Authenticator, DummyHash, HashingPool, OmflowCredential};
 use crate::source::Source;
+use idle::IdleTracked;
 use listener::{CappedListener, PeerAddr};
 
 /// Longest pause between attempts to reach the database at start-up.
@@ -316,27 +318,70 @@ pub struct RunningServer {
     metrics: Option<MetricsListener>,
 }
 
-/// `/metrics` on its own plain-HTTP listener (`server.metrics_listen`).
+/// `/metrics` on its own plain-HTTP listener (`server.metrics_listen`), with
+/// the main port's per-connection bounds and a small connection cap of its own
+/// ([`limits::METRICS_MAX_CONNECTIONS`](crate::config::limits)), so that a flood
+/// there can never take the file descriptors the OMFLOW port needs.
 struct MetricsListener {
     addr: SocketAddr,
-    handle: Handle<SocketAddr>,
+    handle: Handle<PeerAddr>,
     task: JoinHandle<std::io::Result<()>>,
 }
 
 impl MetricsListener {
-    async fn start(addr: SocketAddr, state: AppState) -> anyhow::Result<Self> {
+    async fn start(
+        addr: SocketAddr,
+        settings: &ServerSettings,
+        state: AppState,
+    ) -> anyhow::Result<Self> {
         let listener = std::net::TcpListener::bind(addr)
             .with_context(|| format!("cannot listen on {addr} (server.metrics_listen)"))?;
-        let handle = Handle::new();
-        let server = axum_server::from_tcp(listener)?.handle(handle.clone());
-        let task = tokio::spawn(server.serve(metrics_router(state).into_make_service()));
-        let addr = handle
+        let idle = settings.idle_timeout();
+        let (server, handle) = bounded_server(
+            listener,
+            crate::config::limits::METRICS_MAX_CONNECTIONS,
+            settings,
+        )?;
+        let make = tower::ServiceExt::<PeerAddr>::map_response(
+            metrics_router(state).into_make_service(),
+            move |service| IdleTracked::new(service, idle),
+        );
+        let task = tokio::spawn(server.serve(make));
+        let PeerAddr(addr) = handle
             .listening()
             .await
             .context("the metrics listener failed to start")?;
         tracing::info!(%addr, "serving /metrics on its own listener");
         Ok(Self { addr, handle, task })
     }
+}
+
+/// An HTTP server on `listener` that takes at most `max_connections` at once and
+/// bounds every connection: its first request and each later request head must
+/// arrive within `server.header_read_timeout_secs` (the first also bounds HTTP/2
+/// detection, so a half-sent preface is closed like a half-sent HTTP/1 head), and
+/// the service it is given should be wrapped in [`IdleTracked`] for
+/// `server.idle_timeout_secs`.
+fn bounded_server(
+    listener: std::net::TcpListener,
+    max_connections: usize,
+    settings: &ServerSettings,
+) -> anyhow::Result<(axum_server::Server<PeerAddr>, Handle<PeerAddr>)> {
+    listener.set_nonblocking(true)?;
+    let listener = CappedListener::new(
+        tokio::net::TcpListener::from_std(listener)?,
+        max_connections,
+    );
+    let handle = Handle::new();
+    let header_timeout = Duration::from_secs(settings.header_read_timeout_secs);
+    let mut server = axum_server::Server::<PeerAddr>::from_listener(listener)
+        .handle(handle.clone())
+        .first_request_timeout(header_timeout);
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(header_timeout);
+    Ok((server, handle))
 }
 
 /// Stops the certificate watcher with the server, however the server ends.
@@ -355,30 +400,22 @@ impl RunningServer {
         let listener = std::net::TcpListener::bind(addr)
             .with_context(|| format!("cannot listen on {addr}"))?;
         let metrics = match settings.server.metrics_addr()? {
-            Some(addr) => Some(MetricsListener::start(addr, state.clone()).await?),
+            Some(addr) => {
+                Some(MetricsListener::start(addr, &settings.server, state.clone()).await?)
+            }
             None => None,
         };
-        listener.set_nonblocking(true)?;
-        let listener = CappedListener::new(
-            tokio::net::TcpListener::from_std(listener)?,
-            settings.server.max_connections,
-        );
         let database = state.startup.clone();
-        let app = tower::ServiceExt::map_request(
-            app(state, metrics.is_none()).into_make_service_with_connect_info::<SocketAddr>(),
-            |peer: PeerAddr| peer.0,
+        let idle = settings.server.idle_timeout();
+        let app = tower::ServiceExt::map_response(
+            tower::ServiceExt::map_request(
+                app(state, metrics.is_none()).into_make_service_with_connect_info::<SocketAddr>(),
+                |peer: PeerAddr| peer.0,
+            ),
+            move |service| IdleTracked::new(service, idle),
         );
-        let handle = Handle::new();
-        // A client must send its request head in time: the first on a connection
-        // (which also bounds HTTP/2 detection) and every later one.
-        let header_timeout = Duration::from_secs(settings.server.header_read_timeout_secs);
-        let mut server = axum_server::Server::<PeerAddr>::from_listener(listener)
-            .handle(handle.clone())
-            .first_request_timeout(header_timeout);
-        server
-            .http_builder()
-            .http1()
-            .header_read_timeout(header_timeout);
+        let (server, handle) =
+            bounded_server(listener, settings.server.max_connections, &settings.server)?;
         let (task, tls_watcher, tls) = match settings.server.tls_files() {
             Some((cert, key)) => {
                 let config = RustlsConfig::from_pem_file(cert, key)

@@ -9,6 +9,7 @@ mod basic_auth;
 mod cli;
 mod cli_healthcheck;
 mod compression;
+mod connections;
 mod errors;
 mod guard;
 mod hash_caps;
