@@ -134,7 +134,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // crates enable different ones); an error only means it is already set.
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
-        Command::Serve { demo } => serve(settings, demo).await,
+        Command::Serve { demo } => serve(settings, demo, cli.config).await,
         Command::Probe(args) => crate::probe::run(args).await,
         Command::Healthcheck { timeout } => {
             let target = crate::healthcheck::Target::from_settings(&settings.server)?;
@@ -448,7 +448,11 @@ fn read_password(prompt: &str) -> anyhow::Result<SecretString> {
     Ok(SecretString::from(line))
 }
 
-async fn serve(mut settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
+async fn serve(
+    mut settings: Settings,
+    demo: bool,
+    config: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     if !demo && !settings.omflow.is_configured() {
         bail!(Settings::missing_credentials_message());
     }
@@ -497,7 +501,11 @@ async fn serve(mut settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
             generated = Some(password);
         }
     }
-    let running = server::launch(&settings, db.clone(), source).await?;
+    // SIGHUP re-reads the settings from the same file and environment. (A demo's
+    // generated OMFLOW credential is not among them; nothing reloads that.)
+    let reload: server::reload::Loader =
+        std::sync::Arc::new(move || Settings::load(config.as_deref()));
+    let running = server::launch(&settings, db.clone(), source, reload).await?;
     let ready = running.database_gate();
     let prune_settings = settings.clone();
     let prune_db = db.clone();

@@ -4,6 +4,7 @@
 mod deadline;
 mod idle;
 mod listener;
+pub mod reload;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -37,6 +38,7 @@ use crate::password::{AuthPolicy, Authenticator, DummyHash, HashingPool, OmflowC
 use crate::source::Source;
 use idle::IdleTracked;
 use listener::{CappedListener, PeerAddr};
+use reload::{Reload, Reloads};
 
 /// Longest pause between attempts to reach the database at start-up.
 const STARTUP_RETRY_MAX: Duration = Duration::from_secs(5);
@@ -109,7 +111,14 @@ pub async fn build_state_with(
 /// answers `/readyz`, `/sync` and `/authenticate` with 503 until the database
 /// answers (and, with `database.auto_migrate`, is migrated). A database that is
 /// down at start-up thus never makes a container platform restart us in a loop.
-pub async fn launch(settings: &Settings, db: Db, source: Source) -> anyhow::Result<RunningServer> {
+///
+/// On SIGHUP, `load` reads the settings again (see [`reload`]).
+pub async fn launch(
+    settings: &Settings,
+    db: Db,
+    source: Source,
+    load: reload::Loader,
+) -> anyhow::Result<RunningServer> {
     let mut state = build_state_with(settings, db.clone(), source.clone()).await?;
     let gate = DatabaseGate::closed();
     state.startup = gate.clone();
@@ -120,7 +129,7 @@ pub async fn launch(settings: &Settings, db: Db, source: Source) -> anyhow::Resu
         settings.database.auto_migrate,
     )));
     let _ = tokio::time::timeout(STARTUP_READY_WAIT, gate.wait_open()).await;
-    let mut running = RunningServer::start(settings, state).await?;
+    let mut running = RunningServer::start_with(settings, state, load).await?;
     running.startup = Some(preparing);
     Ok(running)
 }
@@ -312,6 +321,8 @@ pub struct RunningServer {
     handle: Handle<PeerAddr>,
     task: JoinHandle<std::io::Result<()>>,
     tls_watcher: Option<AbortOnDrop>,
+    /// The SIGHUP listener and what reacts to it, stopped with the server.
+    reloading: Vec<AbortOnDrop>,
     /// `launch`'s database preparation, stopped with the server.
     startup: Option<AbortOnDrop>,
     database: DatabaseGate,
@@ -395,7 +406,19 @@ impl Drop for AbortOnDrop {
 
 impl RunningServer {
     /// Binds `settings.server.listen` (port 0 picks a free port) and starts serving.
+    /// Settings given in-process have no file to re-read: a SIGHUP reloads the TLS
+    /// files only.
     pub async fn start(settings: &Settings, state: AppState) -> anyhow::Result<Self> {
+        let given = settings.clone();
+        Self::start_with(settings, state, Arc::new(move || Ok(given.clone()))).await
+    }
+
+    /// [`RunningServer::start`], with `load` reading the settings again on SIGHUP.
+    pub async fn start_with(
+        settings: &Settings,
+        state: AppState,
+        load: reload::Loader,
+    ) -> anyhow::Result<Self> {
         let addr = settings.server.listen_addr()?;
         let listener = std::net::TcpListener::bind(addr)
             .with_context(|| format!("cannot listen on {addr}"))?;
@@ -416,6 +439,7 @@ impl RunningServer {
         );
         let (server, handle) =
             bounded_server(listener, settings.server.max_connections, &settings.server)?;
+        let (reloads, sighup) = reload::on_sighup(load);
         let (task, tls_watcher, tls) = match settings.server.tls_files() {
             Some((cert, key)) => {
                 let config = RustlsConfig::from_pem_file(cert, key)
@@ -432,6 +456,7 @@ impl RunningServer {
                     cert.to_path_buf(),
                     key.to_path_buf(),
                     settings.server.tls_reload_poll_secs,
+                    reloads.clone(),
                 )));
                 let server = server.acceptor(RustlsAcceptor::new(config));
                 (tokio::spawn(server.serve(app)), Some(watcher), true)
@@ -449,6 +474,10 @@ impl RunningServer {
             handle,
             task,
             tls_watcher,
+            reloading: vec![
+                AbortOnDrop(sighup),
+                AbortOnDrop(tokio::spawn(reload::report_restart_needed(tls, reloads))),
+            ],
             startup: None,
             database,
             metrics,
@@ -479,6 +508,7 @@ impl RunningServer {
     pub async fn shutdown(self, grace: Duration) -> anyhow::Result<()> {
         self.handle.graceful_shutdown(Some(grace));
         drop(self.tls_watcher);
+        drop(self.reloading);
         drop(self.startup);
         if let Some(metrics) = self.metrics {
             metrics.handle.graceful_shutdown(Some(grace));
@@ -500,14 +530,14 @@ fn fingerprint(path: &Path) -> Option<(SystemTime, u64)> {
 
 /// Reloads the certificate on SIGHUP and whenever either file changes; a bad new
 /// pair is logged and the old one kept, so a half-copied file never takes HTTPS down.
-async fn watch_tls_files(config: RustlsConfig, cert: PathBuf, key: PathBuf, poll_secs: u64) {
-    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(signal) => Some(signal),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP; TLS reload on file change only");
-            None
-        }
-    };
+/// A SIGHUP whose configuration names other files (both still set) switches to them.
+async fn watch_tls_files(
+    config: RustlsConfig,
+    mut cert: PathBuf,
+    mut key: PathBuf,
+    poll_secs: u64,
+    mut reloads: Reloads,
+) {
     let mut seen = (fingerprint(&cert), fingerprint(&key));
     // With polling off, tick once a day and never look at the files.
     let polling = poll_secs > 0;
@@ -519,7 +549,22 @@ async fn watch_tls_files(config: RustlsConfig, cert: PathBuf, key: PathBuf, poll
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let reason = tokio::select! {
-            Some(()) = async { match hangup.as_mut() { Some(s) => s.recv().await, None => None } } => "SIGHUP",
+            Some(reload) = reloads.next() => {
+                if let Reload::Loaded(settings) = reload {
+                    if let Some((new_cert, new_key)) = settings.server.tls_files() {
+                        if (new_cert, new_key) != (cert.as_path(), key.as_path()) {
+                            tracing::info!(
+                                cert = %new_cert.display(), key = %new_key.display(),
+                                "SIGHUP: the configuration names other TLS files; using them"
+                            );
+                            cert = new_cert.to_path_buf();
+                            key = new_key.to_path_buf();
+                        }
+                    }
+                }
+                seen = (fingerprint(&cert), fingerprint(&key));
+                "SIGHUP"
+            }
             _ = poll.tick() => {
                 if !polling { continue; }
                 let now = (fingerprint(&cert), fingerprint(&key));

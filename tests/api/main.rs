@@ -19,6 +19,7 @@ mod import;
 mod lockout;
 mod metrics;
 mod openapi;
+mod operator;
 mod probe;
 mod products;
 mod replicas;
