@@ -121,10 +121,29 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each said once. Many errors (sqlx's own
+/// among them) put their cause in their message and hand it on as a source as
+/// well, so the plain chain (`{:#}`) repeats it; a cause whose text the line
+/// already holds adds nothing.
+fn error_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -565,4 +584,22 @@ fn print_demo_banner(running: &RunningServer, lines: &[String], generated: Optio
         );
     }
     println!("demo: serving on {scheme}://{addr}; stop with Ctrl-C");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_line;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer: {0}")]
+    struct Repeats(#[source] std::io::Error);
+
+    #[test]
+    fn an_error_line_says_each_cause_once() {
+        let inner = std::io::Error::other("access denied");
+        let error = anyhow::Error::new(Repeats(inner)).context("cannot connect");
+        assert_eq!(error_line(&error), "cannot connect: outer: access denied");
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_line(&plain), "outer: inner");
+    }
 }

@@ -193,3 +193,85 @@ async fn sighup_after_removing_tls_says_a_restart_is_needed_and_still_reloads_th
     assert!(healthz_over_tls(&client_trusting(&second.0, addr), port).await);
     assert!(!healthz_over_tls(&client_trusting(&first.0, addr), port).await);
 }
+
+/// A URL to the test database's server that the database refuses: a wrong
+/// password (MariaDB), a role that does not exist (PostgreSQL, which trusts
+/// local users), a file that cannot be opened (SQLite); and the words of the
+/// refusal.
+fn refused_url(db: &crate::helpers::TestDb) -> (String, &'static str) {
+    use hr_bridge::db::Backend;
+    let mut url = url::Url::parse(&db.url).unwrap();
+    match db.backend {
+        Backend::MySql => {
+            url.set_password(Some("hrb-wrong-password")).unwrap();
+            (url.to_string(), "Access denied")
+        }
+        Backend::Postgres => {
+            url.set_username("hrb_no_such_role").unwrap();
+            (url.to_string(), "does not exist")
+        }
+        Backend::Sqlite => (
+            "sqlite:///hrb-no-such-directory/hr.db".to_owned(),
+            "unable to open database file",
+        ),
+    }
+}
+
+crate::on_all_backends!(
+    a_refused_database_login_is_said_once_by_every_command,
+    |db: TestDb| async move {
+        let (url, refusal) = refused_url(&db);
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("employees.csv");
+        std::fs::write(
+            &csv,
+            "username,email,nick_name\nalice,a@example.com,Alice\n",
+        )
+        .unwrap();
+        let csv = csv.to_str().unwrap();
+        let commands: &[&[&str]] = &[
+            &["migrate"],
+            &["check"],
+            &["preview"],
+            &["accept-deletions"],
+            &["set-password", "alice"],
+            &["seed-demo", "--employees", "1", "--departments", "1"],
+            &["import", "--employees", csv],
+            &["import", "--employees", csv, "--dry-run"],
+        ];
+        for args in commands {
+            let mut command = crate::helpers::binary();
+            let mut child = command
+                .env("HR_BRIDGE__DATABASE__URL", &url)
+                .args(*args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            let _ = child.stdin.take().unwrap().write_all(b"pw\n");
+            let output = child.wait_with_output().unwrap();
+            assert!(!output.status.success(), "{args:?} succeeded");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+            assert_eq!(stderr.matches(refusal).count(), 1, "{args:?}: {stderr}");
+            assert!(!stderr.contains("hrb-wrong-password"), "{args:?}: {stderr}");
+        }
+
+        // And `serve`'s log, while it waits for the database.
+        let config = dir.path().join("empty.toml");
+        std::fs::write(&config, "").unwrap();
+        let port = free_port().to_string();
+        let listen = format!("127.0.0.1:{port}");
+        let mut env = CREDENTIALS.to_vec();
+        env.extend([
+            ("HR_BRIDGE__DATABASE__URL", url.as_str()),
+            ("HR_BRIDGE__SERVER__LISTEN", listen.as_str()),
+        ]);
+        let mut served = Served::start(&config, &env);
+        let line = served.wait_for("database unavailable at start-up");
+        assert_eq!(line.matches(refusal).count(), 1, "{line}");
+        assert!(!line.contains("hrb-wrong-password"), "{line}");
+    }
+);
