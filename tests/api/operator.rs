@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// A running `hr-bridge serve` whose log lines are read as they come.
-struct Served {
+pub struct Served {
     child: Child,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
@@ -19,7 +19,7 @@ struct Served {
 impl Served {
     /// Starts `serve` with `config` as its file and `env` on top of a clean
     /// `HR_BRIDGE*` environment; `NO_COLOR` is not set.
-    fn start(config: &std::path::Path, env: &[(&str, &str)]) -> Self {
+    pub fn start(config: &std::path::Path, env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_hr-bridge"));
         for (key, _) in std::env::vars() {
             if key.starts_with("HR_BRIDGE") || key == "NO_COLOR" {
@@ -54,7 +54,7 @@ impl Served {
 
     /// The first log line since the last signal (or start) that contains `needle`,
     /// waiting for it if need be.
-    fn wait_for(&mut self, needle: &str) -> String {
+    pub fn wait_for(&mut self, needle: &str) -> String {
         if let Some(line) = self.seen[self.mark..].iter().find(|l| l.contains(needle)) {
             return line.clone();
         }
@@ -91,14 +91,14 @@ impl Drop for Served {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port()
 }
 
-const CREDENTIALS: &[(&str, &str)] = &[
+pub const CREDENTIALS: &[(&str, &str)] = &[
     ("HR_BRIDGE__OMFLOW__USERNAME", "omflow"),
     ("HR_BRIDGE__OMFLOW__PASSWORD", "pw"),
 ];
