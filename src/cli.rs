@@ -121,10 +121,29 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each said once. Many errors (sqlx's own
+/// among them) put their cause in their message and hand it on as a source as
+/// well, so the plain chain (`{:#}`) repeats it; a cause whose text the line
+/// already holds adds nothing.
+fn error_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -134,7 +153,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // crates enable different ones); an error only means it is already set.
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
-        Command::Serve { demo } => serve(settings, demo).await,
+        Command::Serve { demo } => serve(settings, demo, cli.config).await,
         Command::Probe(args) => crate::probe::run(args).await,
         Command::Healthcheck { timeout } => {
             let target = crate::healthcheck::Target::from_settings(&settings.server)?;
@@ -360,7 +379,7 @@ fn connect(settings: &Settings) -> anyhow::Result<Db> {
         settings.state_url(),
         &PoolSettings {
             statement_timeout: None,
-            ..settings.database.pool_settings()
+            ..settings.pool_settings()
         },
     )?)
 }
@@ -456,12 +475,16 @@ fn read_password(prompt: &str) -> anyhow::Result<SecretString> {
     Ok(SecretString::from(line))
 }
 
-async fn serve(mut settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
+async fn serve(
+    mut settings: Settings,
+    demo: bool,
+    config: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     if !demo && !settings.omflow.is_configured() {
         bail!(Settings::missing_credentials_message());
     }
     // Serving: statements are bounded so that a lock answers 503, not a hang.
-    let db = Db::connect_lazy(settings.state_url(), &settings.database.pool_settings())?;
+    let db = Db::connect_lazy(settings.state_url(), &settings.pool_settings())?;
     let source = crate::source::open(&settings, &db)?;
     // A demo fills its database before serving, so it needs it up at once; a
     // real deployment starts without it (see `server::launch`).
@@ -505,7 +528,11 @@ async fn serve(mut settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
             generated = Some(password);
         }
     }
-    let running = server::launch(&settings, db.clone(), source).await?;
+    // SIGHUP re-reads the settings from the same file and environment. (A demo's
+    // generated OMFLOW credential is not among them; nothing reloads that.)
+    let reload: server::reload::Loader =
+        std::sync::Arc::new(move || Settings::load(config.as_deref()));
+    let running = server::launch(&settings, db.clone(), source, reload).await?;
     let ready = running.database_gate();
     let prune_settings = settings.clone();
     let prune_db = db.clone();
@@ -565,4 +592,22 @@ fn print_demo_banner(running: &RunningServer, lines: &[String], generated: Optio
         );
     }
     println!("demo: serving on {scheme}://{addr}; stop with Ctrl-C");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_line;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer: {0}")]
+    struct Repeats(#[source] std::io::Error);
+
+    #[test]
+    fn an_error_line_says_each_cause_once() {
+        let inner = std::io::Error::other("access denied");
+        let error = anyhow::Error::new(Repeats(inner)).context("cannot connect");
+        assert_eq!(error_line(&error), "cannot connect: outer: access denied");
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_line(&plain), "outer: inner");
+    }
 }

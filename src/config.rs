@@ -22,9 +22,11 @@ pub mod limits {
     /// cancelled: OMFLOW's own HTTP client gives up around then, and an answer
     /// nobody reads must not leave effects (an audited "success") behind.
     pub const REQUEST_TIMEOUT_SECS: u64 = 30;
-    /// One database statement, or its wait for a lock; below the request timeout
-    /// so that the database gives up first and the request answers 503 cleanly.
-    pub const STATEMENT_TIMEOUT_SECS: u64 = 25;
+    /// One database statement, or its wait for a lock, when
+    /// `database.statement_timeout_secs` is unset: this share of the request
+    /// timeout (25 s of the default 30 s), so that the database gives up first
+    /// and the request still has time to answer 503 cleanly.
+    pub const STATEMENT_SHARE_OF_REQUEST: (u32, u32) = (5, 6);
     /// Waiting for a pooled database connection: a pool this busy means the
     /// database is down or saturated, so answer 503 soon rather than queue.
     pub const ACQUIRE_TIMEOUT_SECS: u64 = 5;
@@ -34,6 +36,10 @@ pub mod limits {
     /// Open connections at once; more wait in the kernel's listen backlog, so a
     /// flood cannot exhaust file descriptors or memory.
     pub const MAX_CONNECTIONS: usize = 1024;
+    /// Open connections at once on the separate `/metrics` listener: a scraper
+    /// or two need one each, and a flood there must never take the file
+    /// descriptors the OMFLOW port needs.
+    pub const METRICS_MAX_CONNECTIONS: usize = 64;
     /// In-flight requests may finish this long after SIGTERM.
     pub const SHUTDOWN_GRACE_SECS: u64 = 30;
 }
@@ -103,6 +109,31 @@ pub struct StateSettings {
 }
 
 impl Settings {
+    /// Longest one database statement may run while serving:
+    /// `database.statement_timeout_secs` when set, else five sixths of
+    /// `server.request_timeout_secs` (25 s of the default 30 s), so that shortening
+    /// the request timeout alone never stops start-up and the database still gives
+    /// up first.
+    pub fn statement_timeout(&self) -> std::time::Duration {
+        match self.database.statement_timeout_secs {
+            Some(secs) => std::time::Duration::from_secs(secs),
+            None => {
+                let (part, whole) = limits::STATEMENT_SHARE_OF_REQUEST;
+                std::time::Duration::from_secs(self.server.request_timeout_secs) * part / whole
+            }
+        }
+    }
+
+    /// Pool settings for serving requests, with the statement timeout.
+    pub fn pool_settings(&self) -> crate::db::PoolSettings {
+        crate::db::PoolSettings {
+            max_connections: self.database.max_connections,
+            acquire_timeout: std::time::Duration::from_secs(self.database.acquire_timeout_secs),
+            statement_timeout: Some(self.statement_timeout()),
+            read_only: false,
+        }
+    }
+
     /// The database that holds hr-bridge's own state.
     pub fn state_url(&self) -> &SecretString {
         self.state.url.as_ref().unwrap_or(&self.database.url)
@@ -132,6 +163,9 @@ pub struct ServerSettings {
     pub request_timeout_secs: u64,
     /// A connection that has not sent a complete request head by then is closed.
     pub header_read_timeout_secs: u64,
+    /// A connection with no request in progress and no response moving for this
+    /// long is closed (HTTP/2 with GOAWAY first); unset: `header_read_timeout_secs`.
+    pub idle_timeout_secs: Option<u64>,
     /// Open connections accepted at once; further ones wait in the listen backlog.
     pub max_connections: usize,
     /// A separate address for `/metrics`; when set, the main port answers 404 there.
@@ -149,6 +183,7 @@ impl Default for ServerSettings {
             tls_reload_poll_secs: 2,
             request_timeout_secs: limits::REQUEST_TIMEOUT_SECS,
             header_read_timeout_secs: limits::HEADER_READ_TIMEOUT_SECS,
+            idle_timeout_secs: None,
             max_connections: limits::MAX_CONNECTIONS,
             metrics_listen: None,
         }
@@ -181,6 +216,16 @@ impl ServerSettings {
             .transpose()
     }
 
+    /// How long a connection may sit idle (see `idle_timeout_secs`); it follows the
+    /// header-read timeout unless set, so that an HTTP/2 connection waiting for its
+    /// next request is bounded like an HTTP/1 one waiting for its next head.
+    pub fn idle_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.idle_timeout_secs
+                .unwrap_or(self.header_read_timeout_secs),
+        )
+    }
+
     /// Both TLS files, when HTTPS is configured.
     pub fn tls_files(&self) -> Option<(&Path, &Path)> {
         match (&self.tls_cert, &self.tls_key) {
@@ -200,20 +245,9 @@ pub struct DatabaseSettings {
     /// How long a request waits for a pool connection before answering 503.
     pub acquire_timeout_secs: u64,
     /// Longest one statement (or its wait for a lock) may run while serving; kept
-    /// below `server.request_timeout_secs` so the database gives up first.
-    pub statement_timeout_secs: u64,
-}
-
-impl DatabaseSettings {
-    /// Pool settings for serving requests, with the statement timeout.
-    pub fn pool_settings(&self) -> crate::db::PoolSettings {
-        crate::db::PoolSettings {
-            max_connections: self.max_connections,
-            acquire_timeout: std::time::Duration::from_secs(self.acquire_timeout_secs),
-            statement_timeout: Some(std::time::Duration::from_secs(self.statement_timeout_secs)),
-            read_only: false,
-        }
-    }
+    /// below `server.request_timeout_secs` so the database gives up first. Unset:
+    /// follows the request timeout (see [`Settings::statement_timeout`]).
+    pub statement_timeout_secs: Option<u64>,
 }
 
 impl Default for DatabaseSettings {
@@ -223,7 +257,7 @@ impl Default for DatabaseSettings {
             max_connections: 10,
             auto_migrate: true,
             acquire_timeout_secs: limits::ACQUIRE_TIMEOUT_SECS,
-            statement_timeout_secs: limits::STATEMENT_TIMEOUT_SECS,
+            statement_timeout_secs: None,
         }
     }
 }
@@ -472,14 +506,22 @@ impl Settings {
                 "server.max_connections must be at least 1".into(),
             ));
         }
-        if self.database.statement_timeout_secs == 0
-            || self.database.statement_timeout_secs >= self.server.request_timeout_secs
-        {
-            return Err(ConfigError(format!(
-                "database.statement_timeout_secs must be at least 1 and below \
-                 server.request_timeout_secs ({}), so that the database gives up first",
-                self.server.request_timeout_secs
-            )));
+        if self.server.idle_timeout_secs == Some(0) {
+            return Err(ConfigError(
+                "server.idle_timeout_secs must be at least 1".into(),
+            ));
+        }
+        // Only an explicit value can be wrong: an unset one follows the request
+        // timeout and is always below it.
+        if let Some(secs) = self.database.statement_timeout_secs {
+            if secs == 0 || secs >= self.server.request_timeout_secs {
+                return Err(ConfigError(format!(
+                    "database.statement_timeout_secs must be at least 1 and below \
+                     server.request_timeout_secs ({}), so that the database gives up first; \
+                     leave it unset to follow the request timeout",
+                    self.server.request_timeout_secs
+                )));
+            }
         }
         if self.database.max_connections == 0 {
             return Err(ConfigError(
@@ -545,9 +587,34 @@ impl Settings {
     }
 }
 
-/// Keys whose value is a URL that may carry a password. Add `state.url` here when
-/// that key exists.
-const URL_KEYS: &[&str] = &["database.url"];
+/// What makes a key's value a secret that the TOML file may not hold.
+#[derive(Debug, Clone, Copy)]
+enum FileSecret {
+    /// The value is a secret whatever it is (a plain password); the text names a
+    /// safe alternative that may stay in the file, if there is one.
+    Always(&'static str),
+    /// A URL, secret when it carries a password (in its user-info part or as a
+    /// `password` query parameter).
+    UrlWithPassword,
+}
+
+/// Every key that may carry a secret, and when its value is one. A value that is
+/// one is refused in the TOML file (it is likely committed or world-readable) and
+/// must come from the environment instead (`HR_BRIDGE__SECTION__KEY`). A new key
+/// that can carry a secret (a webhook URL with a token, say) joins this list.
+const FILE_SECRETS: &[(&str, FileSecret)] = &[
+    (
+        "omflow.password",
+        FileSecret::Always(", or put an Argon2 hash in omflow.password_hash"),
+    ),
+    ("database.url", FileSecret::UrlWithPassword),
+    ("state.url", FileSecret::UrlWithPassword),
+];
+
+/// The environment variable that sets `section.key`.
+fn env_name(dotted: &str) -> String {
+    format!("{ENV_PREFIX}__{}", dotted.replace('.', "__").to_uppercase())
+}
 
 /// Plain-text secrets may only come from the environment, never from a file that
 /// is likely to be committed or world-readable. The file is read here the way the
@@ -565,24 +632,31 @@ fn forbid_file_secrets(text: &str, path: &Path) -> Result<(), ConfigError> {
         .add_source(File::from_str(text, FileFormat::Toml))
         .build()
         .map_err(|e| ConfigError(format!("{}: {}", path.display(), one_line(&e.to_string()))))?;
-    if file_value(&file_only, "omflow.password").is_some() {
-        return Err(ConfigError(format!(
-            "omflow.password is set in {}; plain-text passwords come from the environment only \
-             (HR_BRIDGE__OMFLOW__PASSWORD), or put an Argon2 hash in omflow.password_hash",
-            path.display()
-        )));
-    }
-    for key in URL_KEYS {
+    for &(key, kind) in FILE_SECRETS {
         let Some(value) = file_value(&file_only, key) else {
             continue;
         };
-        if value.into_string().is_ok_and(|url| url_has_password(&url)) {
-            let env = format!("{ENV_PREFIX}__{}", key.replace('.', "__").to_uppercase());
-            return Err(ConfigError(format!(
-                "{key} in {} carries a password; set a URL with a password in the \
-                 environment only ({env})",
+        let env = env_name(key);
+        let refused = match kind {
+            FileSecret::Always(alternative) => Some(format!(
+                "{key} is set in {}; plain-text passwords come from the environment only \
+                 ({env}){alternative}",
                 path.display()
-            )));
+            )),
+            // Not a string: the loader names the key and the type it wants.
+            FileSecret::UrlWithPassword => value
+                .into_string()
+                .is_ok_and(|url| url_has_password(&url))
+                .then(|| {
+                    format!(
+                        "{key} in {} carries a password; set a URL with a password in the \
+                         environment only ({env})",
+                        path.display()
+                    )
+                }),
+        };
+        if let Some(message) = refused {
+            return Err(ConfigError(message));
         }
     }
     Ok(())
@@ -634,6 +708,7 @@ fn one_line(text: &str) -> String {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::time::Duration;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
@@ -679,6 +754,58 @@ mod tests {
         )
         .expect("valid settings");
         assert_eq!(settings.auth.trusted_proxy_nets().expect("nets").len(), 2);
+    }
+
+    #[test]
+    fn an_unset_statement_timeout_follows_the_request_timeout() {
+        let settings = Settings::load_from(
+            None,
+            env(&[("HR_BRIDGE__SERVER__REQUEST_TIMEOUT_SECS", "2")]),
+        )
+        .expect("a short request timeout alone is valid");
+        let statement = settings.statement_timeout();
+        assert!(statement < Duration::from_secs(2), "{statement:?}");
+        assert!(statement >= Duration::from_secs(1), "{statement:?}");
+        assert_eq!(
+            Settings::default().statement_timeout(),
+            Duration::from_secs(25)
+        );
+        let one = Settings::load_from(
+            None,
+            env(&[("HR_BRIDGE__SERVER__REQUEST_TIMEOUT_SECS", "1")]),
+        )
+        .expect("valid");
+        assert!(one.statement_timeout() < Duration::from_secs(1));
+        assert!(one.statement_timeout() > Duration::ZERO);
+    }
+
+    #[test]
+    fn an_explicit_statement_timeout_must_stay_below_the_request_timeout() {
+        let err = Settings::load_from(
+            None,
+            env(&[
+                ("HR_BRIDGE__SERVER__REQUEST_TIMEOUT_SECS", "2"),
+                ("HR_BRIDGE__DATABASE__STATEMENT_TIMEOUT_SECS", "25"),
+            ]),
+        )
+        .expect_err("explicit 25 s over a 2 s request");
+        assert!(
+            err.to_string().contains("database.statement_timeout_secs"),
+            "{err}"
+        );
+        let kept = Settings::load_from(
+            None,
+            env(&[
+                ("HR_BRIDGE__SERVER__REQUEST_TIMEOUT_SECS", "60"),
+                ("HR_BRIDGE__DATABASE__STATEMENT_TIMEOUT_SECS", "7"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(kept.statement_timeout(), Duration::from_secs(7));
+        assert_eq!(
+            kept.pool_settings().statement_timeout,
+            Some(Duration::from_secs(7))
+        );
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! certificate reload (SIGHUP or file change) and graceful shutdown.
 
 mod deadline;
+mod idle;
 mod listener;
+pub mod reload;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,14 +29,16 @@ use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::config::Settings;
+use crate::config::{ServerSettings, Settings};
 use crate::db::{Db, DbError};
 use crate::error::{fail_response, ApiError};
 use crate::http::health::DatabaseGate;
 use crate::http::{self, AppState};
 use crate::password::{AuthPolicy, Authenticator, DummyHash, HashingPool, OmflowCredential};
 use crate::source::Source;
+use idle::IdleTracked;
 use listener::{CappedListener, PeerAddr};
+use reload::{Reload, Reloads};
 
 /// Longest pause between attempts to reach the database at start-up.
 const STARTUP_RETRY_MAX: Duration = Duration::from_secs(5);
@@ -107,7 +111,14 @@ pub async fn build_state_with(
 /// answers `/readyz`, `/sync` and `/authenticate` with 503 until the database
 /// answers (and, with `database.auto_migrate`, is migrated). A database that is
 /// down at start-up thus never makes a container platform restart us in a loop.
-pub async fn launch(settings: &Settings, db: Db, source: Source) -> anyhow::Result<RunningServer> {
+///
+/// On SIGHUP, `load` reads the settings again (see [`reload`]).
+pub async fn launch(
+    settings: &Settings,
+    db: Db,
+    source: Source,
+    load: reload::Loader,
+) -> anyhow::Result<RunningServer> {
     let mut state = build_state_with(settings, db.clone(), source.clone()).await?;
     let gate = DatabaseGate::closed();
     state.startup = gate.clone();
@@ -118,7 +129,7 @@ pub async fn launch(settings: &Settings, db: Db, source: Source) -> anyhow::Resu
         settings.database.auto_migrate,
     )));
     let _ = tokio::time::timeout(STARTUP_READY_WAIT, gate.wait_open()).await;
-    let mut running = RunningServer::start(settings, state).await?;
+    let mut running = RunningServer::start_with(settings, state, load).await?;
     running.startup = Some(preparing);
     Ok(running)
 }
@@ -148,6 +159,7 @@ async fn prepare_database(db: Db, source: Source, gate: DatabaseGate, auto_migra
             Ok(()) => {
                 gate.open();
                 tracing::info!(migrated = auto_migrate, "database ready");
+                restore_sync_gauges(&db).await;
                 return;
             }
             Err(e @ DbError::Unavailable(_)) => tracing::warn!(
@@ -161,6 +173,47 @@ async fn prepare_database(db: Db, source: Source, gate: DatabaseGate, auto_migra
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(STARTUP_RETRY_MAX);
+    }
+}
+
+/// Sets the payload gauges from the last recorded snapshot, so that a restart
+/// does not leave `/metrics` without them until the next `/sync` (an alert on
+/// `hr_bridge_sync_users` would see a gap). Users and departments come from the
+/// snapshot's header; the size is counted by decompressing the stored payload
+/// on a blocking thread, once (at a million employees about 45 MB are read).
+async fn restore_sync_gauges(db: &Db) {
+    let snapshot = match db.snapshot().await {
+        Ok(Some(snapshot)) => snapshot,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the last sync snapshot for /metrics");
+            return;
+        }
+    };
+    let (users, groups) = (
+        usize::try_from(snapshot.user_count).unwrap_or(0),
+        usize::try_from(snapshot.group_count).unwrap_or(0),
+    );
+    let counted = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
+        let mut json = crate::directory::snapshot::snapshot_reader(&snapshot)?;
+        Ok(std::io::copy(&mut json, &mut std::io::sink())?)
+    })
+    .await;
+    match counted {
+        Ok(Ok(bytes)) => {
+            let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+            http::sync::set_payload_gauges(users, groups, bytes, http::sync::Origin::Restored);
+            tracing::debug!(
+                users,
+                groups,
+                bytes,
+                "restored the sync gauges from the last snapshot"
+            );
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot read the last sync snapshot for /metrics")
+        }
+        Err(e) => tracing::warn!(error = %e, "counting the last sync snapshot failed"),
     }
 }
 
@@ -307,33 +360,78 @@ pub struct RunningServer {
     handle: Handle<PeerAddr>,
     task: JoinHandle<std::io::Result<()>>,
     tls_watcher: Option<AbortOnDrop>,
+    /// The SIGHUP listener and what reacts to it, stopped with the server.
+    reloading: Vec<AbortOnDrop>,
     /// `launch`'s database preparation, stopped with the server.
     startup: Option<AbortOnDrop>,
     database: DatabaseGate,
     metrics: Option<MetricsListener>,
 }
 
-/// `/metrics` on its own plain-HTTP listener (`server.metrics_listen`).
+/// `/metrics` on its own plain-HTTP listener (`server.metrics_listen`), with
+/// the main port's per-connection bounds and a small connection cap of its own
+/// ([`limits::METRICS_MAX_CONNECTIONS`](crate::config::limits)), so that a flood
+/// there can never take the file descriptors the OMFLOW port needs.
 struct MetricsListener {
     addr: SocketAddr,
-    handle: Handle<SocketAddr>,
+    handle: Handle<PeerAddr>,
     task: JoinHandle<std::io::Result<()>>,
 }
 
 impl MetricsListener {
-    async fn start(addr: SocketAddr, state: AppState) -> anyhow::Result<Self> {
+    async fn start(
+        addr: SocketAddr,
+        settings: &ServerSettings,
+        state: AppState,
+    ) -> anyhow::Result<Self> {
         let listener = std::net::TcpListener::bind(addr)
             .with_context(|| format!("cannot listen on {addr} (server.metrics_listen)"))?;
-        let handle = Handle::new();
-        let server = axum_server::from_tcp(listener)?.handle(handle.clone());
-        let task = tokio::spawn(server.serve(metrics_router(state).into_make_service()));
-        let addr = handle
+        let idle = settings.idle_timeout();
+        let (server, handle) = bounded_server(
+            listener,
+            crate::config::limits::METRICS_MAX_CONNECTIONS,
+            settings,
+        )?;
+        let make = tower::ServiceExt::<PeerAddr>::map_response(
+            metrics_router(state).into_make_service(),
+            move |service| IdleTracked::new(service, idle),
+        );
+        let task = tokio::spawn(server.serve(make));
+        let PeerAddr(addr) = handle
             .listening()
             .await
             .context("the metrics listener failed to start")?;
         tracing::info!(%addr, "serving /metrics on its own listener");
         Ok(Self { addr, handle, task })
     }
+}
+
+/// An HTTP server on `listener` that takes at most `max_connections` at once and
+/// bounds every connection: its first request and each later request head must
+/// arrive within `server.header_read_timeout_secs` (the first also bounds HTTP/2
+/// detection, so a half-sent preface is closed like a half-sent HTTP/1 head), and
+/// the service it is given should be wrapped in [`IdleTracked`] for
+/// `server.idle_timeout_secs`.
+fn bounded_server(
+    listener: std::net::TcpListener,
+    max_connections: usize,
+    settings: &ServerSettings,
+) -> anyhow::Result<(axum_server::Server<PeerAddr>, Handle<PeerAddr>)> {
+    listener.set_nonblocking(true)?;
+    let listener = CappedListener::new(
+        tokio::net::TcpListener::from_std(listener)?,
+        max_connections,
+    );
+    let handle = Handle::new();
+    let header_timeout = Duration::from_secs(settings.header_read_timeout_secs);
+    let mut server = axum_server::Server::<PeerAddr>::from_listener(listener)
+        .handle(handle.clone())
+        .first_request_timeout(header_timeout);
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(header_timeout);
+    Ok((server, handle))
 }
 
 /// Stops the certificate watcher with the server, however the server ends.
@@ -347,35 +445,40 @@ impl Drop for AbortOnDrop {
 
 impl RunningServer {
     /// Binds `settings.server.listen` (port 0 picks a free port) and starts serving.
+    /// Settings given in-process have no file to re-read: a SIGHUP reloads the TLS
+    /// files only.
     pub async fn start(settings: &Settings, state: AppState) -> anyhow::Result<Self> {
+        let given = settings.clone();
+        Self::start_with(settings, state, Arc::new(move || Ok(given.clone()))).await
+    }
+
+    /// [`RunningServer::start`], with `load` reading the settings again on SIGHUP.
+    pub async fn start_with(
+        settings: &Settings,
+        state: AppState,
+        load: reload::Loader,
+    ) -> anyhow::Result<Self> {
         let addr = settings.server.listen_addr()?;
         let listener = std::net::TcpListener::bind(addr)
             .with_context(|| format!("cannot listen on {addr}"))?;
         let metrics = match settings.server.metrics_addr()? {
-            Some(addr) => Some(MetricsListener::start(addr, state.clone()).await?),
+            Some(addr) => {
+                Some(MetricsListener::start(addr, &settings.server, state.clone()).await?)
+            }
             None => None,
         };
-        listener.set_nonblocking(true)?;
-        let listener = CappedListener::new(
-            tokio::net::TcpListener::from_std(listener)?,
-            settings.server.max_connections,
-        );
         let database = state.startup.clone();
-        let app = tower::ServiceExt::map_request(
-            app(state, metrics.is_none()).into_make_service_with_connect_info::<SocketAddr>(),
-            |peer: PeerAddr| peer.0,
+        let idle = settings.server.idle_timeout();
+        let app = tower::ServiceExt::map_response(
+            tower::ServiceExt::map_request(
+                app(state, metrics.is_none()).into_make_service_with_connect_info::<SocketAddr>(),
+                |peer: PeerAddr| peer.0,
+            ),
+            move |service| IdleTracked::new(service, idle),
         );
-        let handle = Handle::new();
-        // A client must send its request head in time: the first on a connection
-        // (which also bounds HTTP/2 detection) and every later one.
-        let header_timeout = Duration::from_secs(settings.server.header_read_timeout_secs);
-        let mut server = axum_server::Server::<PeerAddr>::from_listener(listener)
-            .handle(handle.clone())
-            .first_request_timeout(header_timeout);
-        server
-            .http_builder()
-            .http1()
-            .header_read_timeout(header_timeout);
+        let (server, handle) =
+            bounded_server(listener, settings.server.max_connections, &settings.server)?;
+        let (reloads, sighup) = reload::on_sighup(load);
         let (task, tls_watcher, tls) = match settings.server.tls_files() {
             Some((cert, key)) => {
                 let config = RustlsConfig::from_pem_file(cert, key)
@@ -392,6 +495,7 @@ impl RunningServer {
                     cert.to_path_buf(),
                     key.to_path_buf(),
                     settings.server.tls_reload_poll_secs,
+                    reloads.clone(),
                 )));
                 let server = server.acceptor(RustlsAcceptor::new(config));
                 (tokio::spawn(server.serve(app)), Some(watcher), true)
@@ -409,6 +513,10 @@ impl RunningServer {
             handle,
             task,
             tls_watcher,
+            reloading: vec![
+                AbortOnDrop(sighup),
+                AbortOnDrop(tokio::spawn(reload::report_restart_needed(tls, reloads))),
+            ],
             startup: None,
             database,
             metrics,
@@ -439,6 +547,7 @@ impl RunningServer {
     pub async fn shutdown(self, grace: Duration) -> anyhow::Result<()> {
         self.handle.graceful_shutdown(Some(grace));
         drop(self.tls_watcher);
+        drop(self.reloading);
         drop(self.startup);
         if let Some(metrics) = self.metrics {
             metrics.handle.graceful_shutdown(Some(grace));
@@ -460,14 +569,14 @@ fn fingerprint(path: &Path) -> Option<(SystemTime, u64)> {
 
 /// Reloads the certificate on SIGHUP and whenever either file changes; a bad new
 /// pair is logged and the old one kept, so a half-copied file never takes HTTPS down.
-async fn watch_tls_files(config: RustlsConfig, cert: PathBuf, key: PathBuf, poll_secs: u64) {
-    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(signal) => Some(signal),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP; TLS reload on file change only");
-            None
-        }
-    };
+/// A SIGHUP whose configuration names other files (both still set) switches to them.
+async fn watch_tls_files(
+    config: RustlsConfig,
+    mut cert: PathBuf,
+    mut key: PathBuf,
+    poll_secs: u64,
+    mut reloads: Reloads,
+) {
     let mut seen = (fingerprint(&cert), fingerprint(&key));
     // With polling off, tick once a day and never look at the files.
     let polling = poll_secs > 0;
@@ -479,7 +588,22 @@ async fn watch_tls_files(config: RustlsConfig, cert: PathBuf, key: PathBuf, poll
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let reason = tokio::select! {
-            Some(()) = async { match hangup.as_mut() { Some(s) => s.recv().await, None => None } } => "SIGHUP",
+            Some(reload) = reloads.next() => {
+                if let Reload::Loaded(settings) = reload {
+                    if let Some((new_cert, new_key)) = settings.server.tls_files() {
+                        if (new_cert, new_key) != (cert.as_path(), key.as_path()) {
+                            tracing::info!(
+                                cert = %new_cert.display(), key = %new_key.display(),
+                                "SIGHUP: the configuration names other TLS files; using them"
+                            );
+                            cert = new_cert.to_path_buf();
+                            key = new_key.to_path_buf();
+                        }
+                    }
+                }
+                seen = (fingerprint(&cert), fingerprint(&key));
+                "SIGHUP"
+            }
             _ = poll.tick() => {
                 if !polling { continue; }
                 let now = (fingerprint(&cert), fingerprint(&key));

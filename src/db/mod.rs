@@ -59,19 +59,56 @@ impl Backend {
     }
 }
 
-/// Errors of the database layer.
+/// Errors of the database layer. Each message already says its cause, so none
+/// of them also hands the cause on as a `source`: an error chain printed in full
+/// (`{:#}`) would otherwise say it two or three times over.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// The database cannot be reached (connection refused, pool timeout, server
     /// shutting down): the caller should answer 503, never count it against a user.
-    #[error("database unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
-    #[error("database error: {0}")]
-    Query(#[source] sqlx::Error),
-    #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database unavailable: {}", Cause(.0))]
+    Unavailable(sqlx::Error),
+    #[error("database error: {}", Cause(.0))]
+    Query(sqlx::Error),
+    #[error("migration failed: {}", MigrateCause(.0))]
+    Migrate(sqlx::migrate::MigrateError),
     #[error("{0}")]
     Config(String),
+}
+
+impl From<sqlx::migrate::MigrateError> for DbError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        Self::Migrate(e)
+    }
+}
+
+/// A driver error in one piece: the database's own message without sqlx's
+/// "error returned from database:" in front of it.
+struct Cause<'a>(&'a sqlx::Error);
+
+impl std::fmt::Display for Cause<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            sqlx::Error::Database(db) => write!(f, "{db}"),
+            other => write!(f, "{other}"),
+        }
+    }
+}
+
+/// A migration error, with a statement's failure shown as [`Cause`] does.
+struct MigrateCause<'a>(&'a sqlx::migrate::MigrateError);
+
+impl std::fmt::Display for MigrateCause<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use sqlx::migrate::MigrateError;
+        match self.0 {
+            MigrateError::Execute(e) => write!(f, "while executing migrations: {}", Cause(e)),
+            MigrateError::ExecuteMigration(e, version) => {
+                write!(f, "while executing migration {version}: {}", Cause(e))
+            }
+            other => write!(f, "{other}"),
+        }
+    }
 }
 
 impl From<sqlx::Error> for DbError {

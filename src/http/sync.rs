@@ -14,6 +14,31 @@ use crate::error::ApiError;
 /// Bytes decompressed per chunk of the answer.
 const CHUNK: usize = 64 * 1024;
 
+/// Where payload gauge values come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A `/sync` just served them.
+    Served,
+    /// The last recorded snapshot, read at start-up: never over a served value.
+    Restored,
+}
+
+/// Sets `hr_bridge_sync_users`, `_groups` and `_bytes`. A restored value is
+/// dropped once a `/sync` has set them, since it is older.
+pub fn set_payload_gauges(users: usize, groups: usize, bytes: usize, origin: Origin) {
+    static SERVED: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut served = SERVED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if origin == Origin::Restored && *served {
+        return;
+    }
+    *served |= origin == Origin::Served;
+    metrics::gauge!("hr_bridge_sync_users").set(users as f64);
+    metrics::gauge!("hr_bridge_sync_groups").set(groups as f64);
+    metrics::gauge!("hr_bridge_sync_bytes").set(bytes as f64);
+}
+
 /// The request body is ignored (OMFLOW may send none, `{}` or anything else), but
 /// taking it as `Bytes` still enforces the body limit.
 #[utoipa::path(
@@ -53,9 +78,7 @@ pub async fn sync(State(state): State<AppState>, _body: Bytes) -> Result<Respons
             }
         })
         .await?;
-    metrics::gauge!("hr_bridge_sync_users").set(payload.users as f64);
-    metrics::gauge!("hr_bridge_sync_groups").set(payload.groups as f64);
-    metrics::gauge!("hr_bridge_sync_bytes").set(payload.bytes as f64);
+    set_payload_gauges(payload.users, payload.groups, payload.bytes, Origin::Served);
     tracing::info!(
         users = payload.users,
         groups = payload.groups,

@@ -88,6 +88,41 @@ on_all_backends!(
 );
 
 on_all_backends!(
+    forwarded_hops_with_ports_are_read_and_an_unreadable_hop_is_not_skipped,
+    |db: TestDb| async move {
+        let mut settings = db.settings();
+        settings.auth.trusted_proxies = vec!["127.0.0.0/8".into(), "10.0.0.0/8".into()];
+        let app = db.spawn_with(settings).await;
+        // The first hop of each is what a client wrote itself; the proxies (the
+        // trusted 10.1.2.3 and the peer) appended the rest.
+        for xff in [
+            "198.51.100.23, 203.0.113.9:51234",
+            "198.51.100.23, [2001:db8::7]:443, 10.1.2.3:8080",
+            "198.51.100.23, unknown, 10.1.2.3",
+        ] {
+            app.client
+                .post(format!("{}/authenticate", app.base_url))
+                .basic_auth(OMFLOW_USER, Some(OMFLOW_PASSWORD))
+                .header("x-forwarded-for", xff)
+                .json(&serde_json::json!({"username": "ghost", "password": "x"}))
+                .send()
+                .await
+                .unwrap();
+        }
+        let clients: Vec<Option<String>> = app.audit().await.into_iter().map(|r| r.3).collect();
+        assert_eq!(
+            clients,
+            [
+                Some("203.0.113.9".to_owned()),
+                Some("2001:db8::7".to_owned()),
+                // The proxy that wrote the hop nobody can read.
+                Some("10.1.2.3".to_owned()),
+            ]
+        );
+    }
+);
+
+on_all_backends!(
     audit_rows_past_retention_are_pruned,
     |db: TestDb| async move {
         let app = db.spawn().await;
@@ -237,7 +272,7 @@ on_all_backends!(
         let sqlite = db.backend == Backend::Sqlite;
         let mut settings = db.settings();
         settings.server.request_timeout_secs = 10;
-        settings.database.statement_timeout_secs = 1;
+        settings.database.statement_timeout_secs = Some(1);
         // SQLite's writer lock also stops the lockout counter, which would answer
         // 503 before any check; without lockouts the audit row is the only write.
         settings.auth.max_failures = if sqlite { 0 } else { 3 };
@@ -292,7 +327,7 @@ on_all_backends!(
         let proxy = Proxy::start(url_socket_addr(&db.url)).await;
         let mut settings = db.settings_through(&proxy);
         settings.server.request_timeout_secs = 30;
-        settings.database.statement_timeout_secs = 20;
+        settings.database.statement_timeout_secs = Some(20);
         settings.auth.max_failures = 3;
         let app = db.spawn_with(settings).await;
         add_employee(&app, "alice", Some(&argon2id(SECRET)), true).await;
@@ -410,7 +445,7 @@ on_all_backends!(
         settings.auth.max_concurrent_checks = 1;
         settings.auth.max_queued_checks = 0;
         settings.server.request_timeout_secs = 60;
-        settings.database.statement_timeout_secs = 50;
+        settings.database.statement_timeout_secs = Some(50);
         let app = db.spawn_with(settings).await;
         add_employee(&app, "alice", Some(&argon2id(SECRET)), true).await;
         // One login holds the only hashing place (its lookup waits on the
@@ -480,7 +515,7 @@ on_all_backends!(
         settings.auth.max_queued_checks = 32;
         settings.auth.max_failures = 100;
         settings.server.request_timeout_secs = 2;
-        settings.database.statement_timeout_secs = 1;
+        settings.database.statement_timeout_secs = Some(1);
         let app = db.spawn_with(settings).await;
         add_employee(&app, "slow", Some(crate::timing::BCRYPT_12.0), true).await;
         let requests = (0..16).map(|_| app.post_authenticate("slow", "wrong"));

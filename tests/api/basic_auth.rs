@@ -200,3 +200,32 @@ on_all_backends!(
         assert_eq!(right.status(), 200);
     }
 );
+
+on_all_backends!(
+    basic_auth_throttle_reads_a_forwarded_hop_with_a_port,
+    |db: TestDb| async move {
+        let mut settings = db.settings();
+        settings.auth.trusted_proxies = vec!["127.0.0.0/8".into()];
+        let app = db.spawn_with(settings).await;
+        let url = format!("{}/sync", app.base_url);
+        // One client guesses from one address; it forges a new first hop each
+        // time, and its load balancer appends the real address with a port.
+        let mut statuses = Vec::new();
+        for n in 0..12 {
+            let response = app
+                .client
+                .post(&url)
+                .header(
+                    "x-forwarded-for",
+                    format!("198.51.100.{n}, 203.0.113.9:4711"),
+                )
+                .basic_auth(OMFLOW_USER, Some("nope"))
+                .send()
+                .await
+                .unwrap();
+            statuses.push(response.status().as_u16());
+        }
+        assert_eq!(statuses[..9], [401; 9], "{statuses:?}");
+        assert_eq!(statuses[10..], [429, 429], "{statuses:?}");
+    }
+);

@@ -266,7 +266,7 @@ impl Drop for TestDb {
 /// The state pool as the server would build it from `settings` (`state.url`,
 /// which defaults to `database.url`).
 fn pool_for(settings: &Settings) -> Db {
-    Db::connect_lazy(settings.state_url(), &settings.database.pool_settings()).expect("valid URL")
+    Db::connect_lazy(settings.state_url(), &settings.pool_settings()).expect("valid URL")
 }
 
 /// A running server and a client for it.

@@ -269,3 +269,50 @@ async fn a_failed_login_is_in_flight_until_its_answer() {
         "the login dropped out before its answer: {samples:?}"
     );
 }
+
+/// The value of an unlabelled series in Prometheus text.
+fn series(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+on_all_backends!(
+    sync_gauges_are_restored_from_the_last_snapshot_after_a_restart,
+    |db: TestDb| async move {
+        let app = db.spawn().await;
+        crate::guard::seed_people(&app, 3).await;
+        let served = app.post_sync().await;
+        assert_eq!(served.status(), 200);
+        let body = served.bytes().await.unwrap();
+
+        // A new process over the same database: no /sync yet.
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("empty.toml");
+        std::fs::write(&config, "").unwrap();
+        let port = crate::operator::free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut env = crate::operator::CREDENTIALS.to_vec();
+        env.extend([
+            ("HR_BRIDGE__DATABASE__URL", app.test_db.url.as_str()),
+            ("HR_BRIDGE__SERVER__LISTEN", listen.as_str()),
+            ("RUST_LOG", "debug"),
+        ]);
+        let mut restarted = crate::operator::Served::start(&config, &env);
+        restarted.wait_for("restored the sync gauges from the last snapshot");
+        let text = reqwest::get(format!("http://{listen}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(series(&text, "hr_bridge_sync_users"), Some(3.0), "{text}");
+        assert_eq!(series(&text, "hr_bridge_sync_groups"), Some(2.0), "{text}");
+        assert_eq!(
+            series(&text, "hr_bridge_sync_bytes"),
+            Some(body.len() as f64),
+            "{text}"
+        );
+        assert!(!text.contains("hr_bridge_sync_builds_total"), "{text}");
+    }
+);

@@ -258,7 +258,7 @@ on_all_backends!(
                 settings.state.url = Some(state.url.clone().into());
                 hr_bridge::db::Db::connect_lazy(
                     &state.url.clone().into(),
-                    &settings.database.pool_settings(),
+                    &settings.pool_settings(),
                 )
                 .expect("state pool")
                 .migrate_schemas(&[hr_bridge::db::Schema::State])

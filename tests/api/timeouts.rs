@@ -57,7 +57,7 @@ on_all_backends!(
         let mut settings = db.settings();
         settings.server.request_timeout_secs = 2;
         // The database would wait longer than the request: the deadline acts.
-        settings.database.statement_timeout_secs = 60;
+        settings.database.statement_timeout_secs = Some(60);
         let app = db.spawn_with(settings).await;
         add_employee(&app, "alice", Some(&argon2id("right")), true).await;
         let lock = hold_alice_lockout_row(&app).await;
@@ -91,7 +91,7 @@ on_all_backends!(
     |db: TestDb| async move {
         let mut settings = db.settings();
         settings.server.request_timeout_secs = 20;
-        settings.database.statement_timeout_secs = 1;
+        settings.database.statement_timeout_secs = Some(1);
         let app = db.spawn_with(settings).await;
         add_employee(&app, "alice", Some(&argon2id("right")), true).await;
         let _lock = hold_alice_lockout_row(&app).await;

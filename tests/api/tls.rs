@@ -39,7 +39,7 @@ pub fn write_pair(dir: &Path, (cert, key): &(String, String)) {
 }
 
 /// Settings for HTTPS with a fresh certificate, its files polled every second.
-fn tls_settings(
+pub fn tls_settings(
     db: &crate::helpers::TestDb,
 ) -> (
     tempfile::TempDir,

@@ -40,11 +40,9 @@ on_all_backends!(
             let mut settings = db.settings();
             settings.database.url = secrecy::SecretString::from(url.clone());
             settings.database.auto_migrate = false;
-            let state_db = hr_bridge::db::Db::connect_lazy(
-                &settings.database.url,
-                &settings.database.pool_settings(),
-            )
-            .unwrap();
+            let state_db =
+                hr_bridge::db::Db::connect_lazy(&settings.database.url, &settings.pool_settings())
+                    .unwrap();
             let state = hr_bridge::server::build_state(&settings, state_db)
                 .await
                 .unwrap();
