@@ -4,6 +4,7 @@
 
 mod body;
 mod client;
+mod entry;
 pub mod payload;
 
 use std::borrow::Cow;

@@ -10,26 +10,44 @@
 //! and it never holds the answer as a JSON tree (several times its size).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+
+use foldhash::{HashMap as FastMap, HashSet as FastSet};
 use std::fmt;
 use std::io::Read;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-/// The fields of one `user_info_list` entry, exactly.
-const USER_FIELDS: [&str; 9] = [
-    "username",
-    "email",
-    "nick_name",
-    "ad_no",
-    "company",
-    "phone1",
-    "phone2",
-    "extension_no",
-    "gender",
+use super::entry::{Entry, EntrySeed, Field, Kind};
+
+const TEXT: Kind = Kind::Str { keep: true };
+const STRING: Kind = Kind::Str { keep: false };
+/// The fields of one `user_info_list` entry, exactly, and whether a rule needs
+/// their text.
+static USER_FIELDS: [(&str, Kind); 9] = [
+    ("username", TEXT),
+    ("email", TEXT),
+    ("nick_name", STRING),
+    ("ad_no", STRING),
+    ("company", STRING),
+    ("phone1", STRING),
+    ("phone2", STRING),
+    ("extension_no", STRING),
+    ("gender", TEXT),
 ];
+const USERNAME: usize = 0;
+const EMAIL: usize = 1;
+const GENDER: usize = 8;
 /// The fields of one `group_info_list` entry, exactly.
-const GROUP_FIELDS: [&str; 4] = ["display_name", "group_no", "parent_group_no", "user_list"];
+static GROUP_FIELDS: [(&str, Kind); 4] = [
+    ("display_name", STRING),
+    ("group_no", TEXT),
+    ("parent_group_no", TEXT),
+    ("user_list", Kind::Names),
+];
+const GROUP_NO: usize = 1;
+const PARENT: usize = 2;
+const USER_LIST: usize = 3;
 const TOP_FIELDS: [&str; 3] = ["status", "user_info_list", "group_info_list"];
 const USERS: &str = "user_info_list";
 const GROUPS: &str = "group_info_list";
@@ -102,11 +120,11 @@ struct Checker {
     users: usize,
     groups: usize,
     /// Every served username, for duplicates and for the user lists.
-    served: HashSet<Box<str>>,
+    served: FastSet<Box<str>>,
     last_username: Option<Box<str>>,
     users_unordered: bool,
     /// Lowercased email → the first user who has it.
-    emails: HashMap<Box<str>, Box<str>>,
+    emails: FastMap<Box<str>, Box<str>>,
     /// The user list is read: user lists can be judged as they come.
     users_done: bool,
     /// (group_no, parent_group_no) of each department, in order.
@@ -117,33 +135,28 @@ struct Checker {
 }
 
 impl Checker {
-    fn user(&mut self, i: usize, value: &Value) {
+    fn user(&mut self, i: usize, entry: Option<Entry>) {
         self.users += 1;
-        let Some(user) = object(value, || format!("{USERS}[{i}]"), &mut self.problems) else {
+        let Some(entry) = entry else {
+            self.problems.push(format!("{USERS}[{i}] is not an object"));
             return;
         };
-        let name = user.get("username").and_then(Value::as_str).unwrap_or("");
+        let name = entry.text(USERNAME);
         let what = || format!("user {name:?}");
-        exact_fields(user, &USER_FIELDS, what, &mut self.problems);
-        for field in USER_FIELDS {
-            if user.get(field).is_some_and(|v| !v.is_string()) {
-                self.problems
-                    .push(format!("{}: \"{field}\" is not a string", what()));
-            }
-        }
+        shape(&entry, &USER_FIELDS, what, &mut self.problems);
         if name.is_empty() {
             self.problems
                 .push(format!("{USERS}[{i}] has an empty username"));
         }
-        if let Some(gender) = user.get("gender").and_then(Value::as_str) {
-            if !matches!(gender, "male" | "female" | "") {
+        if let Field::Str(Some(gender)) = &entry.fields[GENDER] {
+            if !matches!(gender.as_str(), "male" | "female" | "") {
                 self.problems.push(format!(
                     "{}: gender {gender:?} is not \"male\", \"female\" or \"\"",
                     what()
                 ));
             }
         }
-        if let Some(email) = user.get("email").and_then(Value::as_str) {
+        if let Field::Str(Some(email)) = &entry.fields[EMAIL] {
             match self.emails.entry(email.to_lowercase().into_boxed_str()) {
                 std::collections::hash_map::Entry::Occupied(first) => {
                     self.problems.push(format!(
@@ -170,58 +183,52 @@ impl Checker {
         self.last_username = Some(name.into());
     }
 
-    fn group(&mut self, i: usize, value: &Value) {
+    fn group(&mut self, i: usize, entry: Option<Entry>) {
         self.groups += 1;
-        let Some(group) = object(value, || format!("{GROUPS}[{i}]"), &mut self.problems) else {
+        let Some(mut entry) = entry else {
+            self.problems
+                .push(format!("{GROUPS}[{i}] is not an object"));
             return;
         };
-        let group_no = group.get("group_no").and_then(Value::as_str).unwrap_or("");
+        shape(
+            &entry,
+            &GROUP_FIELDS,
+            || format!("department {:?}", entry.text(GROUP_NO)),
+            &mut self.problems,
+        );
+        let members = std::mem::take(&mut entry.fields[USER_LIST]);
+        let group_no = entry.text(GROUP_NO);
         let what = || format!("department {group_no:?}");
-        exact_fields(group, &GROUP_FIELDS, what, &mut self.problems);
-        for field in ["display_name", "group_no", "parent_group_no"] {
-            if group.get(field).is_some_and(|v| !v.is_string()) {
-                self.problems
-                    .push(format!("{}: \"{field}\" is not a string", what()));
-            }
-        }
         if group_no.is_empty() {
             self.problems
                 .push(format!("{GROUPS}[{i}] has an empty group_no"));
         }
-        match group.get("user_list") {
-            Some(Value::Array(members)) => {
-                let mut names = Vec::with_capacity(members.len());
-                for member in members {
-                    match member.as_str() {
-                        Some(name) => names.push(name),
-                        None => self
-                            .problems
-                            .push(format!("{}: user_list holds a non-string", what())),
-                    }
+        match members {
+            Field::Names(names, not_strings) => {
+                for _ in 0..not_strings {
+                    self.problems
+                        .push(format!("{}: user_list holds a non-string", what()));
                 }
                 if names.windows(2).any(|w| w[0] >= w[1]) {
                     self.problems
                         .push(format!("{}: user_list is not sorted and unique", what()));
                 }
                 if self.users_done {
-                    self.members_served(group_no, names.iter().copied());
+                    self.members_served(group_no, names.iter().map(String::as_str));
                 } else {
                     self.pending.push((
                         group_no.into(),
-                        names.iter().map(|n| Box::<str>::from(*n)).collect(),
+                        names.into_iter().map(String::into_boxed_str).collect(),
                     ));
                 }
             }
-            Some(_) => self
+            Field::NotArray => self
                 .problems
                 .push(format!("{}: \"user_list\" is not an array", what())),
-            None => {}
+            _ => {}
         }
-        let parent = group
-            .get("parent_group_no")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        self.departments.push((group_no.into(), parent.into()));
+        self.departments
+            .push((group_no.into(), entry.text(PARENT).into()));
     }
 
     fn members_served<'n>(&mut self, group_no: &str, names: impl Iterator<Item = &'n str>) {
@@ -363,12 +370,14 @@ impl<'de> Visitor<'de> for List<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let users = self.name == USERS;
+        let fields: &'static [(&str, Kind)] = if users { &USER_FIELDS } else { &GROUP_FIELDS };
         let mut i = 0;
-        while let Some(entry) = seq.next_element::<Value>()? {
-            if self.name == USERS {
-                self.checker.user(i, &entry);
+        while let Some(entry) = seq.next_element_seed(EntrySeed(fields))? {
+            if users {
+                self.checker.user(i, entry);
             } else {
-                self.checker.group(i, &entry);
+                self.checker.group(i, entry);
             }
             i += 1;
         }
@@ -405,32 +414,24 @@ impl<'de> Visitor<'de> for List<'_> {
     }
 }
 
-fn object<'a>(
-    value: &'a Value,
-    what: impl Fn() -> String,
-    problems: &mut Problems,
-) -> Option<&'a Map<String, Value>> {
-    let object = value.as_object();
-    if object.is_none() {
-        problems.push(format!("{} is not an object", what()));
-    }
-    object
-}
-
-fn exact_fields(
-    object: &Map<String, Value>,
-    fields: &[&str],
+/// Missing fields, unexpected ones, and fields that should be strings but are not.
+fn shape(
+    entry: &Entry,
+    fields: &[(&str, Kind)],
     what: impl Fn() -> String,
     problems: &mut Problems,
 ) {
-    for field in fields {
-        if !object.contains_key(*field) {
+    for ((field, _), value) in fields.iter().zip(&entry.fields) {
+        if matches!(value, Field::Missing) {
             problems.push(format!("{}: field \"{field}\" is missing", what()));
         }
     }
-    for key in object.keys() {
-        if !fields.contains(&key.as_str()) {
-            problems.push(format!("{}: unexpected field {key:?}", what()));
+    for key in &entry.unexpected {
+        problems.push(format!("{}: unexpected field {key:?}", what()));
+    }
+    for ((field, _), value) in fields.iter().zip(&entry.fields) {
+        if matches!(value, Field::NotString) {
+            problems.push(format!("{}: \"{field}\" is not a string", what()));
         }
     }
 }
@@ -600,5 +601,35 @@ mod tests {
         let problems = check(body.as_bytes()).expect_err("shared emails");
         assert_eq!(problems.total, 499);
         assert_eq!(problems.shown.len(), Problems::KEPT);
+    }
+
+    #[test]
+    fn names_entries_of_the_wrong_shape() {
+        let body = format!(
+            r#"{{"status":"success","user_info_list":[[1],{},"x"],"group_info_list":[{{"display_name":{{"a":[1]}},"group_no":"R","parent_group_no":"","user_list":"a"}},{{"display_name":"S","group_no":"S","parent_group_no":"","user_list":[["a"],null,"b\u0061"],"extra":1}}]}}"#,
+            user("b\\u0061", "a@x").replace(r#""ad_no":"""#, r#""ad_no":{"x":[1]}"#)
+        );
+        let problems = problems(&body);
+        for expected in [
+            "user_info_list[0] is not an object",
+            "user_info_list[2] is not an object",
+            "user \"ba\": \"ad_no\" is not a string",
+            "department \"R\": \"display_name\" is not a string",
+            "department \"R\": \"user_list\" is not an array",
+            "department \"S\": user_list holds a non-string",
+            "department \"S\": unexpected field \"extra\"",
+        ] {
+            assert!(
+                problems.contains(expected),
+                "{expected} missing in:\n{problems}"
+            );
+        }
+        // "b\u0061" is "ba", a served user, whatever the escape.
+        assert!(!problems.contains("names \"ba\""), "{problems}");
+        assert_eq!(
+            problems.matches("user_list holds a non-string").count(),
+            2,
+            "{problems}"
+        );
     }
 }
