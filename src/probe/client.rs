@@ -1,6 +1,15 @@
 //! The probe's client: one inspecting TLS handshake that sends nothing (so every
 //! certificate item can be judged on its own, even when one is bad), then plain
-//! HTTP/1.1 requests over strictly verified TLS, a fresh connection each.
+//! HTTP/1.1 requests, a fresh connection each: over strictly verified TLS whenever
+//! they carry a secret; a request without one may go over an unverified connection.
+//!
+//! Trust: the built-in Mozilla roots, or the certificates of `--ca-cert`. A
+//! certificate in that file is a CA for the chain, and is also *pinned*: a server
+//! presenting exactly that certificate is trusted as it is (hostname and validity
+//! period still checked). That is what a self-signed certificate needs: webpki
+//! refuses a certificate that is its own CA as an end entity (`CaUsedAsEndEntity`,
+//! as `openssl req -x509` makes them), and an exact byte match is a stronger tie
+//! than a chain.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -9,15 +18,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, bail, Context};
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+
+use super::body::{self, Short, Streamed, SHORT_LIMIT};
 
 /// Where the deployment is, as OMFLOW is configured with it.
 #[derive(Debug, Clone)]
@@ -89,6 +102,8 @@ pub struct TlsReport {
     /// The chain up to a trusted root, judged at a moment the leaf is valid so that
     /// expiry is reported on its own.
     pub chain: Result<(), String>,
+    /// The server presented a certificate of `--ca-cert` itself.
+    pub pinned: bool,
     pub hostname: Result<(), String>,
     /// The leaf's `notAfter`, as text and as seconds from now (negative: expired).
     pub not_after: String,
@@ -103,12 +118,90 @@ struct Presented {
 }
 
 /// Accepts any certificate but remembers it; used for a handshake that carries no
-/// data, so that a bad certificate can be described item by item. Credentials only
-/// ever travel over the strict configuration.
+/// data, so that a bad certificate can be described item by item, and for requests
+/// that carry no secret. Credentials only ever travel over the strict configuration.
 #[derive(Debug)]
 struct Inspecting {
     inner: Arc<WebPkiServerVerifier>,
     presented: Mutex<Presented>,
+}
+
+/// The strict verifier: a pinned certificate (one of `--ca-cert`, presented as it
+/// is) or else a chain up to a trusted root.
+#[derive(Debug)]
+struct Verifier {
+    pinned: Vec<CertificateDer<'static>>,
+    chain: Arc<WebPkiServerVerifier>,
+}
+
+impl Verifier {
+    fn is_pinned(&self, end_entity: &CertificateDer<'_>) -> bool {
+        self.pinned
+            .iter()
+            .any(|pin| pin.as_ref() == end_entity.as_ref())
+    }
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if !self.is_pinned(end_entity) {
+            return self.chain.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            );
+        }
+        // What webpki checks of an end entity, but the chain: the name and the
+        // validity period. The handshake's signature (checked by the methods below)
+        // proves the server holds the pinned certificate's key.
+        let cert = webpki::EndEntityCert::try_from(end_entity)
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        cert.verify_is_valid_for_subject_name(server_name)
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::NotValidForName))?;
+        let ((not_before, _), (not_after, _)) = validity(end_entity)
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        let now = now.as_secs();
+        if now < not_before {
+            return Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidYet,
+            ));
+        }
+        if now > not_after {
+            return Err(rustls::Error::InvalidCertificate(CertificateError::Expired));
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.chain.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.chain.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.chain.supported_verify_schemes()
+    }
 }
 
 impl ServerCertVerifier for Inspecting {
@@ -153,12 +246,25 @@ impl ServerCertVerifier for Inspecting {
     }
 }
 
-/// An HTTP answer, read in full.
+/// How much of an answer's body to read.
+#[derive(Debug, Clone, Copy)]
+pub enum Reading {
+    /// Up to [`SHORT_LIMIT`] bytes.
+    Short,
+    /// A 200 JSON answer is checked as a `/sync` payload while it streams in, up to
+    /// `limit` bytes; any other answer is read as [`Reading::Short`].
+    Payload { limit: u64 },
+}
+
+/// An HTTP answer, its body read within a bound.
 #[derive(Debug)]
 pub struct Answer {
     pub status: StatusCode,
     pub headers: HeaderMap,
-    pub body: Bytes,
+    /// The body, unless it was checked as a payload.
+    pub short: Short,
+    pub payload: Option<Streamed>,
+    /// From sending the request to the last byte read.
     pub elapsed: Duration,
 }
 
@@ -167,53 +273,67 @@ pub struct Client {
     target: Target,
     timeout: Duration,
     provider: Arc<rustls::crypto::CryptoProvider>,
-    verifier: Option<Arc<WebPkiServerVerifier>>,
+    verifier: Option<Arc<Verifier>>,
     strict: Option<Arc<ClientConfig>>,
+    /// Verifies nothing but the handshake's signatures: for requests without secrets.
+    unverified: Option<Arc<ClientConfig>>,
 }
 
 impl Client {
-    /// Trusts `ca_cert` (PEM) when given, else the built-in Mozilla roots.
+    /// Trusts `ca_cert` (PEM: CAs, or the server's own certificate) when given,
+    /// else the built-in Mozilla roots.
     pub fn new(target: Target, ca_cert: Option<&Path>, timeout: Duration) -> anyhow::Result<Self> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let (verifier, strict) = if target.https {
-            let mut roots = RootCertStore::empty();
-            match ca_cert {
-                Some(path) => {
-                    let pem = std::fs::read(path)
-                        .with_context(|| format!("cannot read {}", path.display()))?;
-                    let mut added = 0;
-                    for cert in rustls_pemfile_certs(&pem)? {
-                        roots.add(cert).with_context(|| {
-                            format!("{}: unusable CA certificate", path.display())
-                        })?;
-                        added += 1;
-                    }
-                    if added == 0 {
-                        bail!("{} holds no PEM certificate", path.display());
-                    }
+        if !target.https {
+            return Ok(Self {
+                target,
+                timeout,
+                provider,
+                verifier: None,
+                strict: None,
+                unverified: None,
+            });
+        }
+        let mut roots = RootCertStore::empty();
+        let mut pinned = Vec::new();
+        match ca_cert {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                for cert in rustls_pemfile_certs(&pem)? {
+                    roots
+                        .add(cert.clone())
+                        .with_context(|| format!("{}: unusable CA certificate", path.display()))?;
+                    pinned.push(cert);
                 }
-                None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+                if pinned.is_empty() {
+                    bail!("{} holds no PEM certificate", path.display());
+                }
             }
-            let roots = Arc::new(roots);
-            let verifier =
-                WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
-                    .build()
-                    .context("cannot build the certificate verifier")?;
-            let strict = ClientConfig::builder_with_provider(provider.clone())
-                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-                .context("cannot configure TLS")?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            (Some(verifier), Some(Arc::new(strict)))
-        } else {
-            (None, None)
-        };
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let chain = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .context("cannot build the certificate verifier")?;
+        let verifier = Arc::new(Verifier {
+            pinned,
+            chain: chain.clone(),
+        });
+        let strict = tls_config(&provider, verifier.clone())?;
+        let unverified = tls_config(
+            &provider,
+            Arc::new(Inspecting {
+                inner: chain,
+                presented: Mutex::new(Presented::default()),
+            }),
+        )?;
         Ok(Self {
             target,
             timeout,
             provider,
-            verifier,
-            strict,
+            verifier: Some(verifier),
+            strict: Some(strict),
+            unverified: Some(unverified),
         })
     }
 
@@ -229,20 +349,15 @@ impl Client {
     pub async fn inspect_tls(&self) -> anyhow::Result<TlsReport> {
         let verifier = self.verifier.clone().context("not an https:// URL")?;
         let inspecting = Arc::new(Inspecting {
-            inner: verifier.clone(),
+            inner: verifier.chain.clone(),
             presented: Mutex::new(Presented::default()),
         });
-        let config = ClientConfig::builder_with_provider(self.provider.clone())
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .context("cannot configure TLS")?
-            .dangerous()
-            .with_custom_certificate_verifier(inspecting.clone())
-            .with_no_client_auth();
+        let config = tls_config(&self.provider, inspecting.clone())?;
         let tcp = self.connect_tcp().await?;
         let server_name = self.target.server_name()?;
         let tls = tokio::time::timeout(
             self.timeout,
-            TlsConnector::from(Arc::new(config)).connect(server_name.clone(), tcp),
+            TlsConnector::from(config).connect(server_name.clone(), tcp),
         )
         .await
         .map_err(|_| anyhow!("no TLS handshake within {:?}", self.timeout))?
@@ -288,7 +403,7 @@ impl Client {
                 rustls::CertificateError::NotValidForName
                 | rustls::CertificateError::NotValidForNameContext { .. },
             )) => Ok(()),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(untrusted_because(&e, !verifier.pinned.is_empty())),
         };
         let hostname = webpki::EndEntityCert::try_from(&leaf)
             .map_err(|e| format!("unreadable certificate: {e}"))
@@ -301,6 +416,7 @@ impl Client {
             suite,
             version_ok,
             chain,
+            pinned: verifier.is_pinned(&leaf),
             hostname,
             not_after: not_after.1,
             seconds_left: i64::try_from(not_after.0).unwrap_or(i64::MAX)
@@ -308,13 +424,52 @@ impl Client {
         })
     }
 
-    /// One request on a fresh connection (strictly verified TLS for https).
+    /// One request with credentials on a fresh connection (strictly verified TLS
+    /// for https).
     pub async fn request(
         &self,
         method: Method,
         path: &str,
+        authorization: &HeaderValue,
+        body: Option<Vec<u8>>,
+        reading: Reading,
+    ) -> anyhow::Result<Answer> {
+        self.send(
+            self.strict.as_ref(),
+            method,
+            path,
+            Some(authorization),
+            body,
+            reading,
+        )
+        .await
+    }
+
+    /// One request that carries no secret (no credentials, no body); over TLS that
+    /// is verified only when `verified`.
+    pub async fn request_without_secrets(
+        &self,
+        method: Method,
+        path: &str,
+        verified: bool,
+    ) -> anyhow::Result<Answer> {
+        let config = if verified {
+            self.strict.as_ref()
+        } else {
+            self.unverified.as_ref()
+        };
+        self.send(config, method, path, None, None, Reading::Short)
+            .await
+    }
+
+    async fn send(
+        &self,
+        tls: Option<&Arc<ClientConfig>>,
+        method: Method,
+        path: &str,
         authorization: Option<&HeaderValue>,
         body: Option<Vec<u8>>,
+        reading: Reading,
     ) -> anyhow::Result<Answer> {
         let mut request = Request::builder()
             .method(method)
@@ -335,15 +490,15 @@ impl Client {
             .context("cannot build the request")?;
         let tcp = self.connect_tcp().await?;
         let exchange = async {
-            match &self.strict {
+            match tls {
                 Some(config) => {
                     let tls = TlsConnector::from(config.clone())
                         .connect(self.target.server_name()?, tcp)
                         .await
                         .context("TLS handshake failed")?;
-                    exchange(tls, request).await
+                    exchange(tls, request, reading).await
                 }
-                None => exchange(tcp, request).await,
+                None => exchange(tcp, request, reading).await,
             }
         };
         tokio::time::timeout(self.timeout, exchange)
@@ -352,7 +507,25 @@ impl Client {
     }
 }
 
-async fn exchange<T>(io: T, request: Request<Full<Bytes>>) -> anyhow::Result<Answer>
+fn tls_config(
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+    verifier: Arc<dyn ServerCertVerifier>,
+) -> anyhow::Result<Arc<ClientConfig>> {
+    Ok(Arc::new(
+        ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .context("cannot configure TLS")?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth(),
+    ))
+}
+
+async fn exchange<T>(
+    io: T,
+    request: Request<Full<Bytes>>,
+    reading: Reading,
+) -> anyhow::Result<Answer>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -366,19 +539,56 @@ where
         .await
         .context("the request failed")?;
     let (parts, body) = response.into_parts();
-    let body = body
-        .collect()
-        .await
-        .context("the answer broke off")?
-        .to_bytes();
+    let is_json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let (short, payload) = match reading {
+        Reading::Payload { limit } if parts.status == StatusCode::OK && is_json => (
+            Short::default(),
+            Some(body::check_streamed(body, limit).await?),
+        ),
+        _ => (body::read_short(body, SHORT_LIMIT).await?, None),
+    };
     let elapsed = started.elapsed();
     driver.abort();
     Ok(Answer {
         status: parts.status,
         headers: parts.headers,
-        body,
+        short,
+        payload,
         elapsed,
     })
+}
+
+/// Why the chain is not trusted, with the way out when it is `--ca-cert`.
+fn untrusted_because(error: &rustls::Error, ca_cert_given: bool) -> String {
+    let trusted = if ca_cert_given {
+        "not among the certificates of --ca-cert"
+    } else {
+        "not one of the built-in public roots"
+    };
+    match error {
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => format!(
+            "the issuer is unknown: {trusted}; use --ca-cert FILE with the CA's certificate \
+             (for a self-signed certificate, the certificate itself)"
+        ),
+        // webpki judges a certificate that is its own CA (`openssl req -x509`)
+        // before looking for its issuer.
+        rustls::Error::InvalidCertificate(CertificateError::Other(other))
+            if matches!(
+                other.0.downcast_ref::<webpki::Error>(),
+                Some(webpki::Error::CaUsedAsEndEntity)
+            ) =>
+        {
+            format!(
+                "the server presents a CA certificate (a self-signed one, as `openssl req \
+                 -x509` makes them?), {trusted}; use --ca-cert FILE with that certificate itself"
+            )
+        }
+        other => other.to_string(),
+    }
 }
 
 /// The leaf certificate's validity as (unix seconds, text) pairs.

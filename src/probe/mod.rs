@@ -2,9 +2,12 @@
 //! any machine (TLS, Basic Auth, a contract-valid `/sync`, optionally one login),
 //! prints a ✓/✗ checklist (or JSON for monitoring) and fails on any ✗.
 
+mod body;
 mod client;
+mod entry;
 pub mod payload;
 
+use std::borrow::Cow;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,7 +20,8 @@ use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
-use client::{Answer, Client, Target};
+use body::Verdict;
+use client::{Answer, Client, Reading, Target};
 
 /// OMFLOW's Basic Auth password.
 pub const PASSWORD_ENV: &str = "HR_BRIDGE_PROBE_PASSWORD";
@@ -48,6 +52,14 @@ pub struct ProbeArgs {
     /// Seconds to wait for each answer
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub timeout: u64,
+    /// Stop reading the /sync answer past this many MiB (about 235 MB serve a
+    /// million employees)
+    #[arg(long, value_name = "MIB", default_value_t = 512,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_body_mib: u64,
+    /// Send the passwords over a plain http:// URL too (they travel in clear text)
+    #[arg(long)]
+    pub allow_http: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -72,7 +84,7 @@ struct Figures {
     #[serde(skip_serializing_if = "Option::is_none")]
     certificate_days_left: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    sync_bytes: Option<usize>,
+    sync_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sync_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -129,25 +141,52 @@ const SYNC_VALID: &str = "/sync payload follows the contract";
 const AUTH_REFUSED: &str = "Basic Auth refused without credentials";
 const AUTH_ACCEPTED: &str = "Basic Auth accepted";
 
+/// How far the TLS items let the probe go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Channel {
+    /// A plain `http://` URL.
+    Plain,
+    /// Chain, hostname and validity check out: credentials may be sent.
+    Trusted,
+    /// A TLS connection, but its certificate is not trusted: only requests that
+    /// carry no secret.
+    Untrusted,
+    /// No TLS connection at all.
+    Unreachable,
+}
+
+/// The secrets, read only when they may be sent.
+struct Credentials {
+    password: SecretString,
+    login: Option<(String, SecretString)>,
+}
+
 /// Runs every check and prints the checklist; exit 1 on any ✗.
 pub async fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let target = Target::parse(&args.url)?;
     if args.username.contains(':') {
         bail!("--username must not contain ':'");
     }
-    let password = secret(
-        PASSWORD_ENV,
-        &format!("OMFLOW Basic Auth password for {}: ", args.username),
-    )?;
-    let login = match &args.login {
-        Some(user) => Some((
-            user.clone(),
-            secret(
-                LOGIN_PASSWORD_ENV,
-                &format!("Password of test user {user}: "),
-            )?,
-        )),
-        None => None,
+    // Over plain http:// the passwords would travel in clear text: without
+    // --allow-http they are neither asked for nor sent.
+    let credentials = if target.https || args.allow_http {
+        let password = secret(
+            PASSWORD_ENV,
+            &format!("OMFLOW Basic Auth password for {}: ", args.username),
+        )?;
+        let login = match &args.login {
+            Some(user) => Some((
+                user.clone(),
+                secret(
+                    LOGIN_PASSWORD_ENV,
+                    &format!("Password of test user {user}: "),
+                )?,
+            )),
+            None => None,
+        };
+        Some(Credentials { password, login })
+    } else {
+        None
     };
     let client = Client::new(
         target.clone(),
@@ -160,7 +199,7 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         checks: Vec::new(),
         figures: Figures::default(),
     };
-    let reachable = if target.https {
+    let channel = if target.https {
         check_tls(&client, &mut report, args.min_days).await
     } else {
         report.skip(
@@ -168,16 +207,49 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             "plain http:// URL, nothing to check; OMFLOW should reach hr-bridge over HTTPS \
              (hr-bridge's own TLS or a proxy in front)",
         );
-        true
+        Channel::Plain
     };
-    if reachable {
-        check_http(&client, &mut report, &args.username, &password, login).await;
-    } else {
-        for name in [AUTH_REFUSED, AUTH_ACCEPTED, SYNC_OK, SYNC_VALID] {
-            report.skip(
-                name,
-                "not run: credentials are only sent over a trusted TLS connection",
+    let not_run = |report: &mut Report, names: &[&str], why: &str| {
+        for name in names {
+            report.skip(*name, format!("not run: {why}"));
+        }
+        if let Some(user) = &args.login {
+            report.skip(format!("/authenticate {user}"), format!("not run: {why}"));
+        }
+    };
+    match (channel, credentials) {
+        (Channel::Unreachable, _) => not_run(
+            &mut report,
+            &[AUTH_REFUSED, AUTH_ACCEPTED, SYNC_OK, SYNC_VALID],
+            "no TLS connection",
+        ),
+        (Channel::Untrusted, _) => {
+            // This request sends no secret, so an untrusted server may see it.
+            check_refused(&client, &mut report, false).await;
+            not_run(
+                &mut report,
+                &[AUTH_ACCEPTED, SYNC_OK, SYNC_VALID],
+                "credentials are only sent over a trusted TLS connection",
             );
+        }
+        (_, None) => {
+            check_refused(&client, &mut report, true).await;
+            report.fail(
+                AUTH_ACCEPTED,
+                "not sent: over http:// the passwords would travel in clear text; use the \
+                 https:// URL, or pass --allow-http when the path to the server is trusted \
+                 (the same host, or a private link to a TLS proxy)",
+            );
+            not_run(
+                &mut report,
+                &[SYNC_OK, SYNC_VALID],
+                "no credentials were sent",
+            );
+        }
+        (_, Some(credentials)) => {
+            check_refused(&client, &mut report, true).await;
+            let limit = args.max_body_mib.saturating_mul(1 << 20);
+            check_http(&client, &mut report, &args.username, credentials, limit).await;
         }
     }
     report.ok = report.checks.iter().all(|c| c.status != Status::Fail);
@@ -196,13 +268,13 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The TLS items; false when credentials must not be sent.
-async fn check_tls(client: &Client, report: &mut Report, min_days: i64) -> bool {
+/// The TLS items, and whether credentials may be sent.
+async fn check_tls(client: &Client, report: &mut Report, min_days: i64) -> Channel {
     let tls = match client.inspect_tls().await {
         Ok(tls) => tls,
         Err(e) => {
             report.fail("TLS handshake", format!("{e:#}"));
-            return false;
+            return Channel::Unreachable;
         }
     };
     report.pass("TLS handshake", format!("{}, {}", tls.version, tls.suite));
@@ -218,7 +290,13 @@ async fn check_tls(client: &Client, report: &mut Report, min_days: i64) -> bool 
         "certificate chain",
         tls.chain
             .clone()
-            .map(|()| "trusted".to_owned())
+            .map(|()| {
+                if tls.pinned {
+                    "trusted (the server's own certificate, given with --ca-cert)".to_owned()
+                } else {
+                    "trusted".to_owned()
+                }
+            })
             .map_err(|e| format!("not trusted: {e}")),
     );
     let hostname = report.judge(
@@ -244,49 +322,70 @@ async fn check_tls(client: &Client, report: &mut Report, min_days: i64) -> bool 
         },
     );
     // A certificate close to expiry still carries credentials safely.
-    chain && hostname && (expiry || tls.seconds_left > 0)
+    if chain && hostname && (expiry || tls.seconds_left > 0) {
+        Channel::Trusted
+    } else {
+        Channel::Untrusted
+    }
 }
 
-async fn check_http(
-    client: &Client,
-    report: &mut Report,
-    username: &str,
-    password: &SecretString,
-    login: Option<(String, SecretString)>,
-) {
-    match client.request(Method::POST, "/sync", None, None).await {
+/// `/sync` without credentials must be refused with a Basic challenge.
+async fn check_refused(client: &Client, report: &mut Report, verified: bool) {
+    let over = if verified {
+        ""
+    } else {
+        " (asked over the untrusted connection; nothing secret was sent)"
+    };
+    let result = match client
+        .request_without_secrets(Method::POST, "/sync", verified)
+        .await
+    {
         Ok(answer) => {
             let challenge = answer
                 .headers
                 .get(header::WWW_AUTHENTICATE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            let result = if answer.status != StatusCode::UNAUTHORIZED {
+            if answer.status != StatusCode::UNAUTHORIZED {
                 Err(format!(
-                    "answered {} without credentials (expected 401)",
+                    "answered {} without credentials (expected 401){over}",
                     answer.status
                 ))
             } else if !challenge.to_ascii_lowercase().starts_with("basic") {
                 Err(format!(
-                    "401 without a Basic WWW-Authenticate challenge ({challenge:?})"
+                    "401 without a Basic WWW-Authenticate challenge ({challenge:?}){over}"
                 ))
             } else {
-                Ok(format!("401 with WWW-Authenticate: {challenge}"))
-            };
-            report.judge(AUTH_REFUSED, result);
+                Ok(format!("401 with WWW-Authenticate: {challenge}{over}"))
+            }
         }
-        Err(e) => report.fail(AUTH_REFUSED, format!("{e:#}")),
-    }
+        Err(e) => Err(format!("{e:#}")),
+    };
+    report.judge(AUTH_REFUSED, result);
+}
 
-    let credentials = format!("{username}:{}", password.expose_secret());
+async fn check_http(
+    client: &Client,
+    report: &mut Report,
+    username: &str,
+    credentials: Credentials,
+    max_body: u64,
+) {
+    let credential = format!("{username}:{}", credentials.password.expose_secret());
     let Ok(authorization) =
-        HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(credentials)))
+        HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(credential)))
     else {
         report.fail(AUTH_ACCEPTED, "the credentials cannot be sent in a header");
         return;
     };
     let sync = match client
-        .request(Method::POST, "/sync", Some(&authorization), None)
+        .request(
+            Method::POST,
+            "/sync",
+            &authorization,
+            None,
+            Reading::Payload { limit: max_body },
+        )
         .await
     {
         Ok(answer) => answer,
@@ -312,20 +411,21 @@ async fn check_http(
         check_sync(report, &sync);
     }
 
-    if let Some((user, password)) = login {
+    if let Some((user, password)) = credentials.login {
         let name = format!("/authenticate {user}");
         let body = serde_json::json!({"username": user, "password": password.expose_secret()});
         let result = match client
             .request(
                 Method::POST,
                 "/authenticate",
-                Some(&authorization),
+                &authorization,
                 Some(body.to_string().into_bytes()),
+                Reading::Short,
             )
             .await
         {
             Ok(answer) => {
-                let verdict = serde_json::from_slice::<serde_json::Value>(&answer.body)
+                let verdict = serde_json::from_slice::<serde_json::Value>(&answer.short.bytes)
                     .ok()
                     .and_then(|v| v.get("status").and_then(|s| s.as_str()).map(str::to_owned));
                 if answer.status == StatusCode::OK && verdict.as_deref() == Some("success") {
@@ -342,31 +442,46 @@ async fn check_http(
 
 fn check_sync(report: &mut Report, sync: &Answer) {
     let seconds = sync.elapsed.as_secs_f64();
-    report.figures.sync_bytes = Some(sync.body.len());
     report.figures.sync_seconds = Some((seconds * 1000.0).round() / 1000.0);
-    let content_type = sync
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
     if sync.status != StatusCode::OK {
         report.fail(SYNC_OK, format!("{}: {}", sync.status, message_of(sync)));
         report.skip(SYNC_VALID, "not run: no payload");
         return;
     }
-    if !content_type.starts_with("application/json") {
+    let Some(payload) = &sync.payload else {
+        let content_type = sync
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         report.fail(
             SYNC_OK,
             format!("200 with Content-Type {content_type:?}, not application/json"),
         );
         report.skip(SYNC_VALID, "not run: not JSON");
         return;
-    }
+    };
+    report.figures.sync_bytes = Some(payload.bytes);
+    let result = match &payload.verdict {
+        Verdict::TooLarge { limit } => {
+            report.fail(
+                SYNC_OK,
+                format!(
+                    "the answer is larger than {} MiB: stopped reading there (raise \
+                     --max-body-mib if the directory really is that large)",
+                    limit >> 20
+                ),
+            );
+            report.skip(SYNC_VALID, "not run: the answer was not read in full");
+            return;
+        }
+        Verdict::Checked(result) => result,
+    };
     report.pass(
         SYNC_OK,
-        format!("{} bytes in {seconds:.3} s", sync.body.len()),
+        format!("{} bytes in {seconds:.3} s", payload.bytes),
     );
-    match payload::check(&sync.body) {
+    match result {
         Ok(summary) => {
             report.figures.users = Some(summary.users);
             report.figures.departments = Some(summary.groups);
@@ -380,17 +495,19 @@ fn check_sync(report: &mut Report, sync: &Answer) {
         }
         Err(problems) => {
             const SHOWN: usize = 10;
-            let mut detail = format!("{} problem(s): ", problems.len());
+            let mut detail = format!("{} problem(s): ", problems.total);
             detail.push_str(
                 &problems
+                    .shown
                     .iter()
                     .take(SHOWN)
                     .map(String::as_str)
                     .collect::<Vec<_>>()
                     .join("; "),
             );
-            if problems.len() > SHOWN {
-                detail.push_str(&format!("; and {} more", problems.len() - SHOWN));
+            let shown = problems.shown.len().min(SHOWN);
+            if problems.total > shown {
+                detail.push_str(&format!("; and {} more", problems.total - shown));
             }
             report.fail(SYNC_VALID, detail);
         }
@@ -399,21 +516,57 @@ fn check_sync(report: &mut Report, sync: &Answer) {
 
 /// The fail envelope's message, or a short description of a body without one.
 fn message_of(answer: &Answer) -> String {
-    serde_json::from_slice::<serde_json::Value>(&answer.body)
+    let body = &answer.short;
+    serde_json::from_slice::<serde_json::Value>(&body.bytes)
         .ok()
         .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-        .unwrap_or_else(|| format!("{} byte(s) without a fail envelope", answer.body.len()))
+        .unwrap_or_else(|| {
+            format!(
+                "{}{} byte(s) without a fail envelope",
+                if body.truncated { "over " } else { "" },
+                body.bytes.len()
+            )
+        })
+}
+
+/// `text` with every control character escaped (`\n`, `\u{1b}`, …), and the
+/// bidirectional overrides too: what a server sent must not move the cursor,
+/// clear the screen or forge a line of the checklist.
+// TODO(lead): use the shared escaper
+fn printable(text: &str) -> Cow<'_, str> {
+    fn hostile(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !text.chars().any(hostile) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if hostile(c) => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 fn print_checklist(report: &Report) {
-    println!("hr-bridge probe {}", report.url);
+    println!("hr-bridge probe {}", printable(&report.url));
     for check in &report.checks {
         let mark = match check.status {
             Status::Pass => "✓",
             Status::Fail => "✗",
             Status::Skip => "-",
         };
-        println!("{mark} {}: {}", check.name, check.detail);
+        println!(
+            "{mark} {}: {}",
+            printable(&check.name),
+            printable(&check.detail)
+        );
     }
     let failed = report
         .checks
@@ -440,4 +593,21 @@ fn secret(env: &str, prompt: &str) -> anyhow::Result<SecretString> {
     }
     let value = rpassword::prompt_password(prompt).context("cannot read the password")?;
     Ok(SecretString::from(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn escapes_what_could_move_the_cursor_or_forge_a_line() {
+        assert_eq!(
+            printable("a\u{1b}[2J\r\nOK: x\t\u{7f}\u{9b}\u{202e}é✓"),
+            "a\\u{1b}[2J\\r\\nOK: x\\t\\u{7f}\\u{9b}\\u{202e}é✓"
+        );
+        assert!(matches!(
+            printable("plain ✓ text"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 }

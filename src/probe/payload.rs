@@ -2,26 +2,55 @@
 //! a deployment actually sent: exact field sets, strings only, unique keys and
 //! emails, parents present, user lists naming served users, no parent cycle, and
 //! the ordering that makes the output deterministic.
+//!
+//! The answer is checked as it streams in ([`check_reader`]): each entry of the two
+//! lists is parsed, judged and dropped, and only what a rule needs across entries
+//! is kept (usernames, lowercased emails, each department's number and parent).
+//! The probe's memory so follows the number of people, not the size of the answer,
+//! and it never holds the answer as a JSON tree (several times its size).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use serde_json::{Map, Value};
+use foldhash::{HashMap as FastMap, HashSet as FastSet};
+use std::fmt;
+use std::io::Read;
 
-/// The fields of one `user_info_list` entry, exactly.
-const USER_FIELDS: [&str; 9] = [
-    "username",
-    "email",
-    "nick_name",
-    "ad_no",
-    "company",
-    "phone1",
-    "phone2",
-    "extension_no",
-    "gender",
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+
+use super::entry::{Entry, EntrySeed, Field, Kind};
+
+const TEXT: Kind = Kind::Str { keep: true };
+const STRING: Kind = Kind::Str { keep: false };
+/// The fields of one `user_info_list` entry, exactly, and whether a rule needs
+/// their text.
+static USER_FIELDS: [(&str, Kind); 9] = [
+    ("username", TEXT),
+    ("email", TEXT),
+    ("nick_name", STRING),
+    ("ad_no", STRING),
+    ("company", STRING),
+    ("phone1", STRING),
+    ("phone2", STRING),
+    ("extension_no", STRING),
+    ("gender", TEXT),
 ];
+const USERNAME: usize = 0;
+const EMAIL: usize = 1;
+const GENDER: usize = 8;
 /// The fields of one `group_info_list` entry, exactly.
-const GROUP_FIELDS: [&str; 4] = ["display_name", "group_no", "parent_group_no", "user_list"];
+static GROUP_FIELDS: [(&str, Kind); 4] = [
+    ("display_name", STRING),
+    ("group_no", TEXT),
+    ("parent_group_no", TEXT),
+    ("user_list", Kind::Names),
+];
+const GROUP_NO: usize = 1;
+const PARENT: usize = 2;
+const USER_LIST: usize = 3;
 const TOP_FIELDS: [&str; 3] = ["status", "user_info_list", "group_info_list"];
+const USERS: &str = "user_info_list";
+const GROUPS: &str = "group_info_list";
 
 /// What a valid payload holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,159 +59,385 @@ pub struct Summary {
     pub groups: usize,
 }
 
-/// Checks `body` against every contract rule; on failure, each broken rule as one
-/// line naming the record at fault.
-pub fn check(body: &[u8]) -> Result<Summary, Vec<String>> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| vec![format!("the body is not valid JSON: {e}")])?;
-    let Value::Object(top) = value else {
-        return Err(vec!["the body is not a JSON object".into()]);
-    };
-    let mut problems = Vec::new();
-    exact_fields(&top, &TOP_FIELDS, "the top-level object", &mut problems);
-    if top.get("status").and_then(Value::as_str) != Some("success") {
-        problems.push("\"status\" is not \"success\"".into());
-    }
-    let users = list(&top, "user_info_list", &mut problems);
-    let groups = list(&top, "group_info_list", &mut problems);
+/// The broken rules, each one line naming the record at fault: the first
+/// [`Problems::KEPT`] in full and how many in all (a hostile answer could break a
+/// rule for every entry).
+#[derive(Debug, Default)]
+pub struct Problems {
+    pub shown: Vec<String>,
+    pub total: usize,
+}
 
-    let mut usernames = Vec::with_capacity(users.len());
-    let mut emails: HashMap<String, &str> = HashMap::with_capacity(users.len());
-    for (i, user) in users.iter().enumerate() {
-        let Some(user) = object(user, &format!("user_info_list[{i}]"), &mut problems) else {
-            continue;
-        };
-        let name = user.get("username").and_then(Value::as_str).unwrap_or("");
-        let what = format!("user {name:?}");
-        exact_fields(user, &USER_FIELDS, &what, &mut problems);
-        for field in USER_FIELDS {
-            if user.get(field).is_some_and(|v| !v.is_string()) {
-                problems.push(format!("{what}: \"{field}\" is not a string"));
-            }
+impl Problems {
+    pub const KEPT: usize = 100;
+
+    fn push(&mut self, problem: String) {
+        self.total += 1;
+        if self.shown.len() < Self::KEPT {
+            self.shown.push(problem);
         }
+    }
+
+    fn one(problem: String) -> Self {
+        let mut problems = Self::default();
+        problems.push(problem);
+        problems
+    }
+}
+
+/// Checks a whole answer held in memory.
+pub fn check(body: &[u8]) -> Result<Summary, Problems> {
+    run(serde_json::Deserializer::from_slice(body))
+}
+
+/// Checks an answer as it is read; stops at the first byte that is not JSON.
+pub fn check_reader(reader: impl Read) -> Result<Summary, Problems> {
+    run(serde_json::Deserializer::from_reader(reader))
+}
+
+fn run<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+) -> Result<Summary, Problems> {
+    let mut checker = Checker::default();
+    let parsed = Top(&mut checker)
+        .deserialize(&mut de)
+        .and_then(|()| de.end());
+    match parsed {
+        Ok(()) => checker.finish(),
+        // Every value below the top is read as a JSON value of any type, so a
+        // type error can only be the top-level value's.
+        Err(e) if e.is_data() => Err(Problems::one("the body is not a JSON object".into())),
+        Err(e) => Err(Problems::one(format!("the body is not valid JSON: {e}"))),
+    }
+}
+
+/// What the rules need across entries; everything else is dropped entry by entry.
+#[derive(Default)]
+struct Checker {
+    problems: Problems,
+    top_fields: HashSet<String>,
+    status_ok: bool,
+    users: usize,
+    groups: usize,
+    /// Every served username, for duplicates and for the user lists.
+    served: FastSet<Box<str>>,
+    last_username: Option<Box<str>>,
+    users_unordered: bool,
+    /// Lowercased email → the first user who has it.
+    emails: FastMap<Box<str>, Box<str>>,
+    /// The user list is read: user lists can be judged as they come.
+    users_done: bool,
+    /// (group_no, parent_group_no) of each department, in order.
+    departments: Vec<(Box<str>, Box<str>)>,
+    /// User lists met before `user_info_list` (JSON objects have no order), judged
+    /// at the end.
+    pending: Vec<(Box<str>, Vec<Box<str>>)>,
+}
+
+impl Checker {
+    fn user(&mut self, i: usize, entry: Option<Entry>) {
+        self.users += 1;
+        let Some(entry) = entry else {
+            self.problems.push(format!("{USERS}[{i}] is not an object"));
+            return;
+        };
+        let name = entry.text(USERNAME);
+        let what = || format!("user {name:?}");
+        shape(&entry, &USER_FIELDS, what, &mut self.problems);
         if name.is_empty() {
-            problems.push(format!("user_info_list[{i}] has an empty username"));
+            self.problems
+                .push(format!("{USERS}[{i}] has an empty username"));
         }
-        if let Some(gender) = user.get("gender").and_then(Value::as_str) {
-            if !matches!(gender, "male" | "female" | "") {
-                problems.push(format!(
-                    "{what}: gender {gender:?} is not \"male\", \"female\" or \"\""
+        if let Field::Str(Some(gender)) = &entry.fields[GENDER] {
+            if !matches!(gender.as_str(), "male" | "female" | "") {
+                self.problems.push(format!(
+                    "{}: gender {gender:?} is not \"male\", \"female\" or \"\"",
+                    what()
                 ));
             }
         }
-        if let Some(email) = user.get("email").and_then(Value::as_str) {
-            if let Some(first) = emails.insert(email.to_lowercase(), name) {
-                problems.push(format!(
-                    "email {email:?} is shared by users {first:?} and {name:?}"
-                ));
+        if let Field::Str(Some(email)) = &entry.fields[EMAIL] {
+            match self.emails.entry(email.to_lowercase().into_boxed_str()) {
+                std::collections::hash_map::Entry::Occupied(first) => {
+                    self.problems.push(format!(
+                        "email {email:?} is shared by users {:?} and {name:?}",
+                        first.get()
+                    ));
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(name.into());
+                }
             }
         }
-        usernames.push(name);
+        if !self.served.insert(name.into()) {
+            self.problems
+                .push(format!("username {name:?} appears more than once"));
+        }
+        if self
+            .last_username
+            .as_deref()
+            .is_some_and(|last| last > name)
+        {
+            self.users_unordered = true;
+        }
+        self.last_username = Some(name.into());
     }
-    duplicates_and_order(&usernames, "username", &mut problems);
-    let served: HashSet<&str> = usernames.iter().copied().collect();
 
-    let mut parents: Vec<(&str, &str)> = Vec::with_capacity(groups.len());
-    for (i, group) in groups.iter().enumerate() {
-        let Some(group) = object(group, &format!("group_info_list[{i}]"), &mut problems) else {
-            continue;
+    fn group(&mut self, i: usize, entry: Option<Entry>) {
+        self.groups += 1;
+        let Some(mut entry) = entry else {
+            self.problems
+                .push(format!("{GROUPS}[{i}] is not an object"));
+            return;
         };
-        let group_no = group.get("group_no").and_then(Value::as_str).unwrap_or("");
-        let what = format!("department {group_no:?}");
-        exact_fields(group, &GROUP_FIELDS, &what, &mut problems);
-        for field in ["display_name", "group_no", "parent_group_no"] {
-            if group.get(field).is_some_and(|v| !v.is_string()) {
-                problems.push(format!("{what}: \"{field}\" is not a string"));
-            }
-        }
+        shape(
+            &entry,
+            &GROUP_FIELDS,
+            || format!("department {:?}", entry.text(GROUP_NO)),
+            &mut self.problems,
+        );
+        let members = std::mem::take(&mut entry.fields[USER_LIST]);
+        let group_no = entry.text(GROUP_NO);
+        let what = || format!("department {group_no:?}");
         if group_no.is_empty() {
-            problems.push(format!("group_info_list[{i}] has an empty group_no"));
+            self.problems
+                .push(format!("{GROUPS}[{i}] has an empty group_no"));
         }
-        match group.get("user_list") {
-            Some(Value::Array(members)) => {
-                let mut names = Vec::with_capacity(members.len());
-                for member in members {
-                    match member.as_str() {
-                        Some(name) if served.contains(name) => names.push(name),
-                        Some(name) => problems.push(format!(
-                            "{what}: user_list names {name:?}, who is not in user_info_list"
-                        )),
-                        None => problems.push(format!("{what}: user_list holds a non-string")),
-                    }
+        match members {
+            Field::Names(names, not_strings) => {
+                for _ in 0..not_strings {
+                    self.problems
+                        .push(format!("{}: user_list holds a non-string", what()));
                 }
                 if names.windows(2).any(|w| w[0] >= w[1]) {
-                    problems.push(format!("{what}: user_list is not sorted and unique"));
+                    self.problems
+                        .push(format!("{}: user_list is not sorted and unique", what()));
+                }
+                if self.users_done {
+                    self.members_served(group_no, names.iter().map(String::as_str));
+                } else {
+                    self.pending.push((
+                        group_no.into(),
+                        names.into_iter().map(String::into_boxed_str).collect(),
+                    ));
                 }
             }
-            Some(_) => problems.push(format!("{what}: \"user_list\" is not an array")),
-            None => {}
+            Field::NotArray => self
+                .problems
+                .push(format!("{}: \"user_list\" is not an array", what())),
+            _ => {}
         }
-        let parent = group
-            .get("parent_group_no")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        parents.push((group_no, parent));
+        self.departments
+            .push((group_no.into(), entry.text(PARENT).into()));
     }
-    let group_nos: Vec<&str> = parents.iter().map(|(g, _)| *g).collect();
-    duplicates_and_order(&group_nos, "group_no", &mut problems);
-    let parent_of: HashMap<&str, &str> = parents.iter().copied().collect();
-    for (group_no, parent) in &parents {
-        if !parent.is_empty() && !parent_of.contains_key(parent) {
-            problems.push(format!(
-                "department {group_no:?} has parent {parent:?}, which is not in group_info_list"
-            ));
-        }
-    }
-    problems.extend(cycles(&parent_of));
 
-    if problems.is_empty() {
-        Ok(Summary {
-            users: users.len(),
-            groups: groups.len(),
-        })
-    } else {
-        Err(problems)
+    fn members_served<'n>(&mut self, group_no: &str, names: impl Iterator<Item = &'n str>) {
+        for name in names {
+            if !self.served.contains(name) {
+                self.problems.push(format!(
+                    "department {group_no:?}: user_list names {name:?}, who is not in {USERS}"
+                ));
+            }
+        }
+    }
+
+    fn finish(mut self) -> Result<Summary, Problems> {
+        for field in TOP_FIELDS {
+            if !self.top_fields.contains(field) {
+                self.problems.push(format!(
+                    "the top-level object: field \"{field}\" is missing"
+                ));
+            }
+        }
+        if !self.status_ok {
+            self.problems.push("\"status\" is not \"success\"".into());
+        }
+        if self.users_unordered {
+            self.problems
+                .push("the list is not ordered by username".into());
+        }
+        for (group_no, names) in std::mem::take(&mut self.pending) {
+            self.members_served(&group_no, names.iter().map(|n| &**n));
+        }
+        let departments = std::mem::take(&mut self.departments);
+        let group_nos: Vec<&str> = departments.iter().map(|(g, _)| &**g).collect();
+        duplicates_and_order(&group_nos, "group_no", &mut self.problems);
+        let parent_of: HashMap<&str, &str> =
+            departments.iter().map(|(g, p)| (&**g, &**p)).collect();
+        for (group_no, parent) in &departments {
+            if !parent.is_empty() && !parent_of.contains_key(&**parent) {
+                self.problems.push(format!(
+                    "department {group_no:?} has parent {parent:?}, which is not in {GROUPS}"
+                ));
+            }
+        }
+        for cycle in cycles(&parent_of) {
+            self.problems.push(cycle);
+        }
+        if self.problems.total == 0 {
+            Ok(Summary {
+                users: self.users,
+                groups: self.groups,
+            })
+        } else {
+            Err(self.problems)
+        }
     }
 }
 
-fn list<'a>(top: &'a Map<String, Value>, name: &str, problems: &mut Vec<String>) -> &'a [Value] {
-    match top.get(name) {
-        Some(Value::Array(items)) => items,
-        Some(_) => {
-            problems.push(format!("\"{name}\" is not an array"));
-            &[]
-        }
-        None => &[],
+/// The top-level object, key by key.
+struct Top<'c>(&'c mut Checker);
+
+impl<'de> DeserializeSeed<'de> for Top<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
     }
 }
 
-fn object<'a>(
-    value: &'a Value,
-    what: &str,
-    problems: &mut Vec<String>,
-) -> Option<&'a Map<String, Value>> {
-    let object = value.as_object();
-    if object.is_none() {
-        problems.push(format!("{what} is not an object"));
+impl<'de> Visitor<'de> for Top<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("the /sync answer object")
     }
-    object
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let checker = self.0;
+        while let Some(key) = map.next_key::<String>()? {
+            if !checker.top_fields.insert(key.clone()) {
+                checker.problems.push(format!(
+                    "the top-level object: field {key:?} appears more than once"
+                ));
+            }
+            match key.as_str() {
+                "status" => {
+                    let status: Value = map.next_value()?;
+                    checker.status_ok = status.as_str() == Some("success");
+                }
+                USERS => {
+                    map.next_value_seed(List {
+                        checker: &mut *checker,
+                        name: USERS,
+                    })?;
+                    checker.users_done = true;
+                }
+                GROUPS => map.next_value_seed(List {
+                    checker: &mut *checker,
+                    name: GROUPS,
+                })?,
+                _ => {
+                    checker
+                        .problems
+                        .push(format!("the top-level object: unexpected field {key:?}"));
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
-fn exact_fields(object: &Map<String, Value>, fields: &[&str], what: &str, out: &mut Vec<String>) {
-    for field in fields {
-        if !object.contains_key(*field) {
-            out.push(format!("{what}: field \"{field}\" is missing"));
+/// One of the two lists, entry by entry; any other value is one problem.
+struct List<'c> {
+    checker: &'c mut Checker,
+    name: &'static str,
+}
+
+impl List<'_> {
+    fn not_an_array<E>(self) -> Result<(), E> {
+        self.checker
+            .problems
+            .push(format!("\"{}\" is not an array", self.name));
+        Ok(())
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for List<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for List<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "the {} array", self.name)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let users = self.name == USERS;
+        let fields: &'static [(&str, Kind)] = if users { &USER_FIELDS } else { &GROUP_FIELDS };
+        let mut i = 0;
+        while let Some(entry) = seq.next_element_seed(EntrySeed(fields))? {
+            if users {
+                self.checker.user(i, entry);
+            } else {
+                self.checker.group(i, entry);
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        self.not_an_array()
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        self.not_an_array()
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        self.not_an_array()
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        self.not_an_array()
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        self.not_an_array()
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        self.not_an_array()
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.not_an_array()
+    }
+}
+
+/// Missing fields, unexpected ones, and fields that should be strings but are not.
+fn shape(
+    entry: &Entry,
+    fields: &[(&str, Kind)],
+    what: impl Fn() -> String,
+    problems: &mut Problems,
+) {
+    for ((field, _), value) in fields.iter().zip(&entry.fields) {
+        if matches!(value, Field::Missing) {
+            problems.push(format!("{}: field \"{field}\" is missing", what()));
         }
     }
-    for key in object.keys() {
-        if !fields.contains(&key.as_str()) {
-            out.push(format!("{what}: unexpected field {key:?}"));
+    for key in &entry.unexpected {
+        problems.push(format!("{}: unexpected field {key:?}", what()));
+    }
+    for ((field, _), value) in fields.iter().zip(&entry.fields) {
+        if matches!(value, Field::NotString) {
+            problems.push(format!("{}: \"{field}\" is not a string", what()));
         }
     }
 }
 
 /// Keys must be unique and, for deterministic output, in byte order.
-fn duplicates_and_order(keys: &[&str], name: &str, problems: &mut Vec<String>) {
+fn duplicates_and_order(keys: &[&str], name: &str, problems: &mut Problems) {
     let mut seen = BTreeSet::new();
     for key in keys {
         if !seen.insert(*key) {
@@ -230,7 +485,7 @@ fn cycles(parent_of: &HashMap<&str, &str>) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::check;
+    use super::{check, check_reader, Problems};
 
     fn user(name: &str, email: &str) -> String {
         format!(
@@ -256,7 +511,10 @@ mod tests {
             user("a", "Same@x"),
             user("b", "same@X").replace(r#""ad_no":"""#, r#""ad_no":7"#)
         );
-        let problems = check(body.as_bytes()).expect_err("invalid").join("\n");
+        let problems = check(body.as_bytes())
+            .expect_err("invalid")
+            .shown
+            .join("\n");
         for expected in [
             "shared by users \"a\" and \"b\"",
             "user \"b\": \"ad_no\" is not a string",
@@ -270,5 +528,108 @@ mod tests {
                 "{expected} missing in:\n{problems}"
             );
         }
+    }
+
+    fn problems(body: &str) -> String {
+        check(body.as_bytes())
+            .expect_err("invalid")
+            .shown
+            .join("\n")
+    }
+
+    #[test]
+    fn judges_user_lists_met_before_the_users() {
+        let body = format!(
+            r#"{{"group_info_list":[{{"display_name":"R","group_no":"R","parent_group_no":"","user_list":["a","zed"]}}],"status":"success","user_info_list":[{}]}}"#,
+            user("a", "a@x")
+        );
+        let problems = problems(&body);
+        assert!(
+            problems.contains("names \"zed\", who is not in"),
+            "{problems}"
+        );
+        assert!(!problems.contains("names \"a\""), "{problems}");
+    }
+
+    #[test]
+    fn reads_the_same_from_a_stream_as_from_memory() {
+        let body = format!(
+            r#"{{"status":"success","user_info_list":[{},{}],"group_info_list":[]}}"#,
+            user("b", "b@x"),
+            user("a", "a@x")
+        );
+        let from_reader = check_reader(body.as_bytes()).expect_err("unordered");
+        assert_eq!(from_reader.shown, ["the list is not ordered by username"]);
+        assert_eq!(
+            check(body.as_bytes()).expect_err("unordered").shown,
+            from_reader.shown
+        );
+    }
+
+    #[test]
+    fn names_a_body_that_is_no_object_or_not_json() {
+        assert_eq!(problems("[1,2]"), "the body is not a JSON object");
+        assert_eq!(problems("\"text\""), "the body is not a JSON object");
+        assert!(problems(r#"{"status":"success","#).starts_with("the body is not valid JSON"));
+        assert!(
+            problems(r#"{"status":"success"} trailing"#).starts_with("the body is not valid JSON")
+        );
+        let body = r#"{"status":"success","user_info_list":{"a":1},"group_info_list":7,"status":"success","extra":[1]}"#;
+        let problems = problems(body);
+        for expected in [
+            "\"user_info_list\" is not an array",
+            "\"group_info_list\" is not an array",
+            "field \"status\" appears more than once",
+            "unexpected field \"extra\"",
+        ] {
+            assert!(
+                problems.contains(expected),
+                "{expected} missing in:\n{problems}"
+            );
+        }
+    }
+
+    #[test]
+    fn keeps_the_first_problems_and_counts_them_all() {
+        let users: Vec<String> = (0..500)
+            .map(|i| user(&format!("u{i:03}"), "same@x"))
+            .collect();
+        let body = format!(
+            r#"{{"status":"success","user_info_list":[{}],"group_info_list":[]}}"#,
+            users.join(",")
+        );
+        let problems = check(body.as_bytes()).expect_err("shared emails");
+        assert_eq!(problems.total, 499);
+        assert_eq!(problems.shown.len(), Problems::KEPT);
+    }
+
+    #[test]
+    fn names_entries_of_the_wrong_shape() {
+        let body = format!(
+            r#"{{"status":"success","user_info_list":[[1],{},"x"],"group_info_list":[{{"display_name":{{"a":[1]}},"group_no":"R","parent_group_no":"","user_list":"a"}},{{"display_name":"S","group_no":"S","parent_group_no":"","user_list":[["a"],null,"b\u0061"],"extra":1}}]}}"#,
+            user("b\\u0061", "a@x").replace(r#""ad_no":"""#, r#""ad_no":{"x":[1]}"#)
+        );
+        let problems = problems(&body);
+        for expected in [
+            "user_info_list[0] is not an object",
+            "user_info_list[2] is not an object",
+            "user \"ba\": \"ad_no\" is not a string",
+            "department \"R\": \"display_name\" is not a string",
+            "department \"R\": \"user_list\" is not an array",
+            "department \"S\": user_list holds a non-string",
+            "department \"S\": unexpected field \"extra\"",
+        ] {
+            assert!(
+                problems.contains(expected),
+                "{expected} missing in:\n{problems}"
+            );
+        }
+        // "b\u0061" is "ba", a served user, whatever the escape.
+        assert!(!problems.contains("names \"ba\""), "{problems}");
+        assert_eq!(
+            problems.matches("user_list holds a non-string").count(),
+            2,
+            "{problems}"
+        );
     }
 }
