@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use rand::distributions::{Alphanumeric, DistString};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::Settings;
+use crate::config::{GuardSwitch, Settings};
 use crate::db::{Db, PoolSettings};
 use crate::directory::import::{self, ImportError, ImportRequest};
 use crate::directory::{self, demo, SyncError};
@@ -451,6 +451,12 @@ fn read_password(prompt: &str) -> anyhow::Result<SecretString> {
 async fn serve(mut settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
     if !demo && !settings.omflow.is_configured() {
         bail!(Settings::missing_credentials_message());
+    }
+    if settings.sync.guard == GuardSwitch::Off {
+        tracing::warn!(
+            "the deletion guard is OFF (sync.guard = \"off\"): every /sync is served whatever \
+             it drops, and OMFLOW deletes every user and department it lacks"
+        );
     }
     // Serving: statements are bounded so that a lock answers 503, not a hang.
     let db = Db::connect_lazy(settings.state_url(), &settings.database.pool_settings())?;

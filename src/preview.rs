@@ -121,6 +121,12 @@ pub fn to_text(preview: &Preview) -> String {
         Some(message) => {
             let _ = writeln!(out, "deletion guard: WOULD REFUSE. {message}");
         }
+        None if !preview.guard_enabled => {
+            let _ = writeln!(
+                out,
+                "deletion guard: OFF (sync.guard = \"off\"): /sync serves whatever it drops"
+            );
+        }
         None => {
             let _ = writeln!(out, "deletion guard: would pass");
         }
@@ -209,10 +215,12 @@ pub fn write_json(
             "groups": s.group_count,
         })),
         "guard": {
+            "enabled": limits.enabled,
             "would_refuse": preview.guard.is_some(),
             "message": preview.guard,
             "max_deletions": limits.max_deletions,
             "max_deletion_ratio": limits.max_ratio,
+            "min_objects": limits.min_objects,
         },
     })
     .to_string();

@@ -211,6 +211,8 @@ pub struct Preview {
     pub summary: DiffSummary,
     /// The guard's refusal message, when it would trip.
     pub guard: Option<String>,
+    /// False when `sync.guard = "off"`: nothing is refused, whatever it drops.
+    pub guard_enabled: bool,
 }
 
 /// Keys of each sort of difference a preview keeps to show.
@@ -242,6 +244,7 @@ pub async fn preview(
         snapshot,
         summary,
         guard,
+        guard_enabled: limits.enabled,
     })
 }
 

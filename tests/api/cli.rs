@@ -414,3 +414,55 @@ on_all_backends!(passwords_never_reach_the_logs, |db: TestDb| async move {
         assert!(!logs.contains(secret), "{secret} leaked into the logs");
     }
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_warns_at_start_up_that_the_deletion_guard_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/hr.db?mode=rwc", dir.path().display());
+    let port = free_port();
+    let child = hr_bridge(&url)
+        .env("HR_BRIDGE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("HR_BRIDGE__OMFLOW__USERNAME", "omflow")
+        .env("HR_BRIDGE__OMFLOW__PASSWORD", "pw")
+        .env("HR_BRIDGE__SYNC__GUARD", "off")
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        let healthz = format!("http://127.0.0.1:{port}/healthz");
+        if client.get(healthz).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    terminate(&child);
+    let output = child.wait_with_output().unwrap();
+    assert!(up, "the server did not come up");
+    assert!(output.status.success());
+    let logs = text(&output.stderr);
+    let warning = logs
+        .lines()
+        .find(|l| l.contains("the deletion guard is OFF (sync.guard = \"off\")"))
+        .unwrap_or_else(|| panic!("no warning in: {logs}"));
+    assert!(warning.contains("WARN"), "{warning}");
+}
+
+#[test]
+fn an_unknown_guard_switch_names_the_key() {
+    let output = hr_bridge("sqlite::memory:")
+        .env("HR_BRIDGE__SYNC__GUARD", "0")
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("sync.guard must be \"on\" or \"off\", not \"0\""),
+        "{stderr}"
+    );
+}
