@@ -13,7 +13,9 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::config::{GuardSwitch, Settings};
 use crate::db::{Db, PoolSettings};
 use crate::directory::import::{self, ImportError, ImportRequest};
+use crate::directory::keys::{self, key_problem, Key};
 use crate::directory::{self, demo, SyncError};
+use crate::escape::{escape, quote};
 use crate::password::{hash_argon2id, prune_auth_state};
 use crate::server::{self, RunningServer};
 use crate::source::Source;
@@ -159,14 +161,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::SetPassword { username } => {
-            let password = read_password(&format!("New password for {username}: "))?;
+            // The rule import and /sync apply: a name they refuse never gets a password.
+            if let Some(reason) = key_problem(Key::Username, &username) {
+                bail!("username {} {reason}", keys::shown(&username));
+            }
+            let password = read_password(&format!("New password for {}: ", escape(&username)))?;
             let source = writable_source(&settings, "set-password")?;
             let hash = hash_off_runtime(password, &settings).await?;
             if source.db().set_password_hash(&username, &hash).await? {
-                println!("password set for {username}");
+                println!("password set for {}", escape(&username));
                 Ok(ExitCode::SUCCESS)
             } else {
-                eprintln!("error: no employee with username {username:?}");
+                eprintln!("error: no employee with username {}", quote(&username));
                 Ok(ExitCode::FAILURE)
             }
         }
@@ -180,9 +186,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if !source.is_mapped() {
                 for username in crate::password::costly_hashes(source.db()).await? {
                     println!(
-                        "warning: employee {username:?}: stored password hash is beyond the \
+                        "warning: employee {}: stored password hash is beyond the \
                          cost caps and never matches (audit reason hash_too_costly); reset it \
-                         with `hr-bridge set-password`"
+                         with `hr-bridge set-password`",
+                        keys::shown(&username)
                     );
                 }
             }
@@ -249,7 +256,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", escape(&e.to_string()));
                     return Ok(ExitCode::FAILURE);
                 }
             };
@@ -257,7 +264,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // did not happen, only its one-line reason.
             if !dry_run {
                 if let Err(e) = import::apply(&db, &plan).await {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", escape(&e.to_string()));
                     return Ok(ExitCode::FAILURE);
                 }
             }
@@ -318,7 +325,11 @@ fn print_import_plan(plan: &import::ImportPlan) {
             ("deleted", &change.deleted),
         ] {
             if !keys.is_empty() {
-                let shown: Vec<&str> = keys.iter().take(20).map(String::as_str).collect();
+                let shown: Vec<String> = keys
+                    .iter()
+                    .take(20)
+                    .map(|k| escape(k).to_string())
+                    .collect();
                 let more = keys.len().saturating_sub(shown.len());
                 let tail = if more > 0 {
                     format!(" … and {more} more")

@@ -11,9 +11,11 @@ use lz4_flex::frame::FrameEncoder;
 use serde::Serialize;
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
+use super::keys::{key_problem, shown, Key};
 use super::payload::{normalise_gender, Pieces, SyncPayload};
 use super::validate::{self, Problem};
 use crate::db::DepartmentRow;
+use crate::escape::quote;
 use crate::source::{Batch, RawRow, Value};
 use std::borrow::Cow;
 
@@ -160,7 +162,7 @@ pub struct Built {
 pub enum BuildError {
     /// The source handed rows out of the order the payload needs: a bug or a
     /// collation we did not expect; never serve a payload built from it.
-    #[error("the {0} rows did not arrive in byte order of their keys ({1:?} after {2:?})")]
+    #[error("the {0} rows did not arrive in byte order of their keys ({key} after {after})", key = quote(.1), after = quote(.2))]
     OutOfOrder(&'static str, String, String),
     #[error("could not write the payload: {0}")]
     Write(#[from] std::io::Error),
@@ -216,11 +218,11 @@ use crate::source::rows::text;
 fn active_reason(value: &Value) -> String {
     let shown = match value {
         Value::Null => "NULL".to_owned(),
-        Value::Text(s) => format!("{s:?}"),
+        Value::Text(s) => quote(s).to_string(),
         Value::Int(i) => i.to_string(),
         Value::Float(f) => f.to_string(),
         Value::Bool(b) => b.to_string(),
-        Value::Invalid(bytes) => format!("{:?}", String::from_utf8_lossy(bytes)),
+        Value::Invalid(bytes) => quote(&String::from_utf8_lossy(bytes)).to_string(),
         Value::Other(t) => format!("a value of type {t}"),
     };
     format!("is {shown}, which is neither true nor false (use a boolean or 0/1)")
@@ -310,7 +312,7 @@ impl Builder {
                 return;
             }
         };
-        let record = format!("department {group_no:?}");
+        let record = format!("department {}", shown(&group_no));
         let active = if self.departments_active {
             match active.as_active() {
                 Some(a) => a,
@@ -322,6 +324,11 @@ impl Builder {
         } else {
             true
         };
+        if active {
+            if let Some(reason) = key_problem(Key::GroupNo, &group_no) {
+                self.refuse(bad(record.clone(), "group_no", reason));
+            }
+        }
         let mut field = |name: &str, value: Value| match text(value) {
             Ok(v) => Some(v.map(Cow::into_owned)),
             Err(reason) => {
@@ -387,7 +394,7 @@ impl Builder {
             None => self.last_employee = Some(username.to_string()),
         }
         // Named only when there is something to say about it.
-        let record = || format!("employee {username:?}");
+        let record = || format!("employee {}", shown(&username));
         if self.employees_active {
             match active.as_active() {
                 Some(true) => {}
@@ -426,6 +433,14 @@ impl Builder {
             self.refuse(Problem::EmptyUsername {
                 email: email.to_string(),
             });
+        }
+        for (key, column, value) in [
+            (Key::Username, "username", &*username),
+            (Key::Email, "email", &*email),
+        ] {
+            if let Some(reason) = key_problem(key, value) {
+                self.refuse(bad(record(), column, reason));
+            }
         }
         if self.users.last() == Some(&*username) {
             if self.duplicate_usernames.last().map(String::as_str) != Some(&*username) {

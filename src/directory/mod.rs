@@ -5,6 +5,7 @@ pub mod build;
 pub mod demo;
 mod flight;
 pub mod import;
+pub mod keys;
 pub mod payload;
 pub mod snapshot;
 pub mod validate;
@@ -68,8 +69,8 @@ pub async fn build(
         {
             tracing::info!(
                 kind,
-                key = %key,
-                after = %after,
+                key = %crate::escape::escape(&key),
+                after = %crate::escape::escape(&after),
                 "the database orders keys otherwise than by their bytes; reading sorted by bytes from now on"
             );
             source.read_in_byte_order();

@@ -24,6 +24,7 @@ use super::build::Built;
 use super::payload::read_pieces;
 use super::SyncPayload;
 use crate::db::{NewSnapshot, SnapshotRow};
+use crate::escape::quote;
 
 /// How many keys a refusal names, as a sample.
 const SAMPLE: usize = 10;
@@ -135,7 +136,7 @@ impl Drops {
     /// The 409 message: counts, a sample of keys, and how to approve.
     pub fn refusal_message(&self, limits: &GuardLimits) -> String {
         let sample = |keys: &[String], count: usize| {
-            let mut shown: Vec<String> = keys.iter().map(|k| format!("{k:?}")).collect();
+            let mut shown: Vec<String> = keys.iter().map(|k| quote(k).to_string()).collect();
             if count > keys.len() {
                 shown.push(format!("… {} more", count - keys.len()));
             }

@@ -340,6 +340,20 @@ on_all_backends!(
     }
 );
 
+/// Replaces the stored snapshot's payload with `payload`, as an older version
+/// may have served it (the digest row is left as it is).
+pub async fn store_snapshot(app: &TestApp, payload: &serde_json::Value) {
+    let mut frame = lz4_flex::frame::FrameEncoder::new(Vec::new());
+    std::io::Write::write_all(&mut frame, payload.to_string().as_bytes()).unwrap();
+    let frame = frame.finish().unwrap();
+    app.exec(&format!(
+        "DELETE FROM sync_snapshot_pieces; \
+         INSERT INTO sync_snapshot_pieces (seq, piece) VALUES (0, {})",
+        blob_literal(app, &frame)
+    ))
+    .await;
+}
+
 /// `bytes` as an SQL literal of the backend's binary type.
 fn blob_literal(app: &TestApp, bytes: &[u8]) -> String {
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();

@@ -208,7 +208,7 @@ on_all_backends!(
         let err = stderr(&out);
         for expected in [
         "departments.csv:2: department \"X\" has parent_group_no \"NOPE\", which is neither in the file nor in the database",
-        "departments.csv:3: departments form a parent cycle: C1 → C2 → C1",
+        "departments.csv:3: departments form a parent cycle: \"C1\" → \"C2\" → \"C1\"",
         "members.csv:2: unknown employee \"ghost\"",
         "members.csv:3: member of unknown department \"GONE\"",
         "is already used by employee",

@@ -14,6 +14,7 @@ mod guard;
 mod hash_caps;
 mod hash_formats;
 mod health;
+mod hostile_keys;
 mod import;
 mod lockout;
 mod metrics;

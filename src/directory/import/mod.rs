@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
 use crate::db::{Cell, Db, DbError, DirectoryTables, TableWrite};
+use crate::escape::quote;
 use parse::{duplicates, problem};
 
 #[derive(Debug, thiserror::Error)]
@@ -253,13 +254,13 @@ pub async fn plan(db: &Db, request: &ImportRequest) -> Result<ImportPlan, Import
         let report = |reason: String| problem(&file, line, reason);
         match parent_record {
             None => found.push(report(format!(
-                "department {key:?} has parent_group_no {parent:?}, which is neither in the file nor in the database"
+                "department {} has parent_group_no {}, which is neither in the file nor in the database", quote(key), quote(parent)
             ))),
             Some(p) => {
                 let active = |r: &Record| !matches!(r.cells.get("active"), Some(Cell::Bool(false)));
                 if active(record) && !active(p) {
                     found.push(report(format!(
-                        "active department {key:?} has parent {parent:?}, which is inactive"
+                        "active department {} has parent {}, which is inactive", quote(key), quote(parent)
                     )));
                 }
             }
@@ -269,8 +270,11 @@ pub async fn plan(db: &Db, request: &ImportRequest) -> Result<ImportPlan, Import
         let first = &cycle[0];
         let record = &all_departments[first];
         let (file, line) = file_of(record.line, departments.as_ref());
-        let mut chain = cycle.clone();
-        chain.push(first.clone());
+        let chain: Vec<String> = cycle
+            .iter()
+            .chain(Some(first))
+            .map(|k| quote(k).to_string())
+            .collect();
         found.push(problem(
             &file,
             line,
@@ -301,7 +305,12 @@ pub async fn plan(db: &Db, request: &ImportRequest) -> Result<ImportPlan, Import
         found.push(problem(
             &file,
             line,
-            format!("email {email:?} of {culprit:?} is already used by employee {holder:?}"),
+            format!(
+                "email {} of {} is already used by employee {}",
+                quote(email),
+                quote(culprit),
+                quote(holder)
+            ),
         ));
     }
     // Memberships from the file name an existing department and employee (stored
@@ -316,11 +325,15 @@ pub async fn plan(db: &Db, request: &ImportRequest) -> Result<ImportPlan, Import
             found.push(problem(
                 &file,
                 line,
-                format!("member of unknown department {group:?}"),
+                format!("member of unknown department {}", quote(group)),
             ));
         }
         if employees_known && !all_employees.contains_key(user) {
-            found.push(problem(&file, line, format!("unknown employee {user:?}")));
+            found.push(problem(
+                &file,
+                line,
+                format!("unknown employee {}", quote(user)),
+            ));
         }
     }
     if !found.is_empty() {
