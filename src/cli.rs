@@ -179,7 +179,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check => {
             let (db, source) = open_stores(&settings)?;
             check_source(&source).await?;
-            let problems = directory::check(&source).await?;
+            let report = directory::check(&source).await?;
             // Not a /sync problem (the exit code stays /sync's), but an operator
             // must see accounts that can never log in, possibly planted. Only the
             // built-in table can be listed: a mapped source looks up one user.
@@ -194,11 +194,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
             let _ = db;
-            if problems.is_empty() {
-                println!("OK: the HR data can be served to OMFLOW");
+            for warning in report.findings.warnings() {
+                println!("warning: {warning}");
+            }
+            if report.findings.inactive_memberships > 0 {
+                println!(
+                    "note: {} membership(s) of inactive employees or departments are left out",
+                    report.findings.inactive_memberships
+                );
+            }
+            let counts = format!(
+                "{} user(s) and {} department(s)",
+                report.findings.users, report.findings.groups
+            );
+            if report.problems.is_empty() {
+                println!("OK: the HR data can be served to OMFLOW: /sync would serve {counts}");
                 return Ok(ExitCode::SUCCESS);
             }
-            Ok(report_problems(&problems))
+            println!("active in the HR data: {counts}");
+            Ok(report_problems(&report.problems))
         }
         Command::Preview { json } => {
             let (db, source) = open_stores(&settings)?;

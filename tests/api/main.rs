@@ -6,6 +6,7 @@ mod helpers;
 mod audit;
 mod authenticate;
 mod basic_auth;
+mod check_report;
 mod cli;
 mod cli_healthcheck;
 mod compression;
