@@ -583,6 +583,15 @@ impl Settings {
         if matches!(&self.omflow.password, Some(p) if p.expose_secret().is_empty()) {
             return Err(ConfigError("omflow.password must not be empty".into()));
         }
+        // Two passwords for one account: whichever won, the operator would not
+        // know which one OMFLOW must send, nor whether the other still works.
+        if self.omflow.password.is_some() && self.omflow.password_hash.is_some() {
+            return Err(ConfigError(
+                "both omflow.password and omflow.password_hash are set; set only one \
+                 (preferably omflow.password_hash, from `hr-bridge hash-password`)"
+                    .into(),
+            ));
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
             ConfigError(format!(
                 "log.level = {:?} is not a filter: {e}",

@@ -415,6 +415,48 @@ on_all_backends!(passwords_never_reach_the_logs, |db: TestDb| async move {
     }
 });
 
+#[test]
+fn both_omflow_passwords_stop_start_up_naming_both_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/x.db?mode=rwc", dir.path().display());
+    let hash = crate::authenticate::argon2id("hashed-secret");
+    let mut child = hr_bridge(&url)
+        .env(
+            "HR_BRIDGE__SERVER__LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .env("HR_BRIDGE__OMFLOW__USERNAME", "omflow")
+        .env("HR_BRIDGE__OMFLOW__PASSWORD", "plain-secret")
+        .env("HR_BRIDGE__OMFLOW__PASSWORD_HASH", &hash)
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A server that started anyway is stopped, and the test fails, not hangs.
+    let mut exited = false;
+    for _ in 0..100 {
+        if child.try_wait().unwrap().is_some() {
+            exited = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if !exited {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(exited, "serve started with both passwords set");
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("both omflow.password and omflow.password_hash are set"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("plain-secret") && !stderr.contains(&hash));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_warns_at_start_up_that_the_deletion_guard_is_off() {
     let dir = tempfile::tempdir().unwrap();
