@@ -276,11 +276,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             // Written first, described after: a refused write prints no plan that
             // did not happen, only its one-line reason.
-            if !dry_run {
-                if let Err(e) = import::apply(&db, &plan).await {
-                    eprintln!("error: {}", escape(&e.to_string()));
-                    return Ok(ExitCode::FAILURE);
-                }
+            let written = if dry_run {
+                import::rehearse(&db, &plan).await
+            } else {
+                import::apply(&db, &plan).await
+            };
+            if let Err(e) = written {
+                eprintln!("error: {}", escape(&e.to_string()));
+                return Ok(ExitCode::FAILURE);
             }
             print_import_plan(&plan);
             if dry_run {

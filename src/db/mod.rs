@@ -9,7 +9,7 @@ mod rows;
 mod snapshot;
 
 pub use auth::AuditEntry;
-pub use import::{Cell, DirectoryTables, TableWrite};
+pub use import::{Cell, DirectoryTables, KeyRow, TableWrite};
 pub use rows::{Credentials, DepartmentRow, EmployeeRow, MembershipRow};
 pub use snapshot::{NewSnapshot, SnapshotRow};
 
