@@ -57,6 +57,15 @@ impl fmt::Display for Problem {
                     quote(display_name)
                 )
             }
+            // NULL is served as "": employees without an email all share that one.
+            Self::DuplicateEmail { email, usernames } if email.is_empty() => write!(
+                f,
+                "email \"\" is shared by employees {}: they have no email (NULL or empty), \
+                 and OMFLOW needs a unique one for each; give them one in the HR data, or \
+                 have a mapped source make one up, e.g. \
+                 COALESCE(email, CONCAT(username, '@no-mail.example.com')) AS email",
+                quoted_list(usernames)
+            ),
             Self::DuplicateEmail { email, usernames } => write!(
                 f,
                 "email {} is shared by employees {}",

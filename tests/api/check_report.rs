@@ -1,12 +1,13 @@
 //! What `hr-bridge check` and `/sync` tell an operator beyond the problems that
 //! refuse a sync: how much would be served, memberships left out because they
-//! name nobody, and genders OMFLOW does not know.
+//! name nobody, genders OMFLOW does not know, and how to fix employees without
+//! an email.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use crate::helpers::{binary, TestApp, TestDb, OMFLOW_PASSWORD, OMFLOW_USER};
+use crate::helpers::{binary, fail_message, TestApp, TestDb, OMFLOW_PASSWORD, OMFLOW_USER};
 use crate::on_all_backends;
 
 fn check(url: &str) -> Output {
@@ -151,3 +152,41 @@ async fn sync_logs_memberships_that_name_nobody() {
     );
     assert!(log.contains(r#""NOPE"/"adam""#), "{log}");
 }
+
+on_all_backends!(
+    employees_without_an_email_are_told_how_to_get_one,
+    |db: TestDb| async move {
+        let backend = db.backend;
+        // The HR data in the built-in tables of one database, read through a
+        // mapping that serves two people without an email; state elsewhere.
+        let hr = db.spawn().await;
+        hr.exec(
+            "INSERT INTO employees (username, email, nick_name, active) VALUES \
+                 ('ann', 'ann@example.com', 'Ann', TRUE), \
+                 ('bo', 'bo@example.com', 'Bo', TRUE), \
+                 ('cy', 'cy@example.com', 'Cy', TRUE)",
+        )
+        .await;
+        let state = TestDb::create(backend).await.expect("a state database");
+        let mut settings = state.settings();
+        settings.database.url = secrecy::SecretString::from(hr.test_db.url.clone());
+        settings.state.url = Some(secrecy::SecretString::from(state.url.clone()));
+        // ann and bo get NULL, which is served as "".
+        settings.source.employees = Some(
+            "SELECT username, CASE WHEN username IN ('ann', 'bo') THEN NULL ELSE email END \
+             AS email, nick_name, ad_no, company, phone1, phone2, extension_no, gender, active \
+             FROM employees"
+                .into(),
+        );
+        let app = state.spawn_with(settings).await;
+        let response = app.post_sync().await;
+        assert_eq!(response.status(), 409);
+        let message = fail_message(response).await;
+        assert!(
+            message
+                .contains("email \"\" is shared by employees \"ann\", \"bo\": they have no email"),
+            "{message}"
+        );
+        assert!(message.contains("COALESCE(email"), "{message}");
+    }
+);
