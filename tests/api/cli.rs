@@ -508,3 +508,48 @@ fn an_unknown_guard_switch_names_the_key() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_example_configuration_loads_and_shows_every_documented_key() {
+    let example = crate::helpers::repo_path("config/hr-bridge.example.toml");
+    let output = hr_bridge("sqlite::memory:")
+        .args(["--config", example.to_str().unwrap(), "migrate"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    // Every key of the README's configuration table, set or commented out,
+    // in its section of the example.
+    let readme = crate::helpers::repo_file("README.md");
+    let table = readme
+        .split("## Configuration")
+        .nth(1)
+        .and_then(|s| s.split("### Limits and timeouts").next())
+        .unwrap();
+    let example = crate::helpers::repo_file("config/hr-bridge.example.toml");
+    let mut section = String::new();
+    let mut shown = std::collections::BTreeSet::new();
+    for line in example.lines() {
+        let line = line.trim_start_matches('#').trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.to_owned();
+        } else if let Some((key, _)) = line.split_once('=') {
+            shown.insert(format!("{section}.{}", key.trim()));
+        }
+    }
+    let documented: Vec<&str> = table
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .flat_map(|l| l.split('|').nth(1).unwrap().split('`').skip(1).step_by(2))
+        .collect();
+    assert!(documented.len() > 30, "{documented:?}");
+    let missing: Vec<&&str> = documented
+        .iter()
+        .filter(|key| !shown.contains(**key))
+        // A secret is shown as its environment variable, the only place for it.
+        .filter(|key| {
+            let env = format!("HR_BRIDGE__{}", key.replace('.', "__").to_uppercase());
+            !example.contains(&env)
+        })
+        .collect();
+    assert!(missing.is_empty(), "not in the example: {missing:?}");
+}
