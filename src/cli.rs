@@ -194,11 +194,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
             let _ = db;
+            // Standard output stays one line per problem (scripts count them);
+            // what /sync leaves out without refusing goes beside the summary.
             for warning in report.findings.warnings() {
-                println!("warning: {warning}");
+                eprintln!("warning: {warning}");
             }
             if report.findings.inactive_memberships > 0 {
-                println!(
+                eprintln!(
                     "note: {} membership(s) of inactive employees or departments are left out",
                     report.findings.inactive_memberships
                 );
@@ -211,7 +213,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("OK: the HR data can be served to OMFLOW: /sync would serve {counts}");
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("active in the HR data: {counts}");
+            eprintln!("active in the HR data: {counts}");
             Ok(report_problems(&report.problems))
         }
         Command::Preview { json } => {
