@@ -10,10 +10,12 @@ use clap::{Parser, Subcommand};
 use rand::distributions::{Alphanumeric, DistString};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::Settings;
+use crate::config::{GuardSwitch, Settings};
 use crate::db::{Db, PoolSettings};
 use crate::directory::import::{self, ImportError, ImportRequest};
+use crate::directory::keys::{self, key_problem, Key};
 use crate::directory::{self, demo, SyncError};
+use crate::escape::{escape, quote};
 use crate::password::{hash_argon2id, prune_auth_state};
 use crate::server::{self, RunningServer};
 use crate::source::Source;
@@ -178,14 +180,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::SetPassword { username } => {
-            let password = read_password(&format!("New password for {username}: "))?;
+            // The rule import and /sync apply: a name they refuse never gets a password.
+            if let Some(reason) = key_problem(Key::Username, &username) {
+                bail!("username {} {reason}", keys::shown(&username));
+            }
+            let password = read_password(&format!("New password for {}: ", escape(&username)))?;
             let source = writable_source(&settings, "set-password")?;
             let hash = hash_off_runtime(password, &settings).await?;
             if source.db().set_password_hash(&username, &hash).await? {
-                println!("password set for {username}");
+                println!("password set for {}", escape(&username));
                 Ok(ExitCode::SUCCESS)
             } else {
-                eprintln!("error: no employee with username {username:?}");
+                eprintln!("error: no employee with username {}", quote(&username));
                 Ok(ExitCode::FAILURE)
             }
         }
@@ -193,7 +199,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (db, source) = open_stores(&settings)?;
             let shape = check_source(&source).await?;
             if source.is_mapped() && shape.employees_active && !shape.credentials_active {
-                println!(
+                eprintln!(
                     "warning: source.credentials returns no \"active\" column while \
                      source.employees does: on its own it would let people /sync does not \
                      serve (leavers) log in; hr-bridge refuses them by asking source.employees \
@@ -201,25 +207,42 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                      source.credentials as well"
                 );
             }
-            let problems = directory::check(&source).await?;
+            let report = directory::check(&source).await?;
             // Not a /sync problem (the exit code stays /sync's), but an operator
             // must see accounts that can never log in, possibly planted. Only the
             // built-in table can be listed: a mapped source looks up one user.
             if !source.is_mapped() {
                 for username in crate::password::costly_hashes(source.db()).await? {
                     println!(
-                        "warning: employee {username:?}: stored password hash is beyond the \
+                        "warning: employee {}: stored password hash is beyond the \
                          cost caps and never matches (audit reason hash_too_costly); reset it \
-                         with `hr-bridge set-password`"
+                         with `hr-bridge set-password`",
+                        keys::shown(&username)
                     );
                 }
             }
             let _ = db;
-            if problems.is_empty() {
-                println!("OK: the HR data can be served to OMFLOW");
+            // Standard output stays one line per problem (scripts count them);
+            // what /sync leaves out without refusing goes beside the summary.
+            for warning in report.findings.warnings() {
+                eprintln!("warning: {warning}");
+            }
+            if report.findings.inactive_memberships > 0 {
+                eprintln!(
+                    "note: {} membership(s) of inactive employees or departments are left out",
+                    report.findings.inactive_memberships
+                );
+            }
+            let counts = format!(
+                "{} user(s) and {} department(s)",
+                report.findings.users, report.findings.groups
+            );
+            if report.problems.is_empty() {
+                println!("OK: the HR data can be served to OMFLOW: /sync would serve {counts}");
                 return Ok(ExitCode::SUCCESS);
             }
-            Ok(report_problems(&problems))
+            eprintln!("active in the HR data: {counts}");
+            Ok(report_problems(&report.problems))
         }
         Command::Preview { json } => {
             let (db, source) = open_stores(&settings)?;
@@ -277,17 +300,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", escape(&e.to_string()));
                     return Ok(ExitCode::FAILURE);
                 }
             };
             // Written first, described after: a refused write prints no plan that
             // did not happen, only its one-line reason.
-            if !dry_run {
-                if let Err(e) = import::apply(&db, &plan).await {
-                    eprintln!("error: {e}");
-                    return Ok(ExitCode::FAILURE);
-                }
+            let written = if dry_run {
+                import::rehearse(&db, &plan).await
+            } else {
+                import::apply(&db, &plan).await
+            };
+            if let Err(e) = written {
+                eprintln!("error: {}", escape(&e.to_string()));
+                return Ok(ExitCode::FAILURE);
             }
             print_import_plan(&plan);
             if dry_run {
@@ -346,7 +372,11 @@ fn print_import_plan(plan: &import::ImportPlan) {
             ("deleted", &change.deleted),
         ] {
             if !keys.is_empty() {
-                let shown: Vec<&str> = keys.iter().take(20).map(String::as_str).collect();
+                let shown: Vec<String> = keys
+                    .iter()
+                    .take(20)
+                    .map(|k| escape(k).to_string())
+                    .collect();
                 let more = keys.len().saturating_sub(shown.len());
                 let tail = if more > 0 {
                     format!(" … and {more} more")
@@ -482,6 +512,12 @@ async fn serve(
 ) -> anyhow::Result<ExitCode> {
     if !demo && !settings.omflow.is_configured() {
         bail!(Settings::missing_credentials_message());
+    }
+    if settings.sync.guard == GuardSwitch::Off {
+        tracing::warn!(
+            "the deletion guard is OFF (sync.guard = \"off\"): every /sync is served whatever \
+             it drops, and OMFLOW deletes every user and department it lacks"
+        );
     }
     // Serving: statements are bounded so that a lock answers 503, not a hang.
     let db = Db::connect_lazy(settings.state_url(), &settings.pool_settings())?;

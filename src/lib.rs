@@ -6,6 +6,7 @@ pub mod config;
 pub mod db;
 pub mod directory;
 pub mod error;
+pub mod escape;
 pub mod healthcheck;
 pub mod http;
 pub mod password;

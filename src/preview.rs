@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::directory::snapshot::{diff_each, Changed, Event, FieldChange, Kind, KindSummary};
 use crate::directory::GuardLimits;
 use crate::directory::Preview;
+use crate::escape::escape;
 
 /// Keys listed per section in the text form; `--json` lists all.
 const SHOWN: usize = crate::directory::PREVIEW_SHOWN;
@@ -21,7 +22,7 @@ fn list(out: &mut String, title: &str, count: usize, keys: &[String]) {
     }
     let _ = write!(out, "  {title} ({count}):");
     for key in keys.iter().take(SHOWN) {
-        let _ = write!(out, " {key}");
+        let _ = write!(out, " {}", escape(key));
     }
     if count > keys.len().min(SHOWN) {
         let _ = write!(out, " … and {} more", count - keys.len().min(SHOWN));
@@ -60,7 +61,7 @@ fn changed_line(out: &mut String, changed: &Changed) {
         .iter()
         .map(|(field, change)| format!("{field} {}", change_text(change)))
         .collect();
-    let _ = writeln!(out, "    {}: {}", changed.key, parts.join("; "));
+    let _ = writeln!(out, "    {}: {}", escape(&changed.key), parts.join("; "));
 }
 
 /// A member list as who joins and who leaves; any other value as old → new (JSON
@@ -72,8 +73,8 @@ fn change_text(change: &FieldChange) -> String {
                 .iter()
                 .filter(|v| !other.contains(v))
                 .map(|v| match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
+                    Value::String(s) => escape(s).to_string(),
+                    other => escape(&other.to_string()).to_string(),
                 })
                 .collect();
             let mut text: Vec<String> = names
@@ -90,7 +91,12 @@ fn change_text(change: &FieldChange) -> String {
         parts.extend(side('−', old, new));
         return parts.join(" ");
     }
-    format!("{} → {}", change.old, change.new)
+    // JSON escapes only some controls (not C1, not bidi): escape what is left.
+    format!(
+        "{} → {}",
+        escape(&change.old.to_string()),
+        escape(&change.new.to_string())
+    )
 }
 
 pub fn to_text(preview: &Preview) -> String {
@@ -120,6 +126,12 @@ pub fn to_text(preview: &Preview) -> String {
     match &preview.guard {
         Some(message) => {
             let _ = writeln!(out, "deletion guard: WOULD REFUSE. {message}");
+        }
+        None if !preview.guard_enabled => {
+            let _ = writeln!(
+                out,
+                "deletion guard: OFF (sync.guard = \"off\"): /sync serves whatever it drops"
+            );
         }
         None => {
             let _ = writeln!(out, "deletion guard: would pass");
@@ -209,10 +221,12 @@ pub fn write_json(
             "groups": s.group_count,
         })),
         "guard": {
+            "enabled": limits.enabled,
             "would_refuse": preview.guard.is_some(),
             "message": preview.guard,
             "max_deletions": limits.max_deletions,
             "max_deletion_ratio": limits.max_ratio,
+            "min_objects": limits.min_objects,
         },
     })
     .to_string();

@@ -50,6 +50,16 @@ pub enum TableWrite {
 /// Rows per multi-row statement.
 const CHUNK: usize = 500;
 
+/// One key for [`Db::collation_clashes`]: its line in a file (0: a stored row),
+/// what it belongs to (the key itself, or the username an email belongs to),
+/// and the values of the key's columns.
+#[derive(Debug, Clone)]
+pub struct KeyRow<'a> {
+    pub line: u64,
+    pub owner: &'a str,
+    pub values: Vec<&'a str>,
+}
+
 /// An employee as stored, every column, for comparing with a file.
 #[derive(sqlx::FromRow)]
 struct StoredEmployee {
@@ -163,8 +173,94 @@ impl Db {
         })
     }
 
-    /// Runs every step in one transaction: all of it lands, or none.
-    pub async fn apply_import(&self, steps: &[TableWrite]) -> Result<(), DbError> {
+    /// Pairs of `rows` (indices, the smaller first; at least one of them from a
+    /// file) whose values the database holds equal although their owners differ
+    /// byte for byte: keys that would clash in its unique indexes though a
+    /// byte-wise comparison tells them apart.
+    ///
+    /// Only MySQL/MariaDB compares keys otherwise than by their bytes: its
+    /// collations (ours is `utf8mb4_unicode_ci`) ignore case, accents and
+    /// trailing spaces, treat full-width letters as their ASCII ones and every
+    /// emoji as every other. Rather than imitate that, the database compares:
+    /// the rows go into a temporary table whose columns are copied from
+    /// `table`'s own (`CREATE … SELECT` keeps type, character set and collation),
+    /// and a self-join uses the very `=` its indexes use. Elsewhere keys compare
+    /// by bytes and the answer is empty.
+    pub async fn collation_clashes(
+        &self,
+        table: &'static str,
+        columns: &[&'static str],
+        rows: &[KeyRow<'_>],
+    ) -> Result<Vec<(usize, usize)>, DbError> {
+        let Db::MySql(pool) = self else {
+            return Ok(Vec::new());
+        };
+        if rows.len() < 2 || columns.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = (0..columns.len()).map(|i| format!("k{i}")).collect();
+        let copied: Vec<String> = columns
+            .iter()
+            .zip(&keys)
+            .map(|(column, key)| format!("{column} AS {key}"))
+            .collect();
+        let create = format!(
+            "CREATE TEMPORARY TABLE hrb_import_keys (n BIGINT NOT NULL DEFAULT 0, \
+             line BIGINT NOT NULL DEFAULT 0, owner VARBINARY(4096) NOT NULL DEFAULT '', \
+             INDEX ({})) SELECT {} FROM {table} WHERE FALSE",
+            keys.join(", "),
+            copied.join(", ")
+        );
+        let same: Vec<String> = keys.iter().map(|k| format!("a.{k} = b.{k}")).collect();
+        let join = format!(
+            "SELECT a.n, b.n FROM hrb_import_keys a JOIN hrb_import_keys b \
+             ON {} AND a.owner <> b.owner AND a.n < b.n \
+             WHERE a.line > 0 OR b.line > 0 ORDER BY a.n, b.n",
+            same.join(" AND ")
+        );
+        // A temporary table belongs to one connection: hold one throughout.
+        let mut conn = pool.acquire().await?;
+        sqlx::query("DROP TEMPORARY TABLE IF EXISTS hrb_import_keys")
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(&create).execute(&mut *conn).await?;
+        let filled = async {
+            for (start, chunk) in (0..).step_by(CHUNK).zip(rows.chunks(CHUNK)) {
+                let mut qb = QueryBuilder::new(format!(
+                    "INSERT INTO hrb_import_keys (n, line, owner, {}) ",
+                    keys.join(", ")
+                ));
+                qb.push_values(chunk.iter().enumerate(), |mut b, (i, row)| {
+                    b.push_bind(i64::try_from(start + i).unwrap_or(i64::MAX));
+                    b.push_bind(i64::try_from(row.line).unwrap_or(i64::MAX));
+                    b.push_bind(row.owner.as_bytes());
+                    for value in &row.values {
+                        b.push_bind(*value);
+                    }
+                });
+                qb.build().execute(&mut *conn).await?;
+            }
+            sqlx::query_as::<_, (i64, i64)>(&join)
+                .fetch_all(&mut *conn)
+                .await
+        }
+        .await;
+        let dropped = sqlx::query("DROP TEMPORARY TABLE IF EXISTS hrb_import_keys")
+            .execute(&mut *conn)
+            .await;
+        let pairs = filled?;
+        dropped?;
+        Ok(pairs
+            .into_iter()
+            .filter_map(|(a, b)| Some((usize::try_from(a).ok()?, usize::try_from(b).ok()?)))
+            .collect())
+    }
+
+    /// Runs every step in one transaction: all of it lands (`commit`), or, for
+    /// a dry run, all of it is tried and rolled back, so that the dry run meets
+    /// every refusal the real run would (a constraint, a trigger, a value too
+    /// long for its column) and still changes nothing.
+    pub async fn apply_import(&self, steps: &[TableWrite], commit: bool) -> Result<(), DbError> {
         let backend = self.backend();
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -251,7 +347,11 @@ impl Db {
                     }
                 }
             }
-            tx.commit().await?;
+            if commit {
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
             Ok(())
         })
     }

@@ -10,7 +10,7 @@ mod rows;
 mod snapshot;
 
 pub use auth::{AuditEntry, MAX_AUDIT_BATCH};
-pub use import::{Cell, DirectoryTables, TableWrite};
+pub use import::{Cell, DirectoryTables, KeyRow, TableWrite};
 pub use migrations::Schema;
 pub use rows::{Credentials, DepartmentRow, EmployeeRow, MembershipRow};
 pub use snapshot::{NewSnapshot, SnapshotRow};

@@ -11,9 +11,12 @@ use lz4_flex::frame::FrameEncoder;
 use serde::Serialize;
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
+use super::findings::Findings;
+use super::keys::{key_problem, shown, Key};
 use super::payload::{normalise_gender, Pieces, SyncPayload};
 use super::validate::{self, Problem};
 use crate::db::DepartmentRow;
+use crate::escape::quote;
 use crate::source::{Batch, RawRow, Value};
 use std::borrow::Cow;
 
@@ -160,7 +163,7 @@ pub struct Built {
 pub enum BuildError {
     /// The source handed rows out of the order the payload needs: a bug or a
     /// collation we did not expect; never serve a payload built from it.
-    #[error("the {0} rows did not arrive in byte order of their keys ({1:?} after {2:?})")]
+    #[error("the {0} rows did not arrive in byte order of their keys ({key} after {after})", key = quote(.1), after = quote(.2))]
     OutOfOrder(&'static str, String, String),
     #[error("could not write the payload: {0}")]
     Write(#[from] std::io::Error),
@@ -196,6 +199,18 @@ pub struct Builder {
     last_membership: (String, String),
     employee_rows: usize,
     duplicate_usernames: Vec<String>,
+    /// Usernames of inactive employees, in byte order: a membership naming one
+    /// is left out as intended, one naming nobody is worth a warning.
+    inactive_users: StrArena,
+    findings: Findings,
+}
+
+/// What a build ends with: the payload or the problems that forbid it, and
+/// what it noticed either way.
+#[derive(Debug)]
+pub struct Outcome {
+    pub result: Result<Built, Vec<Problem>>,
+    pub findings: Findings,
 }
 
 struct OpenGroup {
@@ -216,11 +231,11 @@ use crate::source::rows::text;
 fn active_reason(value: &Value) -> String {
     let shown = match value {
         Value::Null => "NULL".to_owned(),
-        Value::Text(s) => format!("{s:?}"),
+        Value::Text(s) => quote(s).to_string(),
         Value::Int(i) => i.to_string(),
         Value::Float(f) => f.to_string(),
         Value::Bool(b) => b.to_string(),
-        Value::Invalid(bytes) => format!("{:?}", String::from_utf8_lossy(bytes)),
+        Value::Invalid(bytes) => quote(&String::from_utf8_lossy(bytes)).to_string(),
         Value::Other(t) => format!("a value of type {t}"),
     };
     format!("is {shown}, which is neither true nor false (use a boolean or 0/1)")
@@ -247,6 +262,8 @@ impl Builder {
             last_membership: (String::new(), String::new()),
             employee_rows: 0,
             duplicate_usernames: Vec::new(),
+            inactive_users: StrArena::default(),
+            findings: Findings::default(),
         }
     }
 
@@ -310,7 +327,7 @@ impl Builder {
                 return;
             }
         };
-        let record = format!("department {group_no:?}");
+        let record = format!("department {}", shown(&group_no));
         let active = if self.departments_active {
             match active.as_active() {
                 Some(a) => a,
@@ -322,6 +339,11 @@ impl Builder {
         } else {
             true
         };
+        if active {
+            if let Some(reason) = key_problem(Key::GroupNo, &group_no) {
+                self.refuse(bad(record.clone(), "group_no", reason));
+            }
+        }
         let mut field = |name: &str, value: Value| match text(value) {
             Ok(v) => Some(v.map(Cow::into_owned)),
             Err(reason) => {
@@ -387,11 +409,16 @@ impl Builder {
             None => self.last_employee = Some(username.to_string()),
         }
         // Named only when there is something to say about it.
-        let record = || format!("employee {username:?}");
+        let record = || format!("employee {}", shown(&username));
         if self.employees_active {
             match active.as_active() {
                 Some(true) => {}
-                Some(false) => return Ok(()),
+                Some(false) => {
+                    if self.inactive_users.last() != Some(&*username) {
+                        self.inactive_users.push(&username);
+                    }
+                    return Ok(());
+                }
                 None => {
                     self.refuse(bad(record(), "active", active_reason(&active)));
                     return Ok(());
@@ -427,6 +454,14 @@ impl Builder {
                 email: email.to_string(),
             });
         }
+        for (key, column, value) in [
+            (Key::Username, "username", &*username),
+            (Key::Email, "email", &*email),
+        ] {
+            if let Some(reason) = key_problem(key, value) {
+                self.refuse(bad(record(), column, reason));
+            }
+        }
         if self.users.last() == Some(&*username) {
             if self.duplicate_usernames.last().map(String::as_str) != Some(&*username) {
                 self.duplicate_usernames.push(username.to_string());
@@ -436,6 +471,12 @@ impl Builder {
         }
         let ordinal = u32::try_from(self.users.len()).unwrap_or(u32::MAX);
         self.users.push(&username);
+        let gender = normalise_gender(fields[7].as_deref());
+        if let Some(raw) = fields[7].as_deref() {
+            if gender.is_empty() && !raw.trim().is_empty() {
+                self.findings.unknown_gender(raw, &username);
+            }
+        }
         let lower = if email.chars().any(char::is_uppercase) {
             std::borrow::Cow::Owned(email.to_lowercase())
         } else {
@@ -458,7 +499,7 @@ impl Builder {
             phone1: s(&fields[4]),
             phone2: s(&fields[5]),
             extension_no: s(&fields[6]),
-            gender: normalise_gender(fields[7].as_deref()),
+            gender,
         };
         if let Some(out) = &mut self.out {
             if ordinal > 0 {
@@ -470,9 +511,10 @@ impl Builder {
     }
 
     fn membership(&mut self, row: RawRow<'_>) -> Result<(), BuildError> {
-        // A membership that cannot be read names no served pair: it is dropped,
-        // like any membership of an unknown employee or department.
+        // A membership that cannot be read names no served pair: it is left out,
+        // like any membership of an unknown employee or department, and counted.
         let (Ok(Some(group_no)), Ok(Some(username))) = (text(row.get(0)), text(row.get(1))) else {
+            self.findings.unreadable_memberships += 1;
             return Ok(());
         };
         let (last_group, last_user) = &mut self.last_membership;
@@ -489,11 +531,27 @@ impl Builder {
         last_user.clear();
         last_user.push_str(&username);
         let served_user = self.users.contains_sorted(&username);
-        if served_user && self.out.is_some() {
-            self.member_of(&group_no, &username)
+        let served_group = self
+            .served_keys
+            .binary_search_by(|k| k.as_str().cmp(&group_no))
+            .is_ok();
+        if served_user && served_group {
+            if self.out.is_some() {
+                return self.member_of(&group_no, &username);
+            }
+        } else if !served_user && !self.inactive_users.contains_sorted(&username) {
+            self.findings.unknown_employee(&group_no, &username);
+        } else if !served_group
+            && self
+                .departments
+                .binary_search_by(|d| d.group_no.as_str().cmp(&group_no))
+                .is_err()
+        {
+            self.findings.unknown_department(&group_no, &username);
         } else {
-            Ok(())
+            self.findings.inactive_memberships += 1;
         }
+        Ok(())
     }
 
     /// Writes every served group before `group_no`, then opens `group_no` (if it
@@ -575,8 +633,8 @@ impl Builder {
         Ok(())
     }
 
-    /// Ends the payload, or returns every problem found.
-    pub fn finish(mut self) -> Result<Result<Built, Vec<Problem>>, BuildError> {
+    /// Ends the payload, or returns every problem found; with what was noticed.
+    pub fn finish(mut self) -> Result<Outcome, BuildError> {
         self.advance(Phase::Memberships)?;
         self.close_group()?;
         while self.out.is_some() && self.next_group < self.served.len() {
@@ -588,21 +646,30 @@ impl Builder {
             self.problems.push(Problem::DuplicateUsername { username });
         }
         self.email_problems();
+        let mut findings = std::mem::take(&mut self.findings);
+        findings.users = self.users.len();
+        findings.groups = self.served.len();
         if !self.problems.is_empty() {
             let mut problems = self.problems;
             problems.sort();
             problems.dedup();
-            return Ok(Err(problems));
+            return Ok(Outcome {
+                result: Err(problems),
+                findings,
+            });
         }
         let payload = match self.out {
             Some(out) => out.finish(self.users.len(), self.served.len())?,
             None => SyncPayload::empty(),
         };
-        Ok(Ok(Built {
-            payload,
-            users: self.users,
-            groups: self.served_keys,
-        }))
+        Ok(Outcome {
+            result: Ok(Built {
+                payload,
+                users: self.users,
+                groups: self.served_keys,
+            }),
+            findings,
+        })
     }
 
     /// Emails shared by several served employees, compared case-insensitively.

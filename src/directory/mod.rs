@@ -3,13 +3,16 @@
 
 pub mod build;
 pub mod demo;
+pub mod findings;
 mod flight;
 pub mod import;
+pub mod keys;
 pub mod payload;
 pub mod snapshot;
 pub mod validate;
 
-pub use build::{BuildError, Built};
+pub use build::{BuildError, Built, Outcome};
+pub use findings::Findings;
 pub use flight::{SyncFailure, SyncFlight};
 pub use payload::SyncPayload;
 pub use snapshot::{DiffSummary, Drops, GuardLimits, SnapshotError};
@@ -55,10 +58,7 @@ impl From<SourceError> for SyncError {
 /// Reads the directory from `source` in one snapshot and builds the payload as
 /// the rows stream in (`render` false: validate only). The read runs here, the
 /// building on a blocking thread, so the two overlap and the async workers stay free.
-pub async fn build(
-    source: &Source,
-    render: bool,
-) -> Result<Result<Built, Vec<Problem>>, SyncError> {
+pub async fn build(source: &Source, render: bool) -> Result<Outcome, SyncError> {
     match build_once(source, render).await {
         // The database's order of the keys is not their byte order (a
         // case-insensitive collation, say): read again, sorted by bytes, and
@@ -68,8 +68,8 @@ pub async fn build(
         {
             tracing::info!(
                 kind,
-                key = %key,
-                after = %after,
+                key = %crate::escape::escape(&key),
+                after = %crate::escape::escape(&after),
                 "the database orders keys otherwise than by their bytes; reading sorted by bytes from now on"
             );
             source.read_in_byte_order();
@@ -79,10 +79,7 @@ pub async fn build(
     }
 }
 
-async fn build_once(
-    source: &Source,
-    render: bool,
-) -> Result<Result<Built, Vec<Problem>>, SyncError> {
+async fn build_once(source: &Source, render: bool) -> Result<Outcome, SyncError> {
     let shape = source.shape().await?;
     let (sender, mut batches) = tokio::sync::mpsc::channel::<Batch>(BATCHES_IN_FLIGHT);
     let builder = tokio::task::spawn_blocking(move || {
@@ -108,13 +105,42 @@ async fn build_once(
 /// Builds the payload, or the list of problems that forbid serving it. Records nothing.
 #[tracing::instrument(skip_all)]
 pub async fn sync_payload(source: &Source) -> Result<Built, SyncError> {
-    match build(source, true).await? {
+    let outcome = build(source, true).await?;
+    log_findings(&outcome.findings);
+    match outcome.result {
         Ok(built) => Ok(built),
         Err(problems) => {
             metrics::counter!("hr_bridge_sync_refusals_total", "reason" => "invalid_data")
                 .increment(1);
             Err(SyncError::Invalid(problems))
         }
+    }
+}
+
+/// Says in the log what a build left out that an operator would want to know:
+/// memberships naming nobody the source has (a typo, another spelling).
+fn log_findings(findings: &Findings) {
+    if findings.unknown_employees.count > 0 {
+        tracing::warn!(
+            count = findings.unknown_employees.count,
+            first = %findings.unknown_employees.listed(),
+            "memberships name an employee the source does not have; they are left out \
+             (`hr-bridge check` lists them)"
+        );
+    }
+    if findings.unknown_departments.count > 0 {
+        tracing::warn!(
+            count = findings.unknown_departments.count,
+            first = %findings.unknown_departments.listed(),
+            "memberships name a department the source does not have; they are left out \
+             (`hr-bridge check` lists them)"
+        );
+    }
+    if findings.unreadable_memberships > 0 {
+        tracing::warn!(
+            count = findings.unreadable_memberships,
+            "memberships with a NULL or unreadable group_no or username are left out"
+        );
     }
 }
 
@@ -197,9 +223,22 @@ pub async fn serve_sync(
     Err(SyncError::Contended)
 }
 
-/// Every problem `/sync` would refuse for; empty when the data can be served.
-pub async fn check(source: &Source) -> Result<Vec<Problem>, SyncError> {
-    Ok(build(source, false).await?.err().unwrap_or_default())
+/// What `hr-bridge check` reports.
+#[derive(Debug)]
+pub struct CheckReport {
+    /// Every problem `/sync` would refuse for; empty when the data can be served.
+    pub problems: Vec<Problem>,
+    /// What it would serve and what it would leave out or change.
+    pub findings: Findings,
+}
+
+/// Validates the data as `/sync` would, without building the payload.
+pub async fn check(source: &Source) -> Result<CheckReport, SyncError> {
+    let outcome = build(source, false).await?;
+    Ok(CheckReport {
+        problems: outcome.result.err().unwrap_or_default(),
+        findings: outcome.findings,
+    })
 }
 
 /// What the next `/sync` would do, for `hr-bridge preview`. Records nothing.
@@ -211,6 +250,8 @@ pub struct Preview {
     pub summary: DiffSummary,
     /// The guard's refusal message, when it would trip.
     pub guard: Option<String>,
+    /// False when `sync.guard = "off"`: nothing is refused, whatever it drops.
+    pub guard_enabled: bool,
 }
 
 /// Keys of each sort of difference a preview keeps to show.
@@ -242,6 +283,7 @@ pub async fn preview(
         snapshot,
         summary,
         guard,
+        guard_enabled: limits.enabled,
     })
 }
 

@@ -24,19 +24,28 @@ use super::build::Built;
 use super::payload::read_pieces;
 use super::SyncPayload;
 use crate::db::{NewSnapshot, SnapshotRow};
+use crate::escape::quote;
 
 /// How many keys a refusal names, as a sample.
 const SAMPLE: usize = 10;
-/// The ratio rule only applies when more objects than this would go.
-const RATIO_FLOOR: usize = 10;
 /// Records per message between the thread reading the snapshot and the diff.
 const RECORDS_PER_BATCH: usize = 256;
 
-/// `sync.max_deletions` and `sync.max_deletion_ratio`; 0 turns a limit off.
+/// The `[sync]` settings of the deletion guard. A limit of 0 allows no deletion
+/// at all (every one needs approval); only `enabled = false` (`sync.guard =
+/// "off"`) lets everything through, so that switching the safety off is never
+/// the side effect of a number.
 #[derive(Debug, Clone, Copy)]
 pub struct GuardLimits {
+    pub enabled: bool,
+    /// Most users plus departments one sync may drop.
     pub max_deletions: u64,
+    /// Most share of the last snapshot one sync may drop, of all objects or of
+    /// the users or the departments alone...
     pub max_ratio: f64,
+    /// ...checked only when more objects than this would go, so that small
+    /// organisations are not stuck on every change.
+    pub min_objects: u64,
 }
 
 /// The two kinds of record in a payload, in the order the payload lists them.
@@ -87,41 +96,47 @@ impl Drops {
         self.users + self.groups
     }
 
-    /// Why these drops exceed `limits`, or `None` when they are allowed.
+    /// Why these drops exceed `limits`, naming the settings, or `None` when
+    /// they are allowed.
     pub fn exceeds(&self, limits: &GuardLimits) -> Option<String> {
+        if !limits.enabled {
+            return None;
+        }
         let total = self.total();
-        let by_count = limits.max_deletions > 0 && total as u64 > limits.max_deletions;
-        let ratio = if self.previous_total == 0 {
-            0.0
-        } else {
-            total as f64 / self.previous_total as f64
-        };
-        let by_ratio = limits.max_ratio > 0.0 && total > RATIO_FLOOR && ratio > limits.max_ratio;
+        let mut reasons = Vec::new();
+        if total as u64 > limits.max_deletions {
+            reasons.push(if limits.max_deletions == 0 {
+                "sync.max_deletions = 0: every deletion needs approval".to_owned()
+            } else {
+                format!("more than sync.max_deletions = {}", limits.max_deletions)
+            });
+        }
         // Each kind on its own too: wiping every department must not hide behind
         // a large number of users (or the other way round).
-        let kind = |dropped: usize, before: usize| {
-            limits.max_ratio > 0.0
-                && dropped > RATIO_FLOOR
+        let over = |dropped: usize, before: usize| {
+            dropped as u64 > limits.min_objects
                 && before > 0
                 && dropped as f64 / before as f64 > limits.max_ratio
         };
         let previous_users = self.previous_total.saturating_sub(self.previous_groups);
-        let by_kind = kind(self.users, previous_users) || kind(self.groups, self.previous_groups);
-        match (by_count, by_ratio || by_kind) {
-            (false, false) => None,
-            _ => Some(format!(
-                "more than the allowed {} object(s) / {:.0}% of the last sync (of all, or of \
-                 the users or the departments alone)",
-                limits.max_deletions,
-                limits.max_ratio * 100.0
-            )),
+        if over(total, self.previous_total)
+            || over(self.users, previous_users)
+            || over(self.groups, self.previous_groups)
+        {
+            reasons.push(format!(
+                "more than sync.max_deletion_ratio = {} of the last sync (of all, or of the \
+                 users or the departments alone; checked when more than \
+                 sync.guard_min_objects = {} go)",
+                limits.max_ratio, limits.min_objects
+            ));
         }
+        (!reasons.is_empty()).then(|| reasons.join(", and "))
     }
 
     /// The 409 message: counts, a sample of keys, and how to approve.
     pub fn refusal_message(&self, limits: &GuardLimits) -> String {
         let sample = |keys: &[String], count: usize| {
-            let mut shown: Vec<String> = keys.iter().map(|k| format!("{k:?}")).collect();
+            let mut shown: Vec<String> = keys.iter().map(|k| quote(k).to_string()).collect();
             if count > keys.len() {
                 shown.push(format!("… {} more", count - keys.len()));
             }

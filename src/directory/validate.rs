@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use crate::db::DepartmentRow;
+use crate::escape::{escape, quote};
 
 /// One thing wrong with the HR data, named by the keys an operator can look up.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -43,47 +44,73 @@ impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::EmptyUsername { email } => {
-                write!(f, "employee with email {email:?} has an empty username")
+                write!(
+                    f,
+                    "employee with email {} has an empty username",
+                    quote(email)
+                )
             }
             Self::EmptyGroupNo { display_name } => {
-                write!(f, "department {display_name:?} has an empty group_no")
+                write!(
+                    f,
+                    "department {} has an empty group_no",
+                    quote(display_name)
+                )
             }
+            // NULL is served as "": employees without an email all share that one.
+            Self::DuplicateEmail { email, usernames } if email.is_empty() => write!(
+                f,
+                "email \"\" is shared by employees {}: they have no email (NULL or empty), \
+                 and OMFLOW needs a unique one for each; give them one in the HR data, or \
+                 have a mapped source make one up, e.g. \
+                 COALESCE(email, CONCAT(username, '@no-mail.example.com')) AS email",
+                quoted_list(usernames)
+            ),
             Self::DuplicateEmail { email, usernames } => write!(
                 f,
-                "email {email:?} is shared by employees {}",
+                "email {} is shared by employees {}",
+                quote(email),
                 quoted_list(usernames)
             ),
             Self::MissingParent { group_no, parent } => write!(
                 f,
-                "department {group_no:?} has parent {parent:?}, which does not exist"
+                "department {} has parent {}, which does not exist",
+                quote(group_no),
+                quote(parent)
             ),
             Self::InactiveParent { group_no, parent } => write!(
                 f,
-                "department {group_no:?} has parent {parent:?}, which is inactive"
+                "department {} has parent {}, which is inactive",
+                quote(group_no),
+                quote(parent)
             ),
             Self::DuplicateUsername { username } => {
                 write!(
                     f,
-                    "username {username:?} belongs to several active employees"
+                    "username {} belongs to several active employees",
+                    quote(username)
                 )
             }
             Self::DuplicateGroupNo { group_no } => {
                 write!(
                     f,
-                    "group_no {group_no:?} belongs to several active departments"
+                    "group_no {} belongs to several active departments",
+                    quote(group_no)
                 )
             }
+            // The reason may quote the value itself (bytes that are not UTF-8).
             Self::BadValue {
                 record,
                 column,
                 reason,
-            } => write!(f, "{record}: {column} {reason}"),
+            } => write!(f, "{record}: {column} {}", escape(reason)),
             Self::ParentCycle { group_nos } => {
-                let mut chain = quoted_list(group_nos).replace(", ", " → ");
-                if let Some(first) = group_nos.first() {
-                    chain.push_str(&format!(" → {first:?}"));
-                }
-                write!(f, "departments form a parent cycle: {chain}")
+                let chain: Vec<String> = group_nos
+                    .iter()
+                    .chain(group_nos.first())
+                    .map(|k| quote(k).to_string())
+                    .collect();
+                write!(f, "departments form a parent cycle: {}", chain.join(" → "))
             }
         }
     }
@@ -91,7 +118,7 @@ impl fmt::Display for Problem {
 
 fn quoted_list(keys: &[String]) -> String {
     keys.iter()
-        .map(|k| format!("{k:?}"))
+        .map(|k| quote(k).to_string())
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -7,7 +7,6 @@ mod client;
 mod entry;
 pub mod payload;
 
-use std::borrow::Cow;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +19,7 @@ use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
+use crate::escape::escape;
 use body::Verdict;
 use client::{Answer, Client, Reading, Target};
 
@@ -529,44 +529,15 @@ fn message_of(answer: &Answer) -> String {
         })
 }
 
-/// `text` with every control character escaped (`\n`, `\u{1b}`, …), and the
-/// bidirectional overrides too: what a server sent must not move the cursor,
-/// clear the screen or forge a line of the checklist.
-// TODO(lead): use the shared escaper
-fn printable(text: &str) -> Cow<'_, str> {
-    fn hostile(c: char) -> bool {
-        c.is_control()
-            || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    }
-    if !text.chars().any(hostile) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if hostile(c) => out.extend(c.escape_unicode()),
-            c => out.push(c),
-        }
-    }
-    Cow::Owned(out)
-}
-
 fn print_checklist(report: &Report) {
-    println!("hr-bridge probe {}", printable(&report.url));
+    println!("hr-bridge probe {}", escape(&report.url));
     for check in &report.checks {
         let mark = match check.status {
             Status::Pass => "✓",
             Status::Fail => "✗",
             Status::Skip => "-",
         };
-        println!(
-            "{mark} {}: {}",
-            printable(&check.name),
-            printable(&check.detail)
-        );
+        println!("{mark} {}: {}", escape(&check.name), escape(&check.detail));
     }
     let failed = report
         .checks
@@ -593,21 +564,4 @@ fn secret(env: &str, prompt: &str) -> anyhow::Result<SecretString> {
     }
     let value = rpassword::prompt_password(prompt).context("cannot read the password")?;
     Ok(SecretString::from(value))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::printable;
-
-    #[test]
-    fn escapes_what_could_move_the_cursor_or_forge_a_line() {
-        assert_eq!(
-            printable("a\u{1b}[2J\r\nOK: x\t\u{7f}\u{9b}\u{202e}é✓"),
-            "a\\u{1b}[2J\\r\\nOK: x\\t\\u{7f}\\u{9b}\\u{202e}é✓"
-        );
-        assert!(matches!(
-            printable("plain ✓ text"),
-            std::borrow::Cow::Borrowed(_)
-        ));
-    }
 }

@@ -414,3 +414,142 @@ on_all_backends!(passwords_never_reach_the_logs, |db: TestDb| async move {
         assert!(!logs.contains(secret), "{secret} leaked into the logs");
     }
 });
+
+#[test]
+fn both_omflow_passwords_stop_start_up_naming_both_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/x.db?mode=rwc", dir.path().display());
+    let hash = crate::authenticate::argon2id("hashed-secret");
+    let mut child = hr_bridge(&url)
+        .env(
+            "HR_BRIDGE__SERVER__LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .env("HR_BRIDGE__OMFLOW__USERNAME", "omflow")
+        .env("HR_BRIDGE__OMFLOW__PASSWORD", "plain-secret")
+        .env("HR_BRIDGE__OMFLOW__PASSWORD_HASH", &hash)
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A server that started anyway is stopped, and the test fails, not hangs.
+    let mut exited = false;
+    for _ in 0..100 {
+        if child.try_wait().unwrap().is_some() {
+            exited = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if !exited {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(exited, "serve started with both passwords set");
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("both omflow.password and omflow.password_hash are set"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("plain-secret") && !stderr.contains(&hash));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_warns_at_start_up_that_the_deletion_guard_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/hr.db?mode=rwc", dir.path().display());
+    let port = free_port();
+    let child = hr_bridge(&url)
+        .env("HR_BRIDGE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("HR_BRIDGE__OMFLOW__USERNAME", "omflow")
+        .env("HR_BRIDGE__OMFLOW__PASSWORD", "pw")
+        .env("HR_BRIDGE__SYNC__GUARD", "off")
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        let healthz = format!("http://127.0.0.1:{port}/healthz");
+        if client.get(healthz).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    terminate(&child);
+    let output = child.wait_with_output().unwrap();
+    assert!(up, "the server did not come up");
+    assert!(output.status.success());
+    let logs = text(&output.stderr);
+    let warning = logs
+        .lines()
+        .find(|l| l.contains("the deletion guard is OFF (sync.guard = \"off\")"))
+        .unwrap_or_else(|| panic!("no warning in: {logs}"));
+    assert!(warning.contains("WARN"), "{warning}");
+}
+
+#[test]
+fn an_unknown_guard_switch_names_the_key() {
+    let output = hr_bridge("sqlite::memory:")
+        .env("HR_BRIDGE__SYNC__GUARD", "0")
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("sync.guard must be \"on\" or \"off\", not \"0\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_example_configuration_loads_and_shows_every_documented_key() {
+    let example = crate::helpers::repo_path("config/hr-bridge.example.toml");
+    let output = hr_bridge("sqlite::memory:")
+        .args(["--config", example.to_str().unwrap(), "migrate"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    // Every key of the README's configuration table, set or commented out,
+    // in its section of the example.
+    let readme = crate::helpers::repo_file("README.md");
+    let table = readme
+        .split("## Configuration")
+        .nth(1)
+        .and_then(|s| s.split("### Limits and timeouts").next())
+        .unwrap();
+    let example = crate::helpers::repo_file("config/hr-bridge.example.toml");
+    let mut section = String::new();
+    let mut shown = std::collections::BTreeSet::new();
+    for line in example.lines() {
+        let line = line.trim_start_matches('#').trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.to_owned();
+        } else if let Some((key, _)) = line.split_once('=') {
+            shown.insert(format!("{section}.{}", key.trim()));
+        }
+    }
+    let documented: Vec<&str> = table
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .flat_map(|l| l.split('|').nth(1).unwrap().split('`').skip(1).step_by(2))
+        .collect();
+    assert!(documented.len() > 30, "{documented:?}");
+    let missing: Vec<&&str> = documented
+        .iter()
+        .filter(|key| !shown.contains(**key))
+        // A secret is shown as its environment variable, the only place for it.
+        .filter(|key| {
+            let env = format!("HR_BRIDGE__{}", key.replace('.', "__").to_uppercase());
+            !example.contains(&env)
+        })
+        .collect();
+    assert!(missing.is_empty(), "not in the example: {missing:?}");
+}

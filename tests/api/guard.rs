@@ -84,7 +84,8 @@ on_all_backends!(
     guard_ratio_applies_only_beyond_ten_objects,
     |db: TestDb| async move {
         let mut settings = db.settings();
-        settings.sync.max_deletions = 0;
+        // The count rule out of the way (0 would now refuse every deletion).
+        settings.sync.max_deletions = 1000;
         settings.sync.max_deletion_ratio = 0.2;
         let app = db.spawn_with(settings).await;
         seed_people(&app, 28).await; // 28 users + 2 departments = 30 objects
@@ -107,6 +108,75 @@ on_all_backends!(
             message.contains("departments dropped: \"SUB\""),
             "{message}"
         );
+        assert!(
+            message.contains("sync.max_deletion_ratio = 0.2")
+                && message.contains("sync.guard_min_objects = 10"),
+            "{message}"
+        );
+    }
+);
+
+on_all_backends!(
+    guard_min_objects_moves_the_floor_of_the_ratio,
+    |db: TestDb| async move {
+        let mut settings = db.settings();
+        settings.sync.max_deletions = 1000;
+        settings.sync.max_deletion_ratio = 0.1;
+        settings.sync.guard_min_objects = 2;
+        let app = db.spawn_with(settings).await;
+        seed_people(&app, 18).await; // 20 objects
+        assert_eq!(app.post_sync().await.status(), 200);
+        deactivate(&app, 10, 12).await; // 2 of 20 = 10%: at the ratio, allowed
+        assert_eq!(app.post_sync().await.status(), 200);
+        deactivate(&app, 12, 15).await; // 3 of 18: more than 2 and over 10%
+        assert_eq!(app.post_sync().await.status(), 409);
+    }
+);
+
+on_all_backends!(
+    a_limit_of_zero_needs_approval_for_every_deletion,
+    |db: TestDb| async move {
+        let mut settings = db.settings();
+        settings.sync.max_deletions = 0;
+        settings.sync.max_deletion_ratio = 0.0;
+        let app = db.spawn_with(settings).await;
+        seed_people(&app, 30).await;
+        assert_eq!(app.post_sync().await.status(), 200);
+        // Additions and changes pass: only deletions need approval.
+        app.exec("UPDATE employees SET nick_name = 'Renamed' WHERE username = 'e005'")
+            .await;
+        assert_eq!(app.post_sync().await.status(), 200);
+        deactivate(&app, 0, 1).await;
+        let response = app.post_sync().await;
+        assert_eq!(response.status(), 409, "one deletion went through");
+        let message = fail_message(response).await;
+        assert!(
+            message.contains("sync.max_deletions = 0: every deletion needs approval"),
+            "{message}"
+        );
+        assert!(hr_bridge(&app.test_db.url, &["accept-deletions"])
+            .status
+            .success());
+        assert_eq!(app.post_sync().await.status(), 200);
+    }
+);
+
+on_all_backends!(
+    a_ratio_of_zero_refuses_any_share_beyond_the_floor,
+    |db: TestDb| async move {
+        let mut settings = db.settings();
+        settings.sync.max_deletions = 1000;
+        settings.sync.max_deletion_ratio = 0.0;
+        let app = db.spawn_with(settings).await;
+        seed_people(&app, 40).await;
+        assert_eq!(app.post_sync().await.status(), 200);
+        deactivate(&app, 0, 10).await; // 10: not more than guard_min_objects
+        assert_eq!(app.post_sync().await.status(), 200);
+        deactivate(&app, 10, 21).await; // 11: any share is too much
+        let response = app.post_sync().await;
+        assert_eq!(response.status(), 409);
+        let message = fail_message(response).await;
+        assert!(message.contains("sync.max_deletion_ratio = 0"), "{message}");
     }
 );
 
@@ -139,16 +209,20 @@ on_all_backends!(
 );
 
 on_all_backends!(
-    guard_is_off_when_both_limits_are_zero,
+    only_sync_guard_off_turns_the_guard_off,
     |db: TestDb| async move {
         let mut settings = db.settings();
+        settings.sync.guard = hr_bridge::config::GuardSwitch::Off;
         settings.sync.max_deletions = 0;
         settings.sync.max_deletion_ratio = 0.0;
         let app = db.spawn_with(settings).await;
         seed_people(&app, 30).await;
         assert_eq!(app.post_sync().await.status(), 200);
         deactivate(&app, 0, 30).await;
-        assert_eq!(app.post_sync().await.status(), 200);
+        let response = app.post_sync().await;
+        assert_eq!(response.status(), 200);
+        let body = json_body(response).await;
+        assert_eq!(body["user_info_list"], serde_json::json!([]));
     }
 );
 
@@ -265,6 +339,20 @@ on_all_backends!(
         assert_eq!(preview["payload"], served);
     }
 );
+
+/// Replaces the stored snapshot's payload with `payload`, as an older version
+/// may have served it (the digest row is left as it is).
+pub async fn store_snapshot(app: &TestApp, payload: &serde_json::Value) {
+    let mut frame = lz4_flex::frame::FrameEncoder::new(Vec::new());
+    std::io::Write::write_all(&mut frame, payload.to_string().as_bytes()).unwrap();
+    let frame = frame.finish().unwrap();
+    app.exec(&format!(
+        "DELETE FROM sync_snapshot_pieces; \
+         INSERT INTO sync_snapshot_pieces (seq, piece) VALUES (0, {})",
+        blob_literal(app, &frame)
+    ))
+    .await;
+}
 
 /// `bytes` as an SQL literal of the backend's binary type.
 fn blob_literal(app: &TestApp, bytes: &[u8]) -> String {

@@ -208,7 +208,7 @@ on_all_backends!(
         let err = stderr(&out);
         for expected in [
         "departments.csv:2: department \"X\" has parent_group_no \"NOPE\", which is neither in the file nor in the database",
-        "departments.csv:3: departments form a parent cycle: C1 → C2 → C1",
+        "departments.csv:3: departments form a parent cycle: \"C1\" → \"C2\" → \"C1\"",
         "members.csv:2: unknown employee \"ghost\"",
         "members.csv:3: member of unknown department \"GONE\"",
         "is already used by employee",
@@ -402,5 +402,129 @@ on_all_backends!(
             before,
             "a failed import changed the data"
         );
+    }
+);
+
+/// Runs the import of `args` as a dry run and then for real: both must agree,
+/// succeeding where `ok`, else both failing, the dry run saying `why`.
+fn dry_run_agrees(app: &TestApp, dir: &Path, args: &[&str], ok: bool, why: &str) {
+    let dry = import(app, dir, &[args, &["--dry-run"]].concat());
+    let real = import(app, dir, args);
+    assert_eq!(
+        (dry.status.success(), real.status.success()),
+        (ok, ok),
+        "{args:?}\ndry run: {}{}\nreal run: {}{}",
+        stdout(&dry),
+        stderr(&dry),
+        stdout(&real),
+        stderr(&real)
+    );
+    if !ok {
+        assert!(
+            stderr(&dry).contains(why),
+            "{why} missing from: {}",
+            stderr(&dry)
+        );
+        assert!(
+            stderr(&dry).contains("nothing was written") || stderr(&dry).contains("would refuse")
+        );
+    }
+}
+
+on_all_backends!(
+    a_dry_run_finds_every_key_the_database_would_refuse,
+    |db: TestDb| async move {
+        let app = db.spawn().await;
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "employees.csv",
+            "username,email,nick_name\nalice,alice@example.com,Alice\njose,jose@example.com,Jose\n",
+        );
+        write(
+            dir.path(),
+            "departments.csv",
+            "group_no,display_name\nENG,Engineering\n",
+        );
+        assert!(import(
+            &app,
+            dir.path(),
+            &[
+                "--employees",
+                "employees.csv",
+                "--departments",
+                "departments.csv"
+            ]
+        )
+        .status
+        .success());
+        // MariaDB's utf8mb4_unicode_ci holds each of these equal to another key;
+        // PostgreSQL and SQLite compare bytes and take them as new keys.
+        let folds = app.backend() != Backend::MySql;
+        let employees = ["--employees", "employees.csv"];
+        for (file, why) in [
+            // Case, against a stored key.
+            ("username,email,nick_name\nALICE,alice2@example.com,Alice\n",
+             "employees.csv:2: username \"ALICE\" is the same key as the stored \"alice\""),
+            // Trailing spaces, within the file.
+            ("username,email,nick_name\nbob,bob@example.com,Bob\nbob ,bob2@example.com,Bob\n",
+             "employees.csv:3: username \"bob \" is the same key as \"bob\" at line 2"),
+            // Emoji, which this collation does not tell apart.
+            ("username,email,nick_name\nfox🦊,fox1@example.com,Fox\nfox🐶,fox2@example.com,Dog\n",
+             "username \"fox🐶\" is the same key as \"fox🦊\" at line 2"),
+            // Accents, in the email's unique index.
+            ("username,email,nick_name\nann,josé@example.com,Ann\n",
+             "employees.csv:2: email \"josé@example.com\" of \"ann\" is the same as email \"jose@example.com\" of employee \"jose\""),
+            // Longer than MariaDB's VARCHAR(1024) holds: only the database knows.
+            (&*format!("username,email,nick_name\nlong,long@example.com,{}\n", "n".repeat(1100)),
+             "the database would refuse the import"),
+        ] {
+            write(dir.path(), "employees.csv", file);
+            dry_run_agrees(&app, dir.path(), &employees, folds, why);
+        }
+        // An upsert that MariaDB would land on the stored "ENG" while the plan
+        // called it new: refused before anything is written.
+        write(
+            dir.path(),
+            "departments.csv",
+            "group_no,display_name\neng,Lower\n",
+        );
+        dry_run_agrees(
+            &app,
+            dir.path(),
+            &["--departments", "departments.csv"],
+            folds,
+            "departments.csv:2: group_no \"eng\" is the same key as the stored \"ENG\"",
+        );
+        if !folds {
+            let names = app
+                .rows("SELECT display_name FROM departments WHERE group_no = 'ENG'")
+                .await;
+            assert_eq!(names, [[Some("Engineering".to_owned())]]);
+        }
+        // Memberships compare as pairs.
+        write(dir.path(), "members.csv", "group_no,username\nENG,alice\n");
+        assert!(import(&app, dir.path(), &["--members", "members.csv"])
+            .status
+            .success());
+        write(
+            dir.path(),
+            "members.csv",
+            "group_no,username\nENG,jose\nEng,jose \n",
+        );
+        let members = ["--members", "members.csv"];
+        if folds {
+            // Elsewhere "Eng" is no department and "jose " no employee.
+            let out = import(&app, dir.path(), &members);
+            assert!(!out.status.success());
+        } else {
+            dry_run_agrees(
+                &app,
+                dir.path(),
+                &members,
+                false,
+                "members.csv:3: group_no / username \"Eng / jose \" is the same key as \"ENG / jose\" at line 2",
+            );
+        }
     }
 );

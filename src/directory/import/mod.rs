@@ -10,7 +10,8 @@ pub use parse::{
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
-use crate::db::{Cell, Db, DbError, DirectoryTables, TableWrite};
+use crate::db::{Cell, Db, DbError, DirectoryTables, KeyRow, TableWrite};
+use crate::escape::quote;
 use parse::{duplicates, problem};
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +24,12 @@ pub enum ImportError {
     /// The database refused the writes: the transaction was rolled back.
     #[error("the database refused the import, nothing was written: {}", one_line(.0))]
     Write(#[source] DbError),
+    /// A dry run's writes were refused (and rolled back, as always).
+    #[error("the database would refuse the import (a dry run tries the writes and rolls them back): {}", one_line(.0))]
+    WouldRefuse(#[source] DbError),
+    /// The keys could not be compared the way the database compares them.
+    #[error("cannot compare the keys as the database does, nothing was written: {}", one_line(.0))]
+    Compare(#[source] DbError),
 }
 
 /// A database error as one line: the database's own message (and the constraint it
@@ -214,6 +221,17 @@ pub async fn plan(db: &Db, request: &ImportRequest) -> Result<ImportPlan, Import
         members: db_members,
     } = db.directory_tables().await.map_err(ImportError::Read)?;
     let stored_employees = existing(db_employees, &EMPLOYEES);
+    let stored_departments = existing(db_departments, &DEPARTMENTS);
+    let stored_members = existing(db_members, &MEMBERS);
+    for (spec, file, stored) in [
+        (&EMPLOYEES, &employees, &stored_employees),
+        (&DEPARTMENTS, &departments, &stored_departments),
+        (&MEMBERS, &members, &stored_members),
+    ] {
+        if let Some(file) = file {
+            key_clashes(db, spec, file, stored, &mut found).await?;
+        }
+    }
     // Stored emails, for moving emails between employees (see `park_emails`).
     let stored_emails: HashMap<String, String> = stored_employees
         .iter()
@@ -228,15 +246,10 @@ pub async fn plan(db: &Db, request: &ImportRequest) -> Result<ImportPlan, Import
     let departments_merged = merge(
         &DEPARTMENTS,
         departments.as_ref(),
-        existing(db_departments, &DEPARTMENTS),
+        stored_departments,
         request.replace,
     );
-    let members_merged = merge(
-        &MEMBERS,
-        members.as_ref(),
-        existing(db_members, &MEMBERS),
-        request.replace,
-    );
+    let members_merged = merge(&MEMBERS, members.as_ref(), stored_members, request.replace);
     let all_employees = &employees_merged.all;
     let all_departments = &departments_merged.all;
 
@@ -253,13 +266,13 @@ pub async fn plan(db: &Db, request: &ImportRequest) -> Result<ImportPlan, Import
         let report = |reason: String| problem(&file, line, reason);
         match parent_record {
             None => found.push(report(format!(
-                "department {key:?} has parent_group_no {parent:?}, which is neither in the file nor in the database"
+                "department {} has parent_group_no {}, which is neither in the file nor in the database", quote(key), quote(parent)
             ))),
             Some(p) => {
                 let active = |r: &Record| !matches!(r.cells.get("active"), Some(Cell::Bool(false)));
                 if active(record) && !active(p) {
                     found.push(report(format!(
-                        "active department {key:?} has parent {parent:?}, which is inactive"
+                        "active department {} has parent {}, which is inactive", quote(key), quote(parent)
                     )));
                 }
             }
@@ -269,8 +282,11 @@ pub async fn plan(db: &Db, request: &ImportRequest) -> Result<ImportPlan, Import
         let first = &cycle[0];
         let record = &all_departments[first];
         let (file, line) = file_of(record.line, departments.as_ref());
-        let mut chain = cycle.clone();
-        chain.push(first.clone());
+        let chain: Vec<String> = cycle
+            .iter()
+            .chain(Some(first))
+            .map(|k| quote(k).to_string())
+            .collect();
         found.push(problem(
             &file,
             line,
@@ -301,8 +317,16 @@ pub async fn plan(db: &Db, request: &ImportRequest) -> Result<ImportPlan, Import
         found.push(problem(
             &file,
             line,
-            format!("email {email:?} of {culprit:?} is already used by employee {holder:?}"),
+            format!(
+                "email {} of {} is already used by employee {}",
+                quote(email),
+                quote(culprit),
+                quote(holder)
+            ),
         ));
+    }
+    if let Some(file) = employees.as_ref().filter(|_| employees_known) {
+        email_clashes(db, file, all_employees, &mut found).await?;
     }
     // Memberships from the file name an existing department and employee (stored
     // ones of deleted rows go with them: the schema cascades). Rows with an empty
@@ -316,11 +340,15 @@ pub async fn plan(db: &Db, request: &ImportRequest) -> Result<ImportPlan, Import
             found.push(problem(
                 &file,
                 line,
-                format!("member of unknown department {group:?}"),
+                format!("member of unknown department {}", quote(group)),
             ));
         }
         if employees_known && !all_employees.contains_key(user) {
-            found.push(problem(&file, line, format!("unknown employee {user:?}")));
+            found.push(problem(
+                &file,
+                line,
+                format!("unknown employee {}", quote(user)),
+            ));
         }
     }
     if !found.is_empty() {
@@ -480,9 +508,126 @@ fn insert(spec: &TableSpec, columns: Vec<&'static str>, rows: Vec<Record>) -> Ta
 
 /// Writes a plan in one transaction: all of it, or (on any error) nothing.
 pub async fn apply(db: &Db, plan: &ImportPlan) -> Result<(), ImportError> {
-    db.apply_import(&plan.write)
+    db.apply_import(&plan.write, true)
         .await
         .map_err(ImportError::Write)
+}
+
+/// Tries a plan's writes in one transaction and rolls it back: a dry run meets
+/// whatever the database would refuse in the real run, and writes nothing.
+pub async fn rehearse(db: &Db, plan: &ImportPlan) -> Result<(), ImportError> {
+    db.apply_import(&plan.write, false)
+        .await
+        .map_err(ImportError::WouldRefuse)
+}
+
+/// Why two byte-wise different keys still clash, for the messages below.
+const COLLATION_NOTE: &str = "to the database (MySQL/MariaDB compares keys by the column's \
+    collation, which can ignore case, accents and trailing spaces); use one spelling";
+
+/// Keys of `file` that the database would hold equal to a stored key or to
+/// another key of the file although their bytes differ. On MySQL/MariaDB such a
+/// row fails the real run (a duplicate key), or worse, an upsert lands on the
+/// stored row of the other spelling; a byte-wise plan would call it new.
+async fn key_clashes(
+    db: &Db,
+    spec: &TableSpec,
+    file: &CsvTable,
+    stored: &BTreeMap<String, Record>,
+    found: &mut Vec<ImportProblem>,
+) -> Result<(), ImportError> {
+    let mut owners: Vec<(u64, String)> = Vec::with_capacity(stored.len() + file.records.len());
+    owners.extend(stored.keys().map(|k| (0, k.clone())));
+    owners.extend(file.records.iter().map(|r| (r.line, r.key(spec))));
+    let rows: Vec<KeyRow> = owners
+        .iter()
+        .map(|(line, owner)| KeyRow {
+            line: *line,
+            owner,
+            values: owner.split('\u{1f}').collect(),
+        })
+        .collect();
+    let columns: Vec<&'static str> = spec.key.to_vec();
+    let pairs = db
+        .collation_clashes(spec.table, &columns, &rows)
+        .await
+        .map_err(ImportError::Compare)?;
+    let what = spec.key.join(" / ");
+    let shown = |k: &str| quote(&k.replace('\u{1f}', " / ")).to_string();
+    for (a, b) in pairs {
+        let ((a_line, a_key), (b_line, b_key)) = (&owners[a], &owners[b]);
+        let reason = if *a_line == 0 {
+            format!(
+                "{what} {} is the same key as the stored {} {COLLATION_NOTE}",
+                shown(b_key),
+                shown(a_key)
+            )
+        } else if a_key.to_lowercase() == b_key.to_lowercase() {
+            // Reported as a duplicate of the file already.
+            continue;
+        } else {
+            format!(
+                "{what} {} is the same key as {} at line {a_line} {COLLATION_NOTE}",
+                shown(b_key),
+                shown(a_key)
+            )
+        };
+        found.push(problem(&file.label, *b_line, reason));
+    }
+    Ok(())
+}
+
+/// Emails that the database would hold equal though their bytes differ, among
+/// the employees as they would be after the import. Emails equal but for their
+/// letter case are reported by the case-insensitive check already.
+async fn email_clashes(
+    db: &Db,
+    file: &CsvTable,
+    all: &BTreeMap<String, Record>,
+    found: &mut Vec<ImportProblem>,
+) -> Result<(), ImportError> {
+    let people: Vec<(&str, &str, u64)> = all
+        .iter()
+        .filter_map(|(username, r)| Some((username.as_str(), r.text("email")?, r.line)))
+        .collect();
+    let rows: Vec<KeyRow> = people
+        .iter()
+        .map(|(username, email, line)| KeyRow {
+            line: *line,
+            owner: username,
+            values: vec![email],
+        })
+        .collect();
+    let pairs = db
+        .collation_clashes(EMPLOYEES.table, &["email"], &rows)
+        .await
+        .map_err(ImportError::Compare)?;
+    for (a, b) in pairs {
+        let (mut first, mut second) = (people[a], people[b]);
+        if first.1.to_lowercase() == second.1.to_lowercase() {
+            continue;
+        }
+        // Reported on the later line of the file; a stored row has line 0.
+        if first.2 > second.2 {
+            std::mem::swap(&mut first, &mut second);
+        }
+        let holder = if first.2 == 0 {
+            format!("employee {}", quote(first.0))
+        } else {
+            format!("{} at line {}", quote(first.0), first.2)
+        };
+        found.push(problem(
+            &file.label,
+            second.2,
+            format!(
+                "email {} of {} is the same as email {} of {holder} {COLLATION_NOTE}",
+                quote(second.1),
+                quote(second.0),
+                quote(first.1)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Each loop in the parent links, from its smallest key, following parents.

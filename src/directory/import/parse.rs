@@ -6,6 +6,8 @@ use std::fmt;
 use std::path::Path;
 
 use crate::db::Cell;
+use crate::directory::keys::{key_problem, Key};
+use crate::escape::{escape, quote};
 
 /// One CSV table: its name, columns, which are required, and which are booleans.
 #[derive(Debug)]
@@ -56,8 +58,16 @@ pub struct ImportProblem {
 }
 
 impl fmt::Display for ImportProblem {
+    // Reasons quote values from the file; escaped again here so that no message
+    // can carry a control character to the terminal.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.file, self.line, self.reason)
+        write!(
+            f,
+            "{}:{}: {}",
+            escape(&self.file),
+            self.line,
+            escape(&self.reason)
+        )
     }
 }
 
@@ -208,7 +218,11 @@ pub fn parse_file(
     for name in headers.iter().map(str::trim) {
         match spec.columns.iter().find(|c| **c == name) {
             Some(column) if columns.contains(column) => {
-                found.push(problem(&label, 1, format!("column {name:?} appears twice")));
+                found.push(problem(
+                    &label,
+                    1,
+                    format!("column {} appears twice", quote(name)),
+                ));
                 header_ok = false;
             }
             Some(column) => columns.push(*column),
@@ -217,7 +231,8 @@ pub fn parse_file(
                     &label,
                     1,
                     format!(
-                        "unknown column {name:?}; {} has: {}",
+                        "unknown column {}; {} has: {}",
+                        quote(name),
                         spec.table,
                         spec.columns.join(", ")
                     ),
@@ -231,7 +246,7 @@ pub fn parse_file(
             found.push(problem(
                 &label,
                 1,
-                format!("missing required column {required:?}"),
+                format!("missing required column {}", quote(required)),
             ));
             header_ok = false;
         }
@@ -260,7 +275,7 @@ pub fn parse_file(
                         found.push(problem(
                             &label,
                             line,
-                            format!("active must be true, false, 1 or 0, not {value:?}"),
+                            format!("active must be true, false, 1 or 0, not {}", quote(value)),
                         ));
                         continue;
                     }
@@ -287,11 +302,16 @@ pub fn parse_file(
                         found.push(problem(
                             &label,
                             line,
-                            format!("gender must be male, female or empty, not {value:?}"),
+                            format!("gender must be male, female or empty, not {}", quote(value)),
                         ));
                         continue;
                     }
                 }
+            } else if let Some(reason) =
+                Key::of_column(column).and_then(|key| key_problem(key, value))
+            {
+                found.push(problem(&label, line, format!("{column} {reason}")));
+                continue;
             } else {
                 Cell::Text(Some(value.to_owned()))
             };
@@ -321,8 +341,8 @@ pub(super) fn duplicates(
                 &table.label,
                 record.line,
                 format!(
-                    "duplicate {what} {:?} (first at line {first})",
-                    k.replace('\u{1f}', " / ")
+                    "duplicate {what} {} (first at line {first})",
+                    quote(&k.replace('\u{1f}', " / "))
                 ),
             ));
         } else {
