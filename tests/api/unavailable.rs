@@ -1,8 +1,14 @@
 //! A database that refuses connections (not accepting them, no such database,
 //! access denied, cannot open the file) is an outage: 503 with the envelope and
 //! `Retry-After`, never a 500.
+//!
+//! The server starts as `serve` does, so a database refusing from the start
+//! keeps the start-up gate closed (503 "waiting for the database"); the refusal
+//! itself is an outage to the pool (`DbError::Unavailable`), which a request
+//! answers 503 "database unavailable" (tests/api/health.rs plays that outage
+//! through HTTP with a proxy).
 
-use hr_bridge::db::Backend;
+use hr_bridge::db::{Backend, DbError};
 use sqlx::Connection;
 
 use crate::helpers::{fail_message, TestDb};
@@ -40,15 +46,11 @@ on_all_backends!(
             let mut settings = db.settings();
             settings.database.url = secrecy::SecretString::from(url.clone());
             settings.database.auto_migrate = false;
-            let state_db =
-                hr_bridge::db::Db::connect_lazy(&settings.database.url, &settings.pool_settings())
-                    .unwrap();
-            let state = hr_bridge::server::build_state(&settings, state_db)
-                .await
-                .unwrap();
-            let server = hr_bridge::server::RunningServer::start(&settings, state)
-                .await
-                .unwrap();
+            let server = crate::helpers::start(settings).await;
+            assert!(
+                matches!(server.db().is_ready().await, Err(DbError::Unavailable(_))),
+                "{url}: the refusal is not an outage"
+            );
             let client = reqwest::Client::new();
             for (path, body) in [
                 ("/sync", "{}"),
@@ -66,7 +68,10 @@ on_all_backends!(
                     .unwrap();
                 assert_eq!(response.status(), 503, "{path} with {url}");
                 assert!(response.headers().contains_key("retry-after"), "{path}");
-                assert_eq!(fail_message(response).await, "database unavailable");
+                assert_eq!(
+                    fail_message(response).await,
+                    "waiting for the database at start-up; retry shortly"
+                );
             }
             let ready = client
                 .get(format!("{}/readyz", server.base_url()))
