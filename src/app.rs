@@ -81,6 +81,8 @@ impl Application {
     /// answers (and, with `database.auto_migrate`, is migrated). A database that
     /// is down at start-up thus never makes a container platform restart us in a
     /// loop.
+    ///
+    /// `settings` are taken as valid, as [`Settings::load`] returns them.
     pub async fn build(mut settings: Settings, options: Options) -> anyhow::Result<Self> {
         if !options.demo && !settings.omflow.is_configured() {
             bail!(Settings::missing_credentials_message());

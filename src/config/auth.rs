@@ -50,7 +50,7 @@ impl Default for AuthSettings {
 }
 
 /// One proxy entry: a CIDR range, or one address as its /32 or /128.
-pub fn parse_proxy(entry: &str) -> Option<IpNet> {
+fn parse_proxy(entry: &str) -> Option<IpNet> {
     entry
         .parse::<IpNet>()
         .or_else(|_| entry.parse::<std::net::IpAddr>().map(IpNet::from))

@@ -24,7 +24,7 @@ use config::{Config, Environment, File, FileFormat};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-pub use auth::{parse_proxy, AuthSettings};
+pub use auth::AuthSettings;
 pub use database::DatabaseSettings;
 pub use log::{LogFormat, LogSettings};
 pub use omflow::OmflowSettings;
