@@ -36,7 +36,7 @@ pub struct Target {
 impl Target {
     /// The local server described by `server`, as `serve` would bind it.
     pub fn from_settings(server: &ServerSettings) -> anyhow::Result<Self> {
-        let mut addr = server.listen_addr()?;
+        let mut addr = server.listen;
         if addr.port() == 0 {
             bail!("server.listen has port 0 (a random port); the health check cannot know it");
         }
@@ -173,17 +173,17 @@ mod tests {
     #[test]
     fn an_unspecified_listen_address_is_reached_on_loopback() {
         let mut server = ServerSettings {
-            listen: "0.0.0.0:8080".into(),
+            listen: "0.0.0.0:8080".parse().expect("address"),
             ..ServerSettings::default()
         };
         let target = Target::from_settings(&server).expect("valid");
         assert_eq!(target.url(), "http://127.0.0.1:8080/healthz");
-        server.listen = "[::]:8443".into();
+        server.listen = "[::]:8443".parse().expect("address");
         server.tls_cert = Some("cert.pem".into());
         server.tls_key = Some("key.pem".into());
         let target = Target::from_settings(&server).expect("valid");
         assert_eq!(target.url(), "https://[::1]:8443/healthz");
-        server.listen = "127.0.0.1:0".into();
+        server.listen = "127.0.0.1:0".parse().expect("address");
         assert!(Target::from_settings(&server).is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! hr-bridge: the intermediary application of OMFLOW's Custom HR integration.
 
 pub mod alloc;
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -10,7 +11,6 @@ pub mod escape;
 pub mod healthcheck;
 pub mod http;
 pub mod password;
-pub mod preview;
 pub mod probe;
 pub mod server;
 pub mod source;

@@ -8,7 +8,6 @@ pub mod reload;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
@@ -29,193 +28,12 @@ use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::config::{ServerSettings, Settings};
-use crate::db::{Db, DbError};
+use crate::config::ServerSettings;
 use crate::error::{fail_response, ApiError};
-use crate::http::health::DatabaseGate;
 use crate::http::{self, AppState};
-use crate::password::{AuthPolicy, Authenticator, DummyHash, HashingPool, OmflowCredential};
-use crate::source::Source;
 use idle::IdleTracked;
 use listener::{CappedListener, PeerAddr};
 use reload::{Reload, Reloads};
-
-/// Longest pause between attempts to reach the database at start-up.
-const STARTUP_RETRY_MAX: Duration = Duration::from_secs(5);
-/// How long start-up waits for the database before listening anyway: a healthy
-/// database is migrated by then, so the first requests find the server ready.
-const STARTUP_READY_WAIT: Duration = Duration::from_secs(2);
-
-/// Builds the shared state: hashing pool, dummy hash, OMFLOW credential.
-pub async fn build_state(settings: &Settings, db: Db) -> anyhow::Result<AppState> {
-    let source = crate::source::open(settings, &db)?;
-    build_state_with(settings, db, source).await
-}
-
-/// [`build_state`] over an HR source opened already.
-pub async fn build_state_with(
-    settings: &Settings,
-    db: Db,
-    source: Source,
-) -> anyhow::Result<AppState> {
-    crate::telemetry::metrics_handle();
-    let omflow = &settings.omflow;
-    let username = omflow
-        .username
-        .as_deref()
-        .context(Settings::missing_credentials_message())?;
-    let credential = OmflowCredential::new(
-        username,
-        omflow.password_hash.as_ref(),
-        omflow.password.as_ref(),
-    )
-    .map_err(|_| anyhow::anyhow!(Settings::missing_credentials_message()))?;
-    let hashing = HashingPool::new(
-        settings.auth.max_concurrent_checks,
-        settings.auth.max_queued_checks,
-    );
-    let argon2 = settings.auth.argon2();
-    let dummy = hashing
-        .run(move || DummyHash::new(&argon2))
-        .await
-        .map_err(|_| anyhow::anyhow!("hashing pool unavailable at start-up"))?
-        .context("could not make the dummy password hash")?;
-    Ok(AppState {
-        authenticator: Authenticator::new(
-            db.clone(),
-            source.clone(),
-            hashing.clone(),
-            dummy,
-            AuthPolicy {
-                max_failures: settings.auth.max_failures,
-                lockout: Duration::from_secs(settings.auth.lockout_secs),
-                argon2,
-                failure_floor: Duration::from_millis(settings.auth.failure_floor_ms),
-            },
-        ),
-        trusted_proxies: Arc::new(settings.auth.trusted_proxy_nets()?),
-        db,
-        source,
-        sync_flight: crate::directory::SyncFlight::default(),
-        hashing,
-        omflow: Arc::new(credential),
-        body_limit: settings.server.body_limit_bytes,
-        guard: settings.sync.guard_limits(),
-        startup: DatabaseGate::opened(),
-        request_timeout: Duration::from_secs(settings.server.request_timeout_secs),
-    })
-}
-
-/// `serve`'s start-up: listens at once (after at most [`STARTUP_READY_WAIT`] for
-/// a database that answers), whatever the database's state, and
-/// answers `/readyz`, `/sync` and `/authenticate` with 503 until the database
-/// answers (and, with `database.auto_migrate`, is migrated). A database that is
-/// down at start-up thus never makes a container platform restart us in a loop.
-///
-/// On SIGHUP, `load` reads the settings again (see [`reload`]).
-pub async fn launch(
-    settings: &Settings,
-    db: Db,
-    source: Source,
-    load: reload::Loader,
-) -> anyhow::Result<RunningServer> {
-    let mut state = build_state_with(settings, db.clone(), source.clone()).await?;
-    let gate = DatabaseGate::closed();
-    state.startup = gate.clone();
-    let preparing = AbortOnDrop(tokio::spawn(prepare_database(
-        db,
-        source,
-        gate.clone(),
-        settings.database.auto_migrate,
-    )));
-    let _ = tokio::time::timeout(STARTUP_READY_WAIT, gate.wait_open()).await;
-    let mut running = RunningServer::start_with(settings, state, load).await?;
-    running.startup = Some(preparing);
-    Ok(running)
-}
-
-/// Reaches the databases, migrates them when asked (the state database, and the
-/// HR database when it holds the built-in tables; a mapped one is only checked),
-/// and opens the gate; retries with a growing pause while a database is down.
-async fn prepare_database(db: Db, source: Source, gate: DatabaseGate, auto_migrate: bool) {
-    let mut pause = Duration::from_millis(250);
-    loop {
-        let attempt = async {
-            if auto_migrate {
-                crate::source::migrate(&db, &source).await?;
-            } else {
-                db.is_ready().await?;
-            }
-            if source.is_mapped() {
-                source.check().await.map_err(|e| match e {
-                    crate::source::SourceError::Db(db) => db,
-                    other => DbError::Config(other.to_string()),
-                })?;
-            }
-            Ok::<(), DbError>(())
-        }
-        .await;
-        match attempt {
-            Ok(()) => {
-                gate.open();
-                tracing::info!(migrated = auto_migrate, "database ready");
-                restore_sync_gauges(&db).await;
-                return;
-            }
-            Err(e @ DbError::Unavailable(_)) => tracing::warn!(
-                error = %e, retry_in = ?pause,
-                "database unavailable at start-up; answering 503 until it answers"
-            ),
-            Err(e) => tracing::error!(
-                error = %e, retry_in = ?pause,
-                "cannot prepare the database; answering 503 until this is fixed"
-            ),
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(STARTUP_RETRY_MAX);
-    }
-}
-
-/// Sets the payload gauges from the last recorded snapshot, so that a restart
-/// does not leave `/metrics` without them until the next `/sync` (an alert on
-/// `hr_bridge_sync_users` would see a gap). Users and departments come from the
-/// snapshot's header; the size is counted by decompressing the stored payload
-/// on a blocking thread, once (at a million employees about 45 MB are read).
-async fn restore_sync_gauges(db: &Db) {
-    let snapshot = match db.snapshot().await {
-        Ok(Some(snapshot)) => snapshot,
-        Ok(None) => return,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the last sync snapshot for /metrics");
-            return;
-        }
-    };
-    let (users, groups) = (
-        usize::try_from(snapshot.user_count).unwrap_or(0),
-        usize::try_from(snapshot.group_count).unwrap_or(0),
-    );
-    let counted = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
-        let mut json = crate::directory::snapshot::snapshot_reader(&snapshot)?;
-        Ok(std::io::copy(&mut json, &mut std::io::sink())?)
-    })
-    .await;
-    match counted {
-        Ok(Ok(bytes)) => {
-            let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
-            http::sync::set_payload_gauges(users, groups, bytes, http::sync::Origin::Restored);
-            tracing::debug!(
-                users,
-                groups,
-                bytes,
-                "restored the sync gauges from the last snapshot"
-            );
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "cannot read the last sync snapshot for /metrics")
-        }
-        Err(e) => tracing::warn!(error = %e, "counting the last sync snapshot failed"),
-    }
-}
 
 /// 503 on OMFLOW's endpoints until the database is prepared.
 async fn require_database(
@@ -360,11 +178,8 @@ pub struct RunningServer {
     handle: Handle<PeerAddr>,
     task: JoinHandle<std::io::Result<()>>,
     tls_watcher: Option<AbortOnDrop>,
-    /// The SIGHUP listener and what reacts to it, stopped with the server.
+    /// What reacts to SIGHUP besides the certificate, stopped with the server.
     reloading: Vec<AbortOnDrop>,
-    /// `launch`'s database preparation, stopped with the server.
-    startup: Option<AbortOnDrop>,
-    database: DatabaseGate,
     metrics: Option<MetricsListener>,
 }
 
@@ -434,8 +249,8 @@ fn bounded_server(
     Ok((server, handle))
 }
 
-/// Stops the certificate watcher with the server, however the server ends.
-struct AbortOnDrop(JoinHandle<()>);
+/// Stops a background task with its owner, however the owner ends.
+pub(crate) struct AbortOnDrop(pub(crate) JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -444,31 +259,23 @@ impl Drop for AbortOnDrop {
 }
 
 impl RunningServer {
-    /// Binds `settings.server.listen` (port 0 picks a free port) and starts serving.
-    /// Settings given in-process have no file to re-read: a SIGHUP reloads the TLS
-    /// files only.
-    pub async fn start(settings: &Settings, state: AppState) -> anyhow::Result<Self> {
-        let given = settings.clone();
-        Self::start_with(settings, state, Arc::new(move || Ok(given.clone()))).await
-    }
-
-    /// [`RunningServer::start`], with `load` reading the settings again on SIGHUP.
-    pub async fn start_with(
-        settings: &Settings,
+    /// Binds `settings.listen` (port 0 picks a free port), and
+    /// `settings.metrics_listen` when set, and starts serving. `reloads` are the
+    /// SIGHUP re-reads of the settings (see [`reload`]); the TLS files are
+    /// reloaded on each one.
+    pub async fn start(
+        settings: &ServerSettings,
         state: AppState,
-        load: reload::Loader,
+        reloads: Reloads,
     ) -> anyhow::Result<Self> {
-        let addr = settings.server.listen_addr()?;
+        let addr = settings.listen;
         let listener = std::net::TcpListener::bind(addr)
             .with_context(|| format!("cannot listen on {addr}"))?;
-        let metrics = match settings.server.metrics_addr()? {
-            Some(addr) => {
-                Some(MetricsListener::start(addr, &settings.server, state.clone()).await?)
-            }
+        let metrics = match settings.metrics_listen {
+            Some(addr) => Some(MetricsListener::start(addr, settings, state.clone()).await?),
             None => None,
         };
-        let database = state.startup.clone();
-        let idle = settings.server.idle_timeout();
+        let idle = settings.idle_timeout();
         let app = tower::ServiceExt::map_response(
             tower::ServiceExt::map_request(
                 app(state, metrics.is_none()).into_make_service_with_connect_info::<SocketAddr>(),
@@ -476,10 +283,8 @@ impl RunningServer {
             ),
             move |service| IdleTracked::new(service, idle),
         );
-        let (server, handle) =
-            bounded_server(listener, settings.server.max_connections, &settings.server)?;
-        let (reloads, sighup) = reload::on_sighup(load);
-        let (task, tls_watcher, tls) = match settings.server.tls_files() {
+        let (server, handle) = bounded_server(listener, settings.max_connections, settings)?;
+        let (task, tls_watcher, tls) = match settings.tls_files() {
             Some((cert, key)) => {
                 let config = RustlsConfig::from_pem_file(cert, key)
                     .await
@@ -494,7 +299,7 @@ impl RunningServer {
                     config.clone(),
                     cert.to_path_buf(),
                     key.to_path_buf(),
-                    settings.server.tls_reload_poll_secs,
+                    settings.tls_reload_poll_secs,
                     reloads.clone(),
                 )));
                 let server = server.acceptor(RustlsAcceptor::new(config));
@@ -513,19 +318,11 @@ impl RunningServer {
             handle,
             task,
             tls_watcher,
-            reloading: vec![
-                AbortOnDrop(sighup),
-                AbortOnDrop(tokio::spawn(reload::report_restart_needed(tls, reloads))),
-            ],
-            startup: None,
-            database,
+            reloading: vec![AbortOnDrop(tokio::spawn(reload::report_restart_needed(
+                tls, reloads,
+            )))],
             metrics,
         })
-    }
-
-    /// Open once the database is prepared.
-    pub fn database_gate(&self) -> DatabaseGate {
-        self.database.clone()
     }
 
     /// Where `/metrics` is served when it has its own listener.
@@ -548,7 +345,6 @@ impl RunningServer {
         self.handle.graceful_shutdown(Some(grace));
         drop(self.tls_watcher);
         drop(self.reloading);
-        drop(self.startup);
         if let Some(metrics) = self.metrics {
             metrics.handle.graceful_shutdown(Some(grace));
             metrics

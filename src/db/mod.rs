@@ -306,6 +306,23 @@ pub struct PoolSettings {
     pub statement_timeout: Option<Duration>,
 }
 
+impl PoolSettings {
+    /// The pool for serving requests: `[database]`'s size and acquire timeout,
+    /// statements bounded by `statement_timeout` (see
+    /// [`Settings::statement_timeout`](crate::config::Settings::statement_timeout)).
+    pub fn serving(
+        database: &crate::config::DatabaseSettings,
+        statement_timeout: Duration,
+    ) -> Self {
+        Self {
+            max_connections: database.max_connections,
+            acquire_timeout: database.acquire_timeout(),
+            statement_timeout: Some(statement_timeout),
+            read_only: false,
+        }
+    }
+}
+
 /// Sets the session's statement and lock-wait limits; MariaDB and MySQL name the
 /// statement limit differently (and MySQL's applies to SELECT only).
 async fn set_mysql_statement_timeout(
@@ -489,7 +506,24 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
-    use super::same_database;
+    use super::{same_database, PoolSettings};
+
+    #[test]
+    fn the_serving_pool_follows_the_database_settings() {
+        let database = crate::config::DatabaseSettings {
+            max_connections: 3,
+            acquire_timeout_secs: 2,
+            ..Default::default()
+        };
+        let pool = PoolSettings::serving(&database, std::time::Duration::from_secs(7));
+        assert_eq!(pool.max_connections, 3);
+        assert_eq!(pool.acquire_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(
+            pool.statement_timeout,
+            Some(std::time::Duration::from_secs(7))
+        );
+        assert!(!pool.read_only);
+    }
 
     #[test]
     fn the_same_database_is_recognised_through_other_users_and_options() {

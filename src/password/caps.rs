@@ -47,7 +47,9 @@ pub const MAX_PBKDF2_OUTPUT: usize = 64;
 /// Default least answer time of a failed `/authenticate`: covers the slowest check
 /// the caps above allow (0.4 s of CPU) with room for a loaded machine, so that the
 /// answer time does not tell which accounts exist or how their hash is stored.
-pub const DEFAULT_FAILURE_FLOOR: Duration = Duration::from_millis(1000);
+/// The configuration's default (`auth.failure_floor_ms`), defined there.
+pub const DEFAULT_FAILURE_FLOOR: Duration =
+    Duration::from_millis(crate::config::limits::DEFAULT_FAILURE_FLOOR_MS);
 
 /// Failed Basic Auth attempts one client address may make per window before it
 /// is answered 429 without any check; OMFLOW sends one fixed machine credential,

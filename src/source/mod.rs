@@ -635,7 +635,7 @@ pub fn open(settings: &crate::config::Settings, state: &Db) -> Result<Source, Db
             url,
             &crate::db::PoolSettings {
                 read_only: queries.mapped,
-                ..settings.pool_settings()
+                ..crate::db::PoolSettings::serving(&settings.database, settings.statement_timeout())
             },
         )?
     };

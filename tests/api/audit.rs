@@ -61,7 +61,7 @@ on_all_backends!(
     forwarded_for_is_believed_only_from_trusted_proxies,
     |db: TestDb| async move {
         let mut settings = db.settings();
-        settings.auth.trusted_proxies = vec!["127.0.0.0/8".into()];
+        settings.auth.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
         let mut app = db.spawn_with(settings.clone()).await;
         let mut untrusting = settings;
         untrusting.auth.trusted_proxies = vec![];
@@ -91,7 +91,10 @@ on_all_backends!(
     forwarded_hops_with_ports_are_read_and_an_unreadable_hop_is_not_skipped,
     |db: TestDb| async move {
         let mut settings = db.settings();
-        settings.auth.trusted_proxies = vec!["127.0.0.0/8".into(), "10.0.0.0/8".into()];
+        settings.auth.trusted_proxies = vec![
+            "127.0.0.0/8".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ];
         let app = db.spawn_with(settings).await;
         // The first hop of each is what a client wrote itself; the proxies (the
         // trusted 10.1.2.3 and the peer) appended the rest.

@@ -170,7 +170,7 @@ on_all_backends!(
     basic_auth_throttle_keys_on_the_forwarded_client,
     |db: TestDb| async move {
         let mut settings = db.settings();
-        settings.auth.trusted_proxies = vec!["127.0.0.0/8".into()];
+        settings.auth.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
         let app = db.spawn_with(settings).await;
         let url = format!("{}/sync", app.base_url);
         let attempt = |from: &'static str, password: &'static str| {
@@ -205,7 +205,7 @@ on_all_backends!(
     basic_auth_throttle_reads_a_forwarded_hop_with_a_port,
     |db: TestDb| async move {
         let mut settings = db.settings();
-        settings.auth.trusted_proxies = vec!["127.0.0.0/8".into()];
+        settings.auth.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
         let app = db.spawn_with(settings).await;
         let url = format!("{}/sync", app.base_url);
         // One client guesses from one address; it forges a new first hop each

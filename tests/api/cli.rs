@@ -553,3 +553,80 @@ fn the_example_configuration_loads_and_shows_every_documented_key() {
         .collect();
     assert!(missing.is_empty(), "not in the example: {missing:?}");
 }
+
+/// `probe` checks another machine: a broken local configuration (a file that
+/// does not parse, named by `--config` or `HR_BRIDGE_CONFIG`, or a bad
+/// `HR_BRIDGE__…` variable) is none of its business and must not stop it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_ignores_a_broken_local_configuration() {
+    let Some(db) = crate::helpers::TestDb::create(hr_bridge::db::Backend::Sqlite).await else {
+        return;
+    };
+    let app = db.spawn().await;
+    crate::guard::seed_people(&app, 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "[server\nlisten = ").unwrap();
+    let base_url = app.base_url.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        hr_bridge("not-a-database-url")
+            .env("HR_BRIDGE_CONFIG", &broken)
+            .env("HR_BRIDGE__SERVER__LISTEN", "nowhere")
+            .env("HR_BRIDGE__NO_SUCH__KEY", "x")
+            .env("HR_BRIDGE_PROBE_PASSWORD", crate::helpers::OMFLOW_PASSWORD)
+            .args(["--config", broken.to_str().unwrap()])
+            .args([
+                "probe",
+                &base_url,
+                "--username",
+                crate::helpers::OMFLOW_USER,
+            ])
+            .arg("--allow-http")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+    assert!(
+        stdout.contains("OK: the deployment answers as OMFLOW expects"),
+        "{stdout}"
+    );
+}
+
+/// The configuration checks an `omflow.password_hash`'s form; its cost is
+/// checked against the password caps when `serve` builds the credential, and
+/// refused in the same words, naming the key.
+#[test]
+fn an_omflow_hash_beyond_the_cost_caps_stops_serve_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/x.db?mode=rwc", dir.path().display());
+    // 1 GiB of memory: a valid Argon2 PHC string far beyond the caps.
+    let hash = "$argon2id$v=19$m=1048576,t=2,p=1$c2FsdHNhbHQ$\
+                Yl7B3jLdQ2cE3BqH0dJZ1Qo5mXq2Gq0m8QmYkq6cNbk";
+    let output = hr_bridge(&url)
+        .env(
+            "HR_BRIDGE__SERVER__LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .env("HR_BRIDGE__OMFLOW__USERNAME", "omflow")
+        .env("HR_BRIDGE__OMFLOW__PASSWORD_HASH", hash)
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(
+            "configuration error: omflow.password_hash is not an Argon2 PHC string: \
+             the password hash asks for more work than the caps allow"
+        ),
+        "{stderr}"
+    );
+}

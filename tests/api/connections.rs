@@ -275,7 +275,7 @@ async fn idle_http2_over_tls_is_closed_and_does_not_lock_out_the_next_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metrics_listener_closes_half_sent_requests() {
     let app = sqlite_app(|s| {
-        s.server.metrics_listen = Some("127.0.0.1:0".into());
+        s.server.metrics_listen = Some(crate::helpers::LOCAL_FREE_PORT);
         s.server.header_read_timeout_secs = BOUND.as_secs();
     })
     .await;

@@ -1,5 +1,6 @@
-//! `TestApp::spawn(backend)`: the real router on a free port over a fresh database
-//! of the chosen backend, plus helpers to talk to it over HTTP.
+//! `TestDb::spawn`: the application started as `serve` starts it
+//! (`Application::build`) on a free port over a fresh database of the chosen
+//! backend, plus helpers to talk to it over HTTP.
 //!
 //! PostgreSQL and MariaDB come from `HR_BRIDGE_TEST_POSTGRES_URL` /
 //! `HR_BRIDGE_TEST_MYSQL_URL` (defaults: the local servers). When one is down the
@@ -10,15 +11,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hr_bridge::app::{Application, Options};
 use hr_bridge::config::Settings;
 use hr_bridge::db::{Backend, Db};
-use hr_bridge::server::{build_state, RunningServer};
 use secrecy::SecretString;
 use sqlx::Connection;
 use tokio::net::{TcpListener, TcpStream};
 
 pub const OMFLOW_USER: &str = "omflow";
 pub const OMFLOW_PASSWORD: &str = "omflow-test-password";
+/// Longest wait for an application's start-up work (migrations on a loaded
+/// machine take seconds); beyond it the test fails rather than hangs.
+const STARTUP_LIMIT: Duration = Duration::from_secs(120);
+
+/// `127.0.0.1:0`: a free port on the loopback interface.
+pub const LOCAL_FREE_PORT: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
 /// Runs one async test body on PostgreSQL, MariaDB and SQLite.
 #[macro_export]
@@ -175,7 +183,7 @@ impl TestDb {
     /// OMFLOW credentials.
     pub fn settings(&self) -> Settings {
         let mut settings = Settings::default();
-        settings.server.listen = "127.0.0.1:0".into();
+        settings.server.listen = LOCAL_FREE_PORT;
         settings.database.url = SecretString::from(self.url.clone());
         settings.database.max_connections = 4;
         settings.database.acquire_timeout_secs = 2;
@@ -192,37 +200,46 @@ impl TestDb {
         self.spawn_with(settings).await
     }
 
-    /// Starts the app with `settings` (migrating first when they say so).
+    /// Starts the app with `settings` as `serve` does ([`Application::build`]:
+    /// the database prepared in the background, migrated when
+    /// `database.auto_migrate` says so, the audit trail pruned), and waits until
+    /// that start-up work is done.
     pub async fn spawn_with(self, settings: Settings) -> TestApp {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        if std::env::var_os("TEST_LOG").is_some() {
-            hr_bridge::telemetry::init(&settings.log);
-        }
-        let db = pool_for(&settings);
-        if settings.database.auto_migrate {
-            // As `serve` does: a mapped source's state gets only hr-bridge's tables.
-            let source = hr_bridge::source::open(&settings, &db).expect("source opens");
-            hr_bridge::source::migrate(&db, &source)
-                .await
-                .expect("migrations apply");
-        }
-        let state = build_state(&settings, db.clone())
+        let app = self.spawn_unprepared(settings).await;
+        let started = app.app.as_ref().expect("running").startup_finished();
+        tokio::time::timeout(STARTUP_LIMIT, started)
             .await
-            .expect("state builds");
-        let server = RunningServer::start(&settings, state)
-            .await
-            .expect("server starts");
+            .expect("the application's start-up work did not finish");
+        app
+    }
+
+    /// [`TestDb::spawn_with`] without waiting for the database: for a database
+    /// that is down (or refuses) at start-up, where the server listens anyway.
+    pub async fn spawn_unprepared(self, settings: Settings) -> TestApp {
+        let app = start(settings).await;
         TestApp {
-            base_url: server.base_url(),
-            addr: server.local_addr(),
-            metrics_addr: server.metrics_addr(),
+            base_url: app.base_url(),
+            addr: app.local_addr(),
+            metrics_addr: app.metrics_addr(),
             client: reqwest::Client::new(),
-            db,
-            server: Some(server),
+            db: app.db().clone(),
+            app: Some(app),
             siblings: Vec::new(),
             test_db: self,
         }
     }
+}
+
+/// Starts an application as `serve` does, with the settings given in-process,
+/// without waiting for its database.
+pub async fn start(settings: Settings) -> Application {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    if std::env::var_os("TEST_LOG").is_some() {
+        hr_bridge::telemetry::init(&settings.log);
+    }
+    Application::build(settings, Options::default())
+        .await
+        .expect("the application starts")
 }
 
 impl Drop for TestDb {
@@ -263,12 +280,6 @@ impl Drop for TestDb {
     }
 }
 
-/// The state pool as the server would build it from `settings` (`state.url`,
-/// which defaults to `database.url`).
-fn pool_for(settings: &Settings) -> Db {
-    Db::connect_lazy(settings.state_url(), &settings.pool_settings()).expect("valid URL")
-}
-
 /// A running server and a client for it.
 pub struct TestApp {
     pub base_url: String,
@@ -278,8 +289,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The app's own pool, for fixtures.
     pub db: Db,
-    server: Option<RunningServer>,
-    siblings: Vec<RunningServer>,
+    app: Option<Application>,
+    siblings: Vec<Application>,
     pub test_db: TestDb,
 }
 
@@ -329,13 +340,12 @@ impl TestApp {
     /// Starts a second server (its own pool, as another replica would have) over
     /// the same database, and returns its base URL.
     pub async fn spawn_sibling(&mut self, settings: Settings) -> String {
-        let db = pool_for(&settings);
-        let state = build_state(&settings, db).await.expect("state builds");
-        let server = RunningServer::start(&settings, state)
+        let sibling = start(settings).await;
+        tokio::time::timeout(STARTUP_LIMIT, sibling.startup_finished())
             .await
-            .expect("sibling starts");
-        let url = server.base_url();
-        self.siblings.push(server);
+            .expect("the sibling's start-up work did not finish");
+        let url = sibling.base_url();
+        self.siblings.push(sibling);
         url
     }
 
@@ -380,9 +390,8 @@ impl TestApp {
 
     /// Stops the server gracefully.
     pub async fn stop(mut self) {
-        if let Some(server) = self.server.take() {
-            server
-                .shutdown(Duration::from_secs(5))
+        if let Some(app) = self.app.take() {
+            app.shutdown(Duration::from_secs(5))
                 .await
                 .expect("clean shutdown");
         }
@@ -689,7 +698,7 @@ pub fn mapped_settings(mapping: &std::path::Path, hr_url: &str, state: &TestDb) 
         ),
     ]);
     let mut settings = Settings::load_from(Some(mapping), env).expect("mapping loads");
-    settings.server.listen = "127.0.0.1:0".into();
+    settings.server.listen = LOCAL_FREE_PORT;
     settings.database.max_connections = 4;
     settings.database.acquire_timeout_secs = 2;
     settings

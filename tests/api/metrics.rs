@@ -71,7 +71,7 @@ on_all_backends!(
     metrics_listen_moves_metrics_off_the_omflow_port,
     |db: TestDb| async move {
         let mut settings = db.settings();
-        settings.server.metrics_listen = Some("127.0.0.1:0".into());
+        settings.server.metrics_listen = Some(crate::helpers::LOCAL_FREE_PORT);
         let app = db.spawn_with(settings).await;
         assert_eq!(app.post_sync().await.status(), 200);
 

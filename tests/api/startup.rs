@@ -245,3 +245,22 @@ on_all_backends!(
         );
     }
 );
+
+on_all_backends!(
+    an_in_process_start_prunes_the_audit_trail_as_serve_does,
+    |db: TestDb| async move {
+        let mut app = db.spawn().await;
+        app.exec(
+            "INSERT INTO auth_audit (occurred_at, username, outcome, reason, client_addr) \
+             VALUES ('2020-01-01T00:00:00.000Z', 'old', 'failure', 'bad_password', NULL)",
+        )
+        .await;
+        app.post_authenticate("recent", "x").await;
+        // Another replica starting over the same database goes through the same
+        // start-up as `serve`: by the time it has started, it has pruned.
+        let settings = app.test_db.settings();
+        app.spawn_sibling(settings).await;
+        let users: Vec<String> = app.audit().await.into_iter().map(|r| r.0).collect();
+        assert_eq!(users, ["recent"]);
+    }
+);

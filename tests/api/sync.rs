@@ -255,15 +255,8 @@ on_all_backends!(
             None => app.base_url.clone(),
             Some(collate) => {
                 let mut settings = app.test_db.settings();
+                // Its state database is migrated by the sibling's start-up.
                 settings.state.url = Some(state.url.clone().into());
-                hr_bridge::db::Db::connect_lazy(
-                    &state.url.clone().into(),
-                    &settings.pool_settings(),
-                )
-                .expect("state pool")
-                .migrate_schemas(&[hr_bridge::db::Schema::State])
-                .await
-                .expect("state migrated");
                 settings.source.employees = Some(format!(
                     "SELECT username {collate} AS username, email, nick_name, ad_no, company, \
                      phone1, phone2, extension_no, gender, active FROM employees"

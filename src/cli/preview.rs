@@ -1,15 +1,42 @@
-//! Rendering `hr-bridge preview` for people (text) and scripts (JSON).
+//! `hr-bridge preview [--json]`: what `/sync` would serve now and what it adds,
+//! changes and drops against the last served snapshot; records nothing.
+//!
+//! The domain (`directory::preview`) computes the preview and its diff; how it is
+//! shown (text for people, JSON for scripts, spooled through temporary files) is
+//! this command's output format, so it is rendered here.
 
 use std::fmt::Write;
 use std::io::{Seek, Write as _};
+use std::process::ExitCode;
 
 use serde_json::json;
 use serde_json::Value;
 
+use super::check::report_problems;
+use super::stores;
+use crate::config::Settings;
 use crate::directory::snapshot::{diff_each, Changed, Event, FieldChange, Kind, KindSummary};
 use crate::directory::GuardLimits;
-use crate::directory::Preview;
+use crate::directory::{self, Preview, SyncError};
 use crate::escape::escape;
+
+pub async fn run(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
+    let (db, source) = stores::open(settings)?;
+    stores::check_source(&source).await?;
+    let limits = crate::app::guard_limits(&settings.sync);
+    let preview = match directory::preview(&source, &db, &limits).await {
+        Err(SyncError::Invalid(problems)) => return Ok(report_problems(&problems)),
+        other => other?,
+    };
+    if json {
+        let stdout = std::io::stdout().lock();
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout);
+        write_json(&preview, &limits, &mut out)?;
+    } else {
+        print!("{}", to_text(&preview));
+    }
+    Ok(ExitCode::SUCCESS)
+}
 
 /// Keys listed per section in the text form; `--json` lists all.
 const SHOWN: usize = crate::directory::PREVIEW_SHOWN;
@@ -99,7 +126,7 @@ fn change_text(change: &FieldChange) -> String {
     )
 }
 
-pub fn to_text(preview: &Preview) -> String {
+fn to_text(preview: &Preview) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -178,7 +205,7 @@ impl Spool {
 /// every added, changed (with old and new values) and dropped key, the guard's
 /// verdict, and under `payload` the document `/sync` would serve, byte for byte,
 /// so that a script can diff it.
-pub fn write_json(
+fn write_json(
     preview: &Preview,
     limits: &GuardLimits,
     out: &mut impl std::io::Write,
