@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 
 use crate::db::DbError;
 use crate::directory::{Problem, SyncFailure};
+use crate::password::AuthError;
 
 /// Problems listed in a 409 body; `hr-bridge check` prints them all.
 const MAX_PROBLEMS_SHOWN: usize = 50;
@@ -139,6 +140,19 @@ impl From<SyncFailure> for ApiError {
 impl From<crate::password::Busy> for ApiError {
     fn from(_: crate::password::Busy) -> Self {
         Self::Busy
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Busy(busy) => busy.into(),
+            AuthError::Db(db) => db.into(),
+            AuthError::Source(problem) => Self::SourceMisconfigured(problem.0),
+            AuthError::TimedOut => Self::TimedOut,
+            // The authenticator logged the attempt the audit trail lacks.
+            AuthError::Unrecorded(_) => Self::Unrecorded,
+        }
     }
 }
 

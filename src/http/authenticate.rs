@@ -13,7 +13,7 @@ use super::client_addr::client_ip;
 use super::schema::{self, LoginAnswer};
 use super::{AppState, RequestDeadline};
 use crate::error::{ApiError, BadRequest, FailEnvelope};
-use crate::password::{AuthError, AuthOutcome};
+use crate::password::AuthOutcome;
 
 /// The one message every failed check gets, whatever the true reason.
 pub const FAILED_MESSAGE: &str = "invalid username or password";
@@ -92,14 +92,7 @@ pub async fn authenticate(
             .await
     })
     .await
-    .map_err(ApiError::TaskFailed)?
-    .map_err(|e| match e {
-        AuthError::Busy(busy) => ApiError::from(busy),
-        AuthError::Db(db) => ApiError::from(db),
-        AuthError::Source(problem) => ApiError::SourceMisconfigured(problem.0),
-        AuthError::TimedOut => ApiError::TimedOut,
-        AuthError::Unrecorded(_) => ApiError::Unrecorded,
-    })?;
+    .map_err(ApiError::TaskFailed)??;
     Ok(Json(match outcome {
         AuthOutcome::Success => LoginAnswer::success(),
         AuthOutcome::Failure(_) => LoginAnswer::fail(FAILED_MESSAGE),
