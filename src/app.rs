@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use crate::config::{AuthSettings, GuardSwitch, Settings, SyncSettings};
 use crate::db::{Db, DbError, PoolSettings};
 use crate::directory::{demo, GuardLimits};
-use crate::http::health::DatabaseGate;
+use crate::http::DatabaseGate;
 use crate::http::{self, AppState};
 use crate::password::{
     hash_argon2id, prune_auth_state, Argon2Settings, AuthPolicy, Authenticator, DummyHash,

@@ -1,7 +1,7 @@
-//! The running server: router and middleware stack, binding plain HTTP or HTTPS,
-//! certificate reload (SIGHUP or file change) and graceful shutdown.
+//! The running server: binding plain HTTP or HTTPS (the router and its
+//! middleware come from [`http::routes`]), certificate reload (SIGHUP or file
+//! change) and graceful shutdown.
 
-mod deadline;
 mod idle;
 mod listener;
 pub mod reload;
@@ -11,165 +11,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::extract::{MatchedPath, Request};
-use axum::http::{header, StatusCode};
-use axum::middleware::{from_fn, from_fn_with_state, map_response_with_state, Next};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use axum_server::Handle;
-use std::time::Instant;
 use tokio::task::JoinHandle;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::compression::CompressionLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
 
 use crate::config::ServerSettings;
-use crate::error::{fail_response, ApiError};
 use crate::http::{self, AppState};
 use idle::IdleTracked;
 use listener::{CappedListener, PeerAddr};
 use reload::{Reload, Reloads};
-
-/// 503 on OMFLOW's endpoints until the database is prepared.
-async fn require_database(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    if !state.startup.is_open() {
-        return Err(ApiError::Starting);
-    }
-    Ok(next.run(request).await)
-}
-
-/// The full application: routes, Basic Auth on OMFLOW's endpoints, and the layers
-/// that make every failure an OMFLOW fail envelope.
-pub fn router(state: AppState) -> Router {
-    app(state, true)
-}
-
-/// [`router`], with `/metrics` left out when it has a listener of its own
-/// (`server.metrics_listen`), so that the OMFLOW-facing port answers 404 there.
-fn app(state: AppState, serve_metrics: bool) -> Router {
-    let omflow = Router::new()
-        .route("/sync", post(http::sync::sync))
-        .route("/authenticate", post(http::authenticate::authenticate))
-        .route_layer(from_fn_with_state(state.clone(), require_database))
-        .route_layer(from_fn_with_state(
-            state.clone(),
-            http::basic_auth::require_omflow,
-        ));
-    let mut open = Router::new()
-        .route("/healthz", get(http::health::healthz))
-        .route("/readyz", get(http::health::readyz))
-        .route("/openapi.json", get(http::openapi::openapi_json));
-    if serve_metrics {
-        open = open.route("/metrics", get(http::metrics::metrics));
-    }
-    open.merge(omflow)
-        .fallback(|| async { ApiError::NotFound })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(state.body_limit))
-        .layer(map_response_with_state(state.clone(), envelope_errors))
-        .layer(from_fn_with_state(state.clone(), deadline::enforce))
-        // gzip or zstd when the client asks (a large /sync shrinks about tenfold);
-        // the encoder works chunk by chunk, so no worker is held for the whole body.
-        .layer(CompressionLayer::new())
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
-        }))
-        .layer(from_fn(track_metrics))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                let request_id = request
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-");
-                tracing::info_span!(
-                    "request",
-                    method = %request.method(),
-                    path = %request.uri().path(),
-                    request_id,
-                )
-            }),
-        )
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .with_state(state)
-}
-
-/// The separate metrics listener's router: `/metrics` and nothing else.
-fn metrics_router(state: AppState) -> Router {
-    Router::new()
-        .route("/metrics", get(http::metrics::metrics))
-        .fallback(|| async { ApiError::NotFound })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(state)
-}
-
-/// Counts requests and their latency by route and status. Unknown paths share
-/// one label so that scanners cannot blow up the number of series.
-async fn track_metrics(request: Request<Body>, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| match p.as_str() {
-            "/sync" => "/sync",
-            "/authenticate" => "/authenticate",
-            "/healthz" => "/healthz",
-            "/readyz" => "/readyz",
-            "/metrics" => "/metrics",
-            "/openapi.json" => "/openapi.json",
-            _ => "other",
-        });
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [("route", route.to_owned()), ("status", status)];
-    metrics::counter!("hr_bridge_http_requests_total", &labels).increment(1);
-    metrics::histogram!("hr_bridge_http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
-    response
-}
-
-/// Rewrites any error answer that is not already JSON (axum's own rejections, such
-/// as a body over the limit, timeouts) into the fail envelope.
-async fn envelope_errors(State(state): State<AppState>, response: Response) -> Response {
-    let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
-        return response;
-    }
-    let message = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            format!("request body is larger than {} bytes", state.body_limit)
-        }
-        StatusCode::BAD_REQUEST => "malformed request".to_owned(),
-        StatusCode::METHOD_NOT_ALLOWED => "method not allowed".to_owned(),
-        StatusCode::REQUEST_TIMEOUT => "request timed out".to_owned(),
-        other => other
-            .canonical_reason()
-            .unwrap_or("request failed")
-            .to_lowercase(),
-    };
-    let (parts, _) = response.into_parts();
-    let mut rewritten = fail_response(status, &message);
-    for (name, value) in &parts.headers {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            rewritten.headers_mut().insert(name.clone(), value.clone());
-        }
-    }
-    rewritten
-}
 
 /// A server that is accepting connections.
 pub struct RunningServer {
@@ -208,7 +58,7 @@ impl MetricsListener {
             settings,
         )?;
         let make = tower::ServiceExt::<PeerAddr>::map_response(
-            metrics_router(state).into_make_service(),
+            http::routes::metrics_router(state).into_make_service(),
             move |service| IdleTracked::new(service, idle),
         );
         let task = tokio::spawn(server.serve(make));
@@ -278,7 +128,8 @@ impl RunningServer {
         let idle = settings.idle_timeout();
         let app = tower::ServiceExt::map_response(
             tower::ServiceExt::map_request(
-                app(state, metrics.is_none()).into_make_service_with_connect_info::<SocketAddr>(),
+                http::routes::router(state, metrics.is_none())
+                    .into_make_service_with_connect_info::<SocketAddr>(),
                 |peer: PeerAddr| peer.0,
             ),
             move |service| IdleTracked::new(service, idle),

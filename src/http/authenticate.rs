@@ -4,16 +4,16 @@ use std::net::SocketAddr;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Extension;
+use axum::http::HeaderMap;
+use axum::{Extension, Json};
 use secrecy::SecretString;
 use serde_json::Value;
 
 use super::client_addr::client_ip;
+use super::schema::{self, LoginAnswer};
 use super::{AppState, RequestDeadline};
-use crate::error::{fail_response, ApiError};
-use crate::password::{AuthError, AuthOutcome};
+use crate::error::{ApiError, BadRequest, FailEnvelope};
+use crate::password::AuthOutcome;
 
 /// The one message every failed check gets, whatever the true reason.
 pub const FAILED_MESSAGE: &str = "invalid username or password";
@@ -26,20 +26,15 @@ struct LoginRequest {
 
 /// Parses the body by hand rather than with `Json<T>`: a missing Content-Type must
 /// be accepted, and serde's messages would echo a non-string password's value.
-fn parse(body: &[u8]) -> Result<LoginRequest, ApiError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|_| ApiError::BadRequest("request body is not valid JSON".into()))?;
+fn parse(body: &[u8]) -> Result<LoginRequest, BadRequest> {
+    let value: Value = serde_json::from_slice(body).map_err(|_| BadRequest::NotJson)?;
     let Value::Object(mut fields) = value else {
-        return Err(ApiError::BadRequest(
-            "request body must be a JSON object with \"username\" and \"password\"".into(),
-        ));
+        return Err(BadRequest::NotAnObject);
     };
-    let mut take = |name: &str| match fields.remove(name) {
+    let mut take = |name: &'static str| match fields.remove(name) {
         Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(ApiError::BadRequest(format!(
-            "field \"{name}\" must be a string"
-        ))),
-        None => Err(ApiError::BadRequest(format!("field \"{name}\" is missing"))),
+        Some(_) => Err(BadRequest::NotAString(name)),
+        None => Err(BadRequest::Missing(name)),
     };
     let username = take("username")?;
     let password = SecretString::from(take("password")?);
@@ -55,23 +50,23 @@ fn parse(body: &[u8]) -> Result<LoginRequest, ApiError> {
     description = "Answers 200 either way: `{\"status\":\"success\"}` for the right password of an \
         active, unlocked employee, else the fail envelope with the same message whatever the reason \
         (the true one goes to the audit trail).",
-    request_body(content = crate::http::openapi::LoginRequest, content_type = "application/json"),
+    request_body(content = schema::LoginRequest, content_type = "application/json"),
     security(("omflow_basic_auth" = [])),
     responses(
         (status = 200, description = "Checked: success, or the fail envelope", content_type = "application/json",
-            body = crate::http::openapi::LoginAnswer,
+            body = LoginAnswer,
             examples(
                 ("success" = (value = json!({"status": "success"}))),
                 ("fail" = (value = json!({"status": "fail", "message": "invalid username or password"}))),
             )),
-        (status = 400, description = "Malformed request: not JSON, not an object, a missing or non-string field", content_type = "application/json", body = crate::http::openapi::FailEnvelope,
+        (status = 400, description = "Malformed request: not JSON, not an object, a missing or non-string field", content_type = "application/json", body = FailEnvelope,
             example = json!({"status": "fail", "message": "field \"password\" is missing"})),
-        (status = 401, description = "Missing or wrong Basic Auth", content_type = "application/json", body = crate::http::openapi::FailEnvelope,
+        (status = 401, description = "Missing or wrong Basic Auth", content_type = "application/json", body = FailEnvelope,
             headers(("WWW-Authenticate" = String, description = "`Basic realm=\"hr-bridge\"`")),
             example = json!({"status": "fail", "message": "authentication required"})),
-        (status = 413, description = "Body larger than `server.body_limit_bytes`", content_type = "application/json", body = crate::http::openapi::FailEnvelope,
+        (status = 413, description = "Body larger than `server.body_limit_bytes`", content_type = "application/json", body = FailEnvelope,
             example = json!({"status": "fail", "message": "request body is larger than 65536 bytes"})),
-        (status = 503, description = "Too many password checks queued, the database is unreachable, or the attempt could not be recorded in the audit trail (no answer goes out without its audit row)", content_type = "application/json", body = crate::http::openapi::FailEnvelope,
+        (status = 503, description = "Too many password checks queued, the database is unreachable, or the attempt could not be recorded in the audit trail (no answer goes out without its audit row)", content_type = "application/json", body = FailEnvelope,
             headers(("Retry-After" = String, description = "Seconds to wait")),
             example = json!({"status": "fail", "message": "too many password checks in progress; retry shortly"})),
     )
@@ -82,7 +77,7 @@ pub async fn authenticate(
     deadline: Option<Extension<RequestDeadline>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Json<LoginAnswer>, ApiError> {
     let request = parse(&body)?;
     let client = client_ip(peer.ip(), &headers, &state.trusted_proxies);
     // Run the check as its own task: a client that hangs up must not cancel it
@@ -97,23 +92,9 @@ pub async fn authenticate(
             .await
     })
     .await
-    .map_err(|e| ApiError::Internal(anyhow::anyhow!("authentication task failed: {e}")))?
-    .map_err(|e| match e {
-        AuthError::Busy(busy) => ApiError::from(busy),
-        AuthError::Db(db) => ApiError::from(db),
-        AuthError::Source(problem) => ApiError::SourceMisconfigured(problem.0),
-        AuthError::TimedOut => ApiError::TimedOut,
-        AuthError::Unrecorded(_) => ApiError::Unrecorded,
-    })?;
-    Ok(match outcome {
-        AuthOutcome::Success => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            r#"{"status":"success"}"#,
-        )
-            .into_response(),
-        AuthOutcome::Failure(_) => fail_response(StatusCode::OK, FAILED_MESSAGE),
-    })
+    .map_err(ApiError::TaskFailed)??;
+    Ok(Json(match outcome {
+        AuthOutcome::Success => LoginAnswer::success(),
+        AuthOutcome::Failure(_) => LoginAnswer::fail(FAILED_MESSAGE),
+    }))
 }

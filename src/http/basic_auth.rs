@@ -3,10 +3,9 @@
 //! a throttled client gets 429 with `Retry-After` and the fail envelope.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 use base64::engine::general_purpose::STANDARD;
@@ -15,7 +14,7 @@ use secrecy::SecretString;
 
 use super::client_addr::client_ip;
 use super::AppState;
-use crate::error::{fail_response, ApiError};
+use crate::error::ApiError;
 use crate::password::Verdict;
 
 /// Splits an `Authorization: Basic …` header into user and password.
@@ -30,20 +29,8 @@ fn parse_basic(value: &[u8]) -> Option<(String, SecretString)> {
     Some((user.to_owned(), SecretString::from(password.to_owned())))
 }
 
-/// 429 with the fail envelope and whole seconds (at least 1) to wait.
-fn throttled(retry_after: Duration) -> Response {
-    let mut response = fail_response(
-        StatusCode::TOO_MANY_REQUESTS,
-        "too many failed authentication attempts from this address; retry later",
-    );
-    let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
-    response
-}
-
-/// Lets the request through only with OMFLOW's credentials; 401 otherwise.
+/// Lets the request through only with OMFLOW's credentials; 401 otherwise, and
+/// 429 with `Retry-After` for an address that failed too often.
 pub async fn require_omflow(
     State(state): State<AppState>,
     request: Request,
@@ -69,7 +56,7 @@ pub async fn require_omflow(
         }
         Verdict::Throttled(retry_after) => {
             tracing::warn!(%client, "throttled failed OMFLOW Basic Auth attempts");
-            Ok(throttled(retry_after))
+            Err(ApiError::Throttled(retry_after))
         }
     }
 }

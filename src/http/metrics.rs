@@ -6,6 +6,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use crate::error::FailEnvelope;
 use crate::telemetry::metrics_handle;
 
 /// Prometheus text format. Answered 404 here when `server.metrics_listen` gives it a
@@ -16,7 +17,7 @@ use crate::telemetry::metrics_handle;
     tag = "operations",
     responses(
         (status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String),
-        (status = 404, description = "`server.metrics_listen` is set: /metrics is served there instead", content_type = "application/json", body = crate::http::openapi::FailEnvelope,
+        (status = 404, description = "`server.metrics_listen` is set: /metrics is served there instead", content_type = "application/json", body = FailEnvelope,
             example = json!({"status": "fail", "message": "not found"})),
     ),
 )]

@@ -1,15 +1,27 @@
-//! The HTTP surface: one file per endpoint group. Handlers extract, call one domain
-//! function and map the result; no SQL and no hashing happen here.
+//! The HTTP surface. `routes` is the one list of routes: it builds the router and
+//! the OpenAPI document together. One file per endpoint group; handlers extract,
+//! call one domain function and map the result; no SQL and no hashing happen here.
+//!
+//! Imports run one way: `routes` → handlers and `middleware` → `schema`, `gate`,
+//! this module's [`AppState`] → `crate::error` and the domain. `openapi` (the
+//! document's own part) is used by `routes` alone.
 
 pub mod authenticate;
 pub mod basic_auth;
 pub mod client_addr;
+pub mod docs;
+pub mod gate;
 pub mod health;
 pub mod metrics;
-pub mod openapi;
+pub mod middleware;
+mod openapi;
+pub mod routes;
+pub mod schema;
 pub mod sync;
 
 use std::sync::Arc;
+
+pub use gate::DatabaseGate;
 
 use crate::db::Db;
 use crate::password::{Authenticator, HashingPool, OmflowCredential};
@@ -32,7 +44,7 @@ pub struct AppState {
     /// Proxies whose `X-Forwarded-For` names the real client.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     /// Closed until the database has answered (and been migrated) at start-up.
-    pub startup: health::DatabaseGate,
+    pub startup: DatabaseGate,
     /// `server.request_timeout_secs`.
     pub request_timeout: std::time::Duration,
 }

@@ -7,9 +7,10 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
+use super::schema::SyncSuccess;
 use super::AppState;
 use crate::directory::{self, SyncFailure};
-use crate::error::ApiError;
+use crate::error::{ApiError, FailEnvelope};
 
 /// Bytes decompressed per chunk of the answer.
 const CHUNK: usize = 64 * 1024;
@@ -52,15 +53,15 @@ pub fn set_payload_gauges(users: usize, groups: usize, bytes: usize, origin: Ori
     request_body(content = Option<serde_json::Value>, description = "Ignored: none, `{}` or anything else (up to the body limit)", content_type = "application/json"),
     security(("omflow_basic_auth" = [])),
     responses(
-        (status = 200, description = "The directory", content_type = "application/json", body = crate::http::openapi::SyncSuccess),
-        (status = 401, description = "Missing or wrong Basic Auth", content_type = "application/json", body = crate::http::openapi::FailEnvelope,
+        (status = 200, description = "The directory", content_type = "application/json", body = SyncSuccess),
+        (status = 401, description = "Missing or wrong Basic Auth", content_type = "application/json", body = FailEnvelope,
             headers(("WWW-Authenticate" = String, description = "`Basic realm=\"hr-bridge\"`")),
             example = json!({"status": "fail", "message": "authentication required"})),
-        (status = 409, description = "Refused, OMFLOW should change nothing: the data breaks a rule, or the deletion guard tripped", content_type = "application/json", body = crate::http::openapi::FailEnvelope,
+        (status = 409, description = "Refused, OMFLOW should change nothing: the data breaks a rule, or the deletion guard tripped", content_type = "application/json", body = FailEnvelope,
             example = json!({"status": "fail", "message": "sync refused, OMFLOW should change nothing: 1 problem(s) in the HR data: email \"a@example.com\" is shared by employees \"alice\", \"bob\"", "problems": ["email \"a@example.com\" is shared by employees \"alice\", \"bob\""]})),
-        (status = 413, description = "Body larger than `server.body_limit_bytes`", content_type = "application/json", body = crate::http::openapi::FailEnvelope,
+        (status = 413, description = "Body larger than `server.body_limit_bytes`", content_type = "application/json", body = FailEnvelope,
             example = json!({"status": "fail", "message": "request body is larger than 65536 bytes"})),
-        (status = 503, description = "Database unreachable", content_type = "application/json", body = crate::http::openapi::FailEnvelope,
+        (status = 503, description = "Database unreachable", content_type = "application/json", body = FailEnvelope,
             headers(("Retry-After" = String, description = "Seconds to wait")),
             example = json!({"status": "fail", "message": "database unavailable"})),
     )

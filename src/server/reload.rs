@@ -23,8 +23,18 @@ pub type Loader = Arc<dyn Fn() -> Result<Settings, ConfigError> + Send + Sync>;
 pub enum Reload {
     /// The settings as they are configured now.
     Loaded(Arc<Settings>),
-    /// They no longer load (the reason, one line); the running ones stay.
-    Invalid(Arc<str>),
+    /// They no longer load; the running ones stay.
+    Invalid(Arc<ReloadError>),
+}
+
+/// Why a SIGHUP's settings did not load.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The blocking task that read them ended without an answer.
+    #[error(transparent)]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// The stream of reloads; each subscriber holds a clone and sees every SIGHUP
@@ -63,21 +73,25 @@ pub fn on_sighup(load: Loader) -> (Reloads, JoinHandle<()>) {
         };
         while hangup.recv().await.is_some() {
             let load = load.clone();
-            let reload = match tokio::task::spawn_blocking(move || load()).await {
-                Ok(Ok(settings)) => {
+            let loaded = match tokio::task::spawn_blocking(move || load()).await {
+                Ok(loaded) => loaded.map_err(ReloadError::from),
+                Err(e) => Err(ReloadError::from(e)),
+            };
+            let reload = match loaded {
+                Ok(settings) => {
                     tracing::info!("SIGHUP: re-read the configuration");
                     Reload::Loaded(Arc::new(settings))
                 }
-                Ok(Err(e)) => {
+                Err(ReloadError::Config(e)) => {
                     tracing::error!(
                         error = %e,
                         "SIGHUP: the configuration does not load; keeping the running settings"
                     );
-                    Reload::Invalid(e.to_string().into())
+                    Reload::Invalid(Arc::new(e.into()))
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "SIGHUP: re-reading the configuration failed");
-                    Reload::Invalid(e.to_string().into())
+                    Reload::Invalid(Arc::new(e))
                 }
             };
             sender.send_replace(Some(reload));

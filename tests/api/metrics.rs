@@ -52,6 +52,37 @@ on_all_backends!(
     }
 );
 
+/// A path that is no route is counted under one label, never under its own
+/// name: a scanner cannot make a series per path it tries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_paths_share_one_metrics_label() {
+    let Some(db) = TestDb::create(Backend::Sqlite).await else {
+        return;
+    };
+    let app = db.spawn().await;
+    let probe = format!("/scan-{}", uuid::Uuid::new_v4().simple());
+    for path in [probe.as_str(), "/sync/", "/.env"] {
+        let response = app
+            .client
+            .get(format!("{}{path}", app.base_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+    }
+    let text = metrics_text(&app).await;
+    assert!(
+        text.contains("hr_bridge_http_requests_total{route=\"unmatched\",status=\"404\"}"),
+        "{text}"
+    );
+    for path in [probe.as_str(), "/sync/", "/.env"] {
+        assert!(
+            !text.contains(&format!("route=\"{path}\"")),
+            "{path}:\n{text}"
+        );
+    }
+}
+
 on_all_backends!(
     every_response_carries_a_request_id,
     |db: TestDb| async move {
