@@ -9,6 +9,7 @@ pub mod error;
 pub mod escape;
 pub mod healthcheck;
 pub mod http;
+pub mod notify;
 pub mod password;
 pub mod preview;
 pub mod probe;
