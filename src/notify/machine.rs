@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::event::{cut, Refusal, MAX_NAMES};
 use super::message::{self, DbRole, Message};
-use super::store::{Prior, Since};
+use super::store::{Missed, Prior};
 
 /// A condition's states, as stored in `notify_state.state`.
 pub mod status {
@@ -37,7 +37,7 @@ pub struct Claim {
     pub subject: &'static str,
     pub to: &'static str,
     pub from: Prior,
-    pub since: Since,
+    pub missed: Missed,
     /// `None`: only record the state (this replica announced it already).
     pub message: Option<Message>,
     /// Whether to send anyway when the table cannot answer: this replica's own
@@ -133,7 +133,7 @@ impl Machine {
                 subject,
                 to,
                 from,
-                since: Since::Recorded,
+                missed: Missed::Nothing,
                 message: Some(message),
                 send_if_unsure,
             },
@@ -142,7 +142,7 @@ impl Machine {
                 subject,
                 to,
                 from: Prior::AnyOther,
-                since: Since::IfUnchangedSince(at),
+                missed: Missed::RecordIfUnchangedSince(at),
                 message: None,
                 send_if_unsure: false,
             },
@@ -150,7 +150,7 @@ impl Machine {
                 subject,
                 to,
                 from,
-                since: Since::OrUnchangedSince(at),
+                missed: Missed::OrUnchangedSince(at),
                 message: Some(message),
                 send_if_unsure,
             },
@@ -472,13 +472,13 @@ mod tests {
         m.claimed(&claim, Outcome::Unsure { sent: true }, at);
         let up = m.database(DbRole::Both, true, t0 + AFTER * 2, at);
         let c = claims(&up)[0];
-        assert_eq!(c.since, Since::OrUnchangedSince(unix_ms(at)));
+        assert_eq!(c.missed, Missed::OrUnchangedSince(unix_ms(at)));
         assert!(c.message.is_some());
         m.claimed(&c.clone(), Outcome::Recorded, at);
         // Recorded: later claims are plain again.
         m.database(DbRole::Both, false, t0 + AFTER * 3, at);
         let down = m.due(t0 + AFTER * 4, at);
-        assert_eq!(claims(&down)[0].since, Since::Recorded);
+        assert_eq!(claims(&down)[0].missed, Missed::Nothing);
     }
 
     #[test]
@@ -490,10 +490,10 @@ mod tests {
         let again = m.sync_refused(&guard(), at);
         let c = claims(&again)[0];
         assert_eq!(c.message, None);
-        assert_eq!(c.since, Since::IfUnchangedSince(unix_ms(at)));
+        assert_eq!(c.missed, Missed::RecordIfUnchangedSince(unix_ms(at)));
         let served = m.sync_served(at);
         let c = claims(&served)[0];
-        assert_eq!(c.since, Since::OrUnchangedSince(unix_ms(at)));
+        assert_eq!(c.missed, Missed::OrUnchangedSince(unix_ms(at)));
         assert_eq!(events(&served), ["sync_served_again"]);
     }
 

@@ -5,7 +5,7 @@
 //! - **Never in the way.** [`Notifier::notify`] only puts the event in a bounded
 //!   queue (full: the event is dropped and counted); a task decides, another posts
 //!   with a timeout and bounded retries. No request waits on either.
-//! - **One message per change of state.** The worker's [`machine`] turns events
+//! - **One message per change of state.** The worker's state machine (`machine.rs`) turns events
 //!   into changes (a refusal repeated every minute is one change; a database that
 //!   comes back within `after_secs` is none), and each change is claimed by a
 //!   compare-and-set on its row of `notify_state` in the state database: of several
@@ -19,17 +19,16 @@
 //! `failed`, `dropped`), `hr_bridge_notify_retries_total`,
 //! `hr_bridge_notify_events_dropped_total`, `hr_bridge_notify_deduplicated_total`.
 
-pub mod deliver;
+mod deliver;
 pub mod event;
 pub mod format;
-pub mod machine;
+mod machine;
 pub mod message;
 pub mod settings;
-mod store;
+pub mod store;
 
 pub use event::{Database, Event, Refusal};
 pub use settings::{webhook_url_carries_token, Format, NotifySettings, SettingsError};
-pub use store::{Claim as StoreClaim, Prior, Since};
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -451,7 +450,7 @@ async fn settle(
                 subject: claim.subject,
                 to: claim.to,
                 from: claim.from,
-                since: claim.since,
+                missed: claim.missed,
                 now_ms: machine::unix_ms(now),
             };
             match tokio::time::timeout(shared.tuning.claim_timeout, db.notify_claim(&row)).await {

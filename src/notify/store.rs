@@ -20,15 +20,15 @@ pub enum Prior {
 /// record it (the state database was down): `changed_at` older than the
 /// announcement means nobody has announced anything since.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Since {
+pub enum Missed {
     /// No such announcement.
-    Recorded,
+    Nothing,
     /// The change is also ours when the row has not changed since then (the store
     /// never learnt of our announcement, so nobody announced the way back).
     OrUnchangedSince(i64),
     /// Record only: we already announced this very state at that time; write it
     /// unless someone changed the row since.
-    IfUnchangedSince(i64),
+    RecordIfUnchangedSince(i64),
 }
 
 /// One compare-and-set on a condition's row.
@@ -37,7 +37,7 @@ pub struct Claim<'a> {
     pub subject: &'a str,
     pub to: &'a str,
     pub from: Prior,
-    pub since: Since,
+    pub missed: Missed,
     /// Unix milliseconds, stored as `changed_at` when the claim wins.
     pub now_ms: i64,
 }
@@ -50,10 +50,10 @@ impl Db {
             Prior::AnyOther => "state <> ?".to_owned(),
             Prior::OneOf(states) => format!("state IN ({})", vec!["?"; states.len()].join(", ")),
         };
-        let rule = match claim.since {
-            Since::Recorded => rule,
-            Since::OrUnchangedSince(_) => format!("({rule} OR changed_at < ?)"),
-            Since::IfUnchangedSince(_) => format!("({rule} AND changed_at < ?)"),
+        let rule = match claim.missed {
+            Missed::Nothing => rule,
+            Missed::OrUnchangedSince(_) => format!("({rule} OR changed_at < ?)"),
+            Missed::RecordIfUnchangedSince(_) => format!("({rule} AND changed_at < ?)"),
         };
         let update = format!(
             "UPDATE notify_state SET state = ?, changed_at = ? WHERE subject = ? AND {rule}"
@@ -72,9 +72,11 @@ impl Db {
                     }
                 }
             }
-            match claim.since {
-                Since::Recorded => {}
-                Since::OrUnchangedSince(at) | Since::IfUnchangedSince(at) => query = query.bind(at),
+            match claim.missed {
+                Missed::Nothing => {}
+                Missed::OrUnchangedSince(at) | Missed::RecordIfUnchangedSince(at) => {
+                    query = query.bind(at)
+                }
             }
             query.execute(pool).await?.rows_affected()
         });
@@ -83,7 +85,7 @@ impl Db {
         }
         // No row yet counts as "another state" and as "unchanged since".
         let insert_when_absent =
-            claim.from == Prior::AnyOther || matches!(claim.since, Since::OrUnchangedSince(_));
+            claim.from == Prior::AnyOther || matches!(claim.missed, Missed::OrUnchangedSince(_));
         if !insert_when_absent {
             return Ok(false);
         }

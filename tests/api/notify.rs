@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use hr_bridge::db::{Db, PoolSettings, Schema};
+use hr_bridge::notify::store::{Claim, Missed, Prior};
 use hr_bridge::notify::{
     Database, Event, Format, Notifier, NotifySettings, Options, Refusal, Stats, Tuning,
 };
@@ -579,6 +580,69 @@ on_all_backends!(
                 .map(|(s, _)| s),
             Some("refused_data".into())
         );
+    }
+);
+
+on_all_backends!(
+    claims_on_notify_state_follow_their_rules,
+    |state: TestDb| async move {
+        let owned = pool(&state.url);
+        let db = &owned;
+        db.migrate_schemas(&[Schema::State])
+            .await
+            .expect("migrates");
+        const WAS_DOWN: Prior = Prior::OneOf(&["down"]);
+        let claim = |subject, to, from, missed, now_ms| async move {
+            db.notify_claim(&Claim {
+                subject,
+                to,
+                from,
+                missed,
+                now_ms,
+            })
+            .await
+            .expect("claims")
+        };
+        let row = |subject| async move { db.notify_state(subject).await.expect("reads") };
+        // No row: "from down" finds nothing, "from any other" creates it, once.
+        assert!(!claim("c", "up", WAS_DOWN, Missed::Nothing, 10).await);
+        assert!(claim("c", "down", Prior::AnyOther, Missed::Nothing, 10).await);
+        assert!(!claim("c", "down", Prior::AnyOther, Missed::Nothing, 11).await);
+        assert_eq!(row("c").await, Some(("down".into(), 10)));
+        assert!(claim("c", "up", WAS_DOWN, Missed::Nothing, 20).await);
+        assert!(!claim("c", "up", WAS_DOWN, Missed::Nothing, 21).await);
+        // An outage announced at 25 that the table missed: its end is ours, since
+        // the row has not changed since; another replica's (announced at 28) is not,
+        // once the row changed at 30.
+        assert!(claim("c", "up", WAS_DOWN, Missed::OrUnchangedSince(25), 30).await);
+        assert!(!claim("c", "up", WAS_DOWN, Missed::OrUnchangedSince(28), 31).await);
+        assert_eq!(row("c").await, Some(("up".into(), 30)));
+        // Catching up on a state announced at 35: written while nobody changed the
+        // row since, not after.
+        assert!(
+            claim(
+                "c",
+                "down",
+                Prior::AnyOther,
+                Missed::RecordIfUnchangedSince(35),
+                40
+            )
+            .await
+        );
+        assert!(
+            !claim(
+                "c",
+                "up",
+                Prior::AnyOther,
+                Missed::RecordIfUnchangedSince(35),
+                41
+            )
+            .await
+        );
+        assert_eq!(row("c").await, Some(("down".into(), 40)));
+        // A missed announcement with no row at all: the row is created.
+        assert!(claim("d", "up", WAS_DOWN, Missed::OrUnchangedSince(5), 6).await);
+        assert_eq!(row("d").await, Some(("up".into(), 6)));
     }
 );
 
