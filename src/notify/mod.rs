@@ -5,9 +5,10 @@
 //! - **Never in the way.** [`Notifier::notify`] only puts the event in a bounded
 //!   queue (full: the event is dropped and counted); a task decides, another posts
 //!   with a timeout and bounded retries. No request waits on either.
-//! - **One message per change of state.** The worker's state machine (`machine.rs`) turns events
-//!   into changes (a refusal repeated every minute is one change; a database that
-//!   comes back within `after_secs` is none), and each change is claimed by a
+//! - **One message per change of state.** The worker's state machine
+//!   (`machine.rs`) turns events into changes (a refusal repeated every minute is
+//!   one change; a database that comes back within `after_secs` is none), and each
+//!   change is claimed by a
 //!   compare-and-set on its row of `notify_state` in the state database: of several
 //!   replicas seeing it, the one whose claim wins sends. When that database cannot
 //!   answer (it is the one down, say), each replica decides from its own view and
@@ -288,7 +289,10 @@ impl Notifier {
                 }
                 metrics::counter!("hr_bridge_notify_events_dropped_total").increment(1);
                 inner.shared.count(|s| s.events_dropped += 1);
-                tracing::warn!(event = ?job.kind_name(), "notification queue full; event dropped");
+                tracing::warn!(
+                    event = job.kind_name(),
+                    "notification queue full; event dropped"
+                );
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
