@@ -10,6 +10,7 @@ pub mod error;
 pub mod escape;
 pub mod healthcheck;
 pub mod http;
+pub mod notify;
 pub mod password;
 pub mod probe;
 pub mod server;

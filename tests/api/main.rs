@@ -20,6 +20,7 @@ mod hostile_keys;
 mod import;
 mod lockout;
 mod metrics;
+mod notify;
 mod openapi;
 mod operator;
 mod probe;
