@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod approvals;
 mod audit;
 mod authenticate;
 mod basic_auth;
@@ -16,6 +17,7 @@ mod guard;
 mod hash_caps;
 mod hash_formats;
 mod health;
+mod history;
 mod hostile_keys;
 mod import;
 mod lockout;

@@ -32,11 +32,15 @@ async fn tables(backend: Backend, url: &str) -> Vec<String> {
 }
 
 const HR_TABLES: [&str; 3] = ["department_members", "departments", "employees"];
-const STATE_TABLES: [&str; 6] = [
+const STATE_TABLES: [&str; 10] = [
     "_sqlx_migrations",
     "auth_audit",
     "auth_lockouts",
     "notify_state",
+    "sync_approval_drops",
+    "sync_approvals",
+    "sync_history",
+    "sync_history_names",
     "sync_snapshot",
     "sync_snapshot_pieces",
 ];
@@ -171,11 +175,20 @@ on_all_backends!(
         let output = run_mapped(&["migrate"], backend, &hr.url, &state.url, &[], "");
         let text = out(&output);
         assert!(output.status.success(), "{text}");
-        assert!(text.contains("built-in HR tables with rows"), "{text}");
-        // Every table kept; the only one added is the newer release's own.
+        // Every table kept; the only ones added are the newer releases' own.
         let after = tables(backend, &state.url).await;
         let added: Vec<&String> = after.iter().filter(|t| !before.contains(t)).collect();
-        assert_eq!(added, ["notify_state"], "{after:?}");
+        assert_eq!(
+            added,
+            [
+                "notify_state",
+                "sync_approval_drops",
+                "sync_approvals",
+                "sync_history",
+                "sync_history_names"
+            ],
+            "{after:?}"
+        );
         assert!(before.iter().all(|t| after.contains(t)), "{after:?}");
     }
 );

@@ -188,7 +188,7 @@ async fn write(db: &Db, call: CallRecord) -> Result<(), DbError> {
                 Err(e) => failed("approval", &e),
             }
         }
-        db.insert_sync_call(&row).await?;
+        insert(db, &row).await?;
         return Ok(());
     }
     let (Some(payload), digest) = (payload, row.digest.clone().unwrap_or_default()) else {
@@ -215,11 +215,11 @@ async fn write(db: &Db, call: CallRecord) -> Result<(), DbError> {
                 Err(e) => failed("approval", &e),
             }
         }
-        db.insert_sync_call(&row).await?;
+        insert(db, &row).await?;
         return Ok(());
     }
     row.names = "pending";
-    let id = db.insert_sync_call(&row).await?;
+    let id = insert(db, &row).await?;
     let all_drops = refusal.is_some();
     let diff = tokio::task::spawn_blocking(move || diff_names(previous.as_ref(), &payload, all_drops))
         .await;
@@ -271,6 +271,27 @@ async fn write(db: &Db, call: CallRecord) -> Result<(), DbError> {
     db.finish_sync_call(id, Some(diff.counts), state, None, approval)
         .await?;
     Ok(())
+}
+
+/// Attempts at writing a call's row while the database is unreachable.
+const ATTEMPTS: u32 = 6;
+
+/// Writes a call's row, retrying (with a growing pause, about half a minute in
+/// all) while the database is unreachable: the call that answered 503 during a
+/// short outage is then still recorded once it is back.
+async fn insert(db: &Db, row: &NewSyncCall) -> Result<i64, DbError> {
+    let mut pause = std::time::Duration::from_millis(500);
+    let mut attempt = 1;
+    loop {
+        match db.insert_sync_call(row).await {
+            Err(DbError::Unavailable(_)) if attempt < ATTEMPTS => {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Records the refusal's set as the pending approval; returns its id.
