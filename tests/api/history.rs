@@ -53,10 +53,10 @@ on_all_backends!(
         .await;
         assert_eq!(app.post_sync().await.status(), 200);
         // 4: invalid data.
-        app.exec("UPDATE employees SET email = 'e000@example.com' WHERE username = 'e001'")
+        app.exec("UPDATE departments SET active = FALSE WHERE group_no = 'ROOT'")
             .await;
         assert_eq!(app.post_sync().await.status(), 409);
-        app.exec("UPDATE employees SET email = 'e001@example.com' WHERE username = 'e001'")
+        app.exec("UPDATE departments SET active = TRUE WHERE group_no = 'ROOT'")
             .await;
         // 5: the guard.
         app.exec("UPDATE employees SET active = FALSE WHERE username IN ('e005', 'e006', 'e007')")
@@ -230,10 +230,10 @@ on_all_backends!(
         for chunk in (0..n).collect::<Vec<_>>().chunks(2000) {
             let rows: Vec<String> = chunk
                 .iter()
-                .map(|i| format!("('p{i:06}', 'p{i:06}@example.com', TRUE)"))
+                .map(|i| format!("('p{i:06}', 'p{i:06}@example.com', 'P', TRUE)"))
                 .collect();
             app.exec(&format!(
-                "INSERT INTO employees (username, email, active) VALUES {}",
+                "INSERT INTO employees (username, email, nick_name, active) VALUES {}",
                 rows.join(", ")
             ))
             .await;
