@@ -14,6 +14,7 @@ mod compression;
 mod connections;
 mod errors;
 mod guard;
+mod guard_reload;
 mod hash_caps;
 mod hash_formats;
 mod health;
