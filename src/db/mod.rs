@@ -2,6 +2,7 @@
 //! URL scheme at run time, its migrations, and every SQL statement the service runs.
 //! Callers see functions named for what they return; the dialects stay in here.
 
+mod activity;
 mod auth;
 mod directory;
 mod import;
@@ -9,6 +10,7 @@ mod migrations;
 mod rows;
 mod snapshot;
 
+pub use activity::{ActivityRow, NewActivity};
 pub use auth::{AuditEntry, MAX_AUDIT_BATCH};
 pub use import::{Cell, DirectoryTables, KeyRow, TableWrite};
 pub use migrations::Schema;

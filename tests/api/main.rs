@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod activity;
 mod audit;
 mod authenticate;
 mod basic_auth;
