@@ -1,6 +1,8 @@
-//! The operations the command line and the web console share: each takes the
-//! state database (and where needed the HR source) and returns typed results
-//! that both render their own way. SQL for them lives in `crate::db`.
+//! Operations the CLI and the web console share: each takes the state database
+//! (and, where needed, the source), returns typed results that serialize to JSON,
+//! and leaves printing or rendering to its caller. The SQL behind them lives in
+//! `crate::db`; nothing here writes a statement.
 
+pub mod activity;
 pub mod approvals;
 pub mod history;

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod activity;
 mod approvals;
 mod audit;
 mod authenticate;
