@@ -117,8 +117,14 @@ impl Application {
         let gate = DatabaseGate::closed();
         let (guard, guard_limits_now) = watch::channel(guard_limits(&settings.sync));
         let (history, history_writer) = crate::ops::history::Recorder::start(db.clone());
-        let mut state =
-            build_state(&settings, db.clone(), source.clone(), guard_limits_now, history).await?;
+        let mut state = build_state(
+            &settings,
+            db.clone(),
+            source.clone(),
+            guard_limits_now,
+            history,
+        )
+        .await?;
         state.startup = gate.clone();
         let (started_tx, started) = watch::channel(false);
         let mut tasks = vec![
@@ -262,8 +268,16 @@ async fn follow_guard_settings(
         };
         let new = &settings.sync;
         let changes: Vec<String> = [
-            ("sync.guard", format!("{:?}", running.guard), format!("{:?}", new.guard)),
-            ("sync.max_deletions", running.max_deletions.to_string(), new.max_deletions.to_string()),
+            (
+                "sync.guard",
+                format!("{:?}", running.guard),
+                format!("{:?}", new.guard),
+            ),
+            (
+                "sync.max_deletions",
+                running.max_deletions.to_string(),
+                new.max_deletions.to_string(),
+            ),
             (
                 "sync.max_deletion_ratio",
                 running.max_deletion_ratio.to_string(),

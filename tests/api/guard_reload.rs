@@ -121,6 +121,19 @@ on_all_backends!(
             .status()
             .unwrap()
             .success());
+        // The drop must come after the reload: served under the old limit, it
+        // would be in the snapshot already and nothing would be left to refuse.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("sync.max_deletions 5 -> 0")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the second SIGHUP was not applied"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         pool.execute_script("UPDATE employees SET active = FALSE WHERE username = 'e004'")
             .await
             .unwrap();
@@ -144,6 +157,9 @@ on_all_backends!(
         );
         assert!(!logged.contains("guard_min_objects 10"), "{logged}");
         pool.close().await;
-        assert!(server.0.try_wait().unwrap().is_none(), "serve exited on SIGHUP");
+        assert!(
+            server.0.try_wait().unwrap().is_none(),
+            "serve exited on SIGHUP"
+        );
     }
 );
