@@ -54,7 +54,6 @@ impl From<SourceError> for AuthError {
         match e {
             SourceError::Db(db) => Self::Db(db),
             SourceError::Query(q) => Self::Source(q),
-            SourceError::Cancelled => Self::Db(DbError::Config(e.to_string())),
         }
     }
 }
