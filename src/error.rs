@@ -40,7 +40,7 @@ pub enum ApiError {
     #[error("too many password checks in progress; retry shortly")]
     Busy,
     #[error("database unavailable")]
-    DatabaseUnavailable(#[source] DbError),
+    DatabaseUnavailable(#[source] Arc<DbError>),
     #[error("waiting for the database at start-up; retry shortly")]
     Starting,
     /// `/readyz`: not ready to serve OMFLOW.
@@ -117,7 +117,7 @@ fn rejection_message(status: StatusCode) -> String {
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {
-            DbError::Unavailable(_) => Self::DatabaseUnavailable(e),
+            DbError::Unavailable(_) => Self::DatabaseUnavailable(Arc::new(e)),
             other => Self::Internal(other.into()),
         }
     }
@@ -128,11 +128,10 @@ impl From<SyncFailure> for ApiError {
         match e {
             SyncFailure::Invalid(problems) => Self::InvalidData(problems),
             SyncFailure::GuardTripped(refusal) => Self::DeletionGuard(refusal.message.clone()),
-            SyncFailure::Unavailable(cause) => {
-                Self::DatabaseUnavailable(DbError::Unavailable(sqlx::Error::Protocol(cause)))
-            }
-            SyncFailure::Query(problem) => Self::SourceMisconfigured(problem),
-            SyncFailure::Internal(cause) => Self::Internal(anyhow::anyhow!(cause)),
+            SyncFailure::Unavailable(cause) => Self::DatabaseUnavailable(cause),
+            SyncFailure::Query(problem) => Self::SourceMisconfigured(problem.0),
+            SyncFailure::Failed(cause) => Self::Internal(anyhow::Error::new(cause)),
+            SyncFailure::Lost => Self::Panicked,
         }
     }
 }

@@ -144,4 +144,53 @@ mod tests {
         assert_eq!(first_control("abc"), None);
         assert_eq!(code_point('\u{1b}'), "U+001B");
     }
+
+    /// Reads back what [`quote`] wrote.
+    fn unquote(text: &str) -> Option<String> {
+        let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+        let mut out = String::new();
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            if c == '"' {
+                return None; // an unescaped quote inside
+            }
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match chars.next()? {
+                'n' => out.push('\n'),
+                'r' => out.push('\r'),
+                't' => out.push('\t'),
+                c @ ('"' | '\\') => out.push(c),
+                'u' => {
+                    let rest: String = chars.by_ref().take_while(|c| *c != '}').collect();
+                    let hex = rest.strip_prefix('{')?;
+                    out.push(char::from_u32(u32::from_str_radix(hex, 16).ok()?)?);
+                }
+                _ => return None,
+            }
+        }
+        Some(out)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escaped_text_holds_no_control_character(text in proptest::prelude::any::<String>()) {
+            let shown = escape(&text).to_string();
+            proptest::prop_assert_eq!(first_control(&shown), None);
+            let quoted = quote(&text).to_string();
+            proptest::prop_assert_eq!(first_control(&quoted), None);
+        }
+
+        #[test]
+        fn quoting_is_reversible(text in proptest::prelude::any::<String>()) {
+            proptest::prop_assert_eq!(unquote(&quote(&text).to_string()), Some(text));
+        }
+
+        #[test]
+        fn text_without_controls_is_shown_as_it_is(text in "[^\\p{C}\u{2028}-\u{202e}\u{2060}-\u{206f}\u{ad}\u{61c}\u{180e}\u{200b}-\u{200f}\u{feff}\u{fff9}-\u{fffb}]*") {
+            proptest::prop_assert_eq!(escape(&text).to_string(), text);
+        }
+    }
 }

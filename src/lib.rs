@@ -8,6 +8,7 @@ pub mod db;
 pub mod directory;
 pub mod error;
 pub mod escape;
+pub mod fields;
 pub mod healthcheck;
 pub mod http;
 pub mod notify;

@@ -5,6 +5,7 @@ use sqlx::{Acquire, QueryBuilder};
 use super::auth::EXACT_USERNAME;
 use super::Credentials;
 use super::{on_pool, Db, DbError, DepartmentRow, EmployeeRow, MembershipRow};
+use crate::fields::{self, DepartmentField, EmployeeField, MembershipField};
 
 /// Rows per multi-row INSERT: well under every backend's bind-parameter limit.
 const INSERT_CHUNK: usize = 1000;
@@ -86,47 +87,46 @@ impl Db {
         chunks: impl Iterator<Item = (Vec<EmployeeRow>, Vec<MembershipRow>)>,
         hash: &str,
     ) -> Result<(), DbError> {
+        // Columns from the field lists: the binds below follow the same lists.
+        let insert = |table: &str, columns: &[&str]| {
+            format!("INSERT INTO {table} ({}) ", columns.join(", "))
+        };
+        let departments_sql = insert("departments", &fields::DEPARTMENT_TABLE);
+        let employees_sql = insert("employees", &fields::EMPLOYEE_TABLE);
+        let members_sql = insert("department_members", &fields::MEMBERSHIP_COLUMNS);
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let conn = tx.acquire().await?;
             for chunk in departments.chunks(INSERT_CHUNK) {
-                let mut qb = QueryBuilder::new(
-                    "INSERT INTO departments (group_no, display_name, parent_group_no, active) ",
-                );
+                let mut qb = QueryBuilder::new(&departments_sql);
                 qb.push_values(chunk, |mut b, d| {
-                    b.push_bind(&d.group_no)
-                        .push_bind(&d.display_name)
-                        .push_bind(&d.parent_group_no)
-                        .push_bind(d.active);
+                    for field in DepartmentField::ALL {
+                        b.push_bind(d.field(field));
+                    }
+                    b.push_bind(d.active);
                 });
                 qb.build().execute(&mut *conn).await?;
             }
             for (employees, memberships) in chunks {
                 for chunk in employees.chunks(INSERT_CHUNK) {
-                    let mut qb = QueryBuilder::new(
-                        "INSERT INTO employees (username, email, nick_name, ad_no, company, phone1, \
-                         phone2, extension_no, gender, password_hash, active) ",
-                    );
+                    let mut qb = QueryBuilder::new(&employees_sql);
                     qb.push_values(chunk, |mut b, e| {
-                        b.push_bind(&e.username)
-                            .push_bind(&e.email)
-                            .push_bind(&e.nick_name)
-                            .push_bind(&e.ad_no)
-                            .push_bind(&e.company)
-                            .push_bind(&e.phone1)
-                            .push_bind(&e.phone2)
-                            .push_bind(&e.extension_no)
-                            .push_bind(&e.gender)
-                            .push_bind(hash)
-                            .push_bind(e.active);
+                        for field in EmployeeField::ALL {
+                            b.push_bind(e.field(field));
+                        }
+                        b.push_bind(hash).push_bind(e.active);
                     });
                     qb.build().execute(&mut *conn).await?;
                 }
                 for chunk in memberships.chunks(INSERT_CHUNK) {
-                    let mut qb =
-                        QueryBuilder::new("INSERT INTO department_members (group_no, username) ");
+                    let mut qb = QueryBuilder::new(&members_sql);
                     qb.push_values(chunk, |mut b, m| {
-                        b.push_bind(&m.group_no).push_bind(&m.username);
+                        for field in MembershipField::ALL {
+                            b.push_bind(match field {
+                                MembershipField::GroupNo => &m.group_no,
+                                MembershipField::Username => &m.username,
+                            });
+                        }
                     });
                     qb.build().execute(&mut *conn).await?;
                 }

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use sqlx::QueryBuilder;
 
-use super::{on_pool, Backend, Db, DbError, MembershipRow};
+use super::{on_pool, Backend, Db, DbError};
+use crate::fields;
 
 /// One CSV or database value: text (NULL as `None`) or a boolean.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,36 +61,6 @@ pub struct KeyRow<'a> {
     pub values: Vec<&'a str>,
 }
 
-/// An employee as stored, every column, for comparing with a file.
-#[derive(sqlx::FromRow)]
-struct StoredEmployee {
-    username: String,
-    email: String,
-    nick_name: String,
-    ad_no: Option<String>,
-    company: Option<String>,
-    phone1: Option<String>,
-    phone2: Option<String>,
-    extension_no: Option<String>,
-    gender: Option<String>,
-    password_hash: Option<String>,
-    /// `None` for a value that is neither true nor false (see [`active_column`]).
-    active: Option<bool>,
-}
-
-/// A department as stored, for comparing with a file.
-#[derive(sqlx::FromRow)]
-struct StoredDepartment {
-    group_no: String,
-    display_name: String,
-    parent_group_no: Option<String>,
-    active: Option<bool>,
-}
-
-fn text(value: &Option<String>) -> Cell {
-    Cell::Text(value.clone())
-}
-
 /// `active` as something every stored row can be read as. SQLite may hold rows
 /// from before the schema refused non-booleans (`'true'` as text): read those as
 /// NULL rather than fail the whole import, so that a file listing the row differs
@@ -107,70 +78,57 @@ fn active_cell(value: Option<bool>) -> Cell {
 }
 
 impl Db {
-    /// Every employee (with hash), department and membership, active or not.
+    /// Every employee (with hash), department and membership, active or not,
+    /// each row as its table's columns (from [`crate::fields`]) to values.
     pub async fn directory_tables(&self) -> Result<DirectoryTables, DbError> {
         let active = active_column(self.backend());
-        let employees_sql = format!(
-            "SELECT username, email, nick_name, ad_no, company, phone1, phone2, \
-             extension_no, gender, password_hash, {active} FROM employees"
-        );
-        let departments_sql =
-            format!("SELECT group_no, display_name, parent_group_no, {active} FROM departments");
-        let members_sql = "SELECT group_no, username FROM department_members";
-        let (employees, departments, members) = on_pool!(self, |pool| {
+        let select = |table: &str, columns: &[&'static str]| {
+            let list: Vec<&str> = columns
+                .iter()
+                .map(|c| if *c == fields::ACTIVE { active } else { c })
+                .collect();
+            format!("SELECT {} FROM {table}", list.join(", "))
+        };
+        let employees_sql = select("employees", &fields::EMPLOYEE_TABLE);
+        let departments_sql = select("departments", &fields::DEPARTMENT_TABLE);
+        let members_sql = select("department_members", &fields::MEMBERSHIP_COLUMNS);
+        // Each row by column name: text columns as text (NULL as `None`),
+        // `active` as a boolean (unreadable values as neither).
+        macro_rules! cells {
+            ($row:expr, $columns:expr) => {{
+                let mut cells = BTreeMap::new();
+                for column in $columns {
+                    let cell = if column == fields::ACTIVE {
+                        active_cell(sqlx::Row::try_get::<Option<bool>, _>($row, column)?)
+                    } else {
+                        Cell::Text(sqlx::Row::try_get::<Option<String>, _>($row, column)?)
+                    };
+                    cells.insert(column, cell);
+                }
+                cells
+            }};
+        }
+        let tables = on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let e = sqlx::query_as::<_, StoredEmployee>(&employees_sql)
-                .fetch_all(&mut *tx)
-                .await?;
-            let d = sqlx::query_as::<_, StoredDepartment>(&departments_sql)
-                .fetch_all(&mut *tx)
-                .await?;
-            let m = sqlx::query_as::<_, MembershipRow>(members_sql)
-                .fetch_all(&mut *tx)
-                .await?;
+            let e = sqlx::query(&employees_sql).fetch_all(&mut *tx).await?;
+            let d = sqlx::query(&departments_sql).fetch_all(&mut *tx).await?;
+            let m = sqlx::query(&members_sql).fetch_all(&mut *tx).await?;
             tx.commit().await?;
-            (e, d, m)
+            let mut tables = DirectoryTables::default();
+            for row in &e {
+                tables.employees.push(cells!(row, fields::EMPLOYEE_TABLE));
+            }
+            for row in &d {
+                tables
+                    .departments
+                    .push(cells!(row, fields::DEPARTMENT_TABLE));
+            }
+            for row in &m {
+                tables.members.push(cells!(row, fields::MEMBERSHIP_COLUMNS));
+            }
+            tables
         });
-        Ok(DirectoryTables {
-            employees: employees
-                .into_iter()
-                .map(|e| {
-                    BTreeMap::from([
-                        ("username", Cell::Text(Some(e.username))),
-                        ("email", Cell::Text(Some(e.email))),
-                        ("nick_name", Cell::Text(Some(e.nick_name))),
-                        ("ad_no", text(&e.ad_no)),
-                        ("company", text(&e.company)),
-                        ("phone1", text(&e.phone1)),
-                        ("phone2", text(&e.phone2)),
-                        ("extension_no", text(&e.extension_no)),
-                        ("gender", text(&e.gender)),
-                        ("password_hash", text(&e.password_hash)),
-                        ("active", active_cell(e.active)),
-                    ])
-                })
-                .collect(),
-            departments: departments
-                .into_iter()
-                .map(|d| {
-                    BTreeMap::from([
-                        ("group_no", Cell::Text(Some(d.group_no))),
-                        ("display_name", Cell::Text(Some(d.display_name))),
-                        ("parent_group_no", text(&d.parent_group_no)),
-                        ("active", active_cell(d.active)),
-                    ])
-                })
-                .collect(),
-            members: members
-                .into_iter()
-                .map(|m| {
-                    BTreeMap::from([
-                        ("group_no", Cell::Text(Some(m.group_no))),
-                        ("username", Cell::Text(Some(m.username))),
-                    ])
-                })
-                .collect(),
-        })
+        Ok(tables)
     }
 
     /// Pairs of `rows` (indices, the smaller first; at least one of them from a

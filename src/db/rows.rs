@@ -1,5 +1,7 @@
 //! Plain rows as the database returns them; the domain turns them into meaning.
 
+use crate::fields::{DepartmentField, EmployeeField};
+
 /// An employee as stored, minus the password hash.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct EmployeeRow {
@@ -15,6 +17,23 @@ pub struct EmployeeRow {
     pub active: bool,
 }
 
+impl EmployeeRow {
+    /// The value of `field` (`None` for NULL).
+    pub fn field(&self, field: EmployeeField) -> Option<&str> {
+        match field {
+            EmployeeField::Username => Some(&self.username),
+            EmployeeField::Email => Some(&self.email),
+            EmployeeField::NickName => Some(&self.nick_name),
+            EmployeeField::AdNo => self.ad_no.as_deref(),
+            EmployeeField::Company => self.company.as_deref(),
+            EmployeeField::Phone1 => self.phone1.as_deref(),
+            EmployeeField::Phone2 => self.phone2.as_deref(),
+            EmployeeField::ExtensionNo => self.extension_no.as_deref(),
+            EmployeeField::Gender => self.gender.as_deref(),
+        }
+    }
+}
+
 /// A department as stored.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DepartmentRow {
@@ -22,6 +41,17 @@ pub struct DepartmentRow {
     pub display_name: String,
     pub parent_group_no: Option<String>,
     pub active: bool,
+}
+
+impl DepartmentRow {
+    /// The value of `field` (`None` for NULL).
+    pub fn field(&self, field: DepartmentField) -> Option<&str> {
+        match field {
+            DepartmentField::GroupNo => Some(&self.group_no),
+            DepartmentField::DisplayName => Some(&self.display_name),
+            DepartmentField::ParentGroupNo => self.parent_group_no.as_deref(),
+        }
+    }
 }
 
 /// One membership of an employee in a department.

@@ -2,151 +2,27 @@
 //! departments first (all of them: the tree is small and validation needs it),
 //! then employees in username order, then memberships in (group_no, username)
 //! order. Each employee is checked and written out as it arrives; memory keeps only
-//! what the rules need (usernames, lower-cased emails, the department tree), and
-//! the JSON goes straight into an LZ4 frame with a running XXH3 digest.
+//! what the rules need (usernames, lower-cased emails in a [`StrArena`], the
+//! department tree), and the JSON goes straight into the [`PayloadWriter`]. The
+//! rules themselves live in [`super::validate`]; each cell is read by its field
+//! ([`crate::fields`]), never by position.
 
+use std::borrow::Cow;
 use std::io::Write;
 
-use lz4_flex::frame::FrameEncoder;
-use serde::Serialize;
-use xxhash_rust::xxh3::{xxh3_64, Xxh3};
+use xxhash_rust::xxh3::xxh3_64;
 
+pub use super::arena::StrArena;
 use super::findings::Findings;
 use super::keys::{key_problem, shown, Key};
-use super::payload::{normalise_gender, Pieces, SyncPayload};
-use super::validate::{self, Problem};
+use super::payload::{normalise_gender, SyncPayload};
+use super::validate::{self, active_reason, bad_value as bad, Problem};
+use super::writer::{write_object, PayloadWriter};
 use crate::db::DepartmentRow;
 use crate::escape::quote;
+use crate::fields::{DepartmentField, EmployeeField, Field, MembershipField};
+use crate::source::rows::{text, Layout, MissingColumn};
 use crate::source::{Batch, RawRow, Value};
-use std::borrow::Cow;
-
-/// Bytes gathered before they are hashed and compressed.
-const CHUNK: usize = 64 * 1024;
-
-/// Strings stored end to end, in the order pushed: far leaner than one `String`
-/// each when there are a million of them.
-#[derive(Debug, Default)]
-pub struct StrArena {
-    text: String,
-    ends: Vec<u32>,
-}
-
-impl StrArena {
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    pub fn get(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.text[start..self.ends[i] as usize]
-    }
-
-    pub fn last(&self) -> Option<&str> {
-        self.len().checked_sub(1).map(|i| self.get(i))
-    }
-
-    fn push(&mut self, s: &str) {
-        self.text.push_str(s);
-        self.ends
-            .push(u32::try_from(self.text.len()).unwrap_or(u32::MAX));
-    }
-
-    /// For an arena pushed in sorted order: is `s` in it?
-    pub fn contains_sorted(&self, s: &str) -> bool {
-        let (mut lo, mut hi) = (0, self.len());
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            match self.get(mid).cmp(s) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return true,
-            }
-        }
-        false
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
-        (0..self.len()).map(|i| self.get(i))
-    }
-}
-
-/// The JSON on its way into the compressed payload, hashed as it goes.
-struct PayloadWriter {
-    pending: Vec<u8>,
-    hasher: Xxh3,
-    encoder: FrameEncoder<Pieces>,
-    len: usize,
-}
-
-impl PayloadWriter {
-    fn new() -> Self {
-        Self {
-            pending: Vec::with_capacity(CHUNK + 1024),
-            hasher: Xxh3::new(),
-            encoder: FrameEncoder::new(Pieces::default()),
-            len: 0,
-        }
-    }
-
-    fn drain(&mut self) -> std::io::Result<()> {
-        self.hasher.update(&self.pending);
-        self.encoder.write_all(&self.pending)?;
-        self.len += self.pending.len();
-        self.pending.clear();
-        Ok(())
-    }
-
-    fn finish(mut self, users: usize, groups: usize) -> std::io::Result<SyncPayload> {
-        self.drain()?;
-        let compressed = self.encoder.finish().map_err(std::io::Error::other)?;
-        Ok(SyncPayload {
-            compressed: compressed.finish(),
-            bytes: self.len,
-            users,
-            groups,
-            digest: format!("{:032x}", self.hasher.digest128()),
-        })
-    }
-}
-
-impl Write for PayloadWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.write_all(data)?;
-        Ok(data.len())
-    }
-
-    // The JSON serializer writes a few bytes at a time: no retry loop around them.
-    #[inline]
-    fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
-        self.pending.extend_from_slice(data);
-        if self.pending.len() >= CHUNK {
-            self.drain()?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// OMFLOW's field names, at the JSON boundary only.
-#[derive(Serialize)]
-struct UserInfo<'a> {
-    username: &'a str,
-    email: &'a str,
-    nick_name: &'a str,
-    ad_no: &'a str,
-    company: &'a str,
-    phone1: &'a str,
-    phone2: &'a str,
-    extension_no: &'a str,
-    gender: &'static str,
-}
 
 /// A payload that passed every rule, with the keys the deletion guard compares.
 #[derive(Debug)]
@@ -169,6 +45,10 @@ pub enum BuildError {
     Write(#[from] std::io::Error),
     #[error("could not write the payload: {0}")]
     Json(#[from] serde_json::Error),
+    /// The rows lack a field the payload needs (a read that does not follow
+    /// [`crate::fields`]): refused, never served as empty values.
+    #[error("the {0} read holds {1}")]
+    Columns(&'static str, MissingColumn),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -218,27 +98,23 @@ struct OpenGroup {
     last_member: Option<String>,
 }
 
-fn bad(record: String, column: &str, reason: String) -> Problem {
-    Problem::BadValue {
-        record,
-        column: column.to_owned(),
-        reason,
+/// Where each field sits in a batch, found by name; `active` must be there
+/// when the source's query has it.
+fn layout<F: Field>(
+    rows: &crate::source::Rows,
+    what: &'static str,
+    active: bool,
+) -> Result<Layout<F>, BuildError> {
+    let at = rows
+        .layout::<F>()
+        .map_err(|missing| BuildError::Columns(what, missing))?;
+    if active && !at.has_active() {
+        return Err(BuildError::Columns(
+            what,
+            MissingColumn(crate::fields::ACTIVE),
+        ));
     }
-}
-
-use crate::source::rows::text;
-
-fn active_reason(value: &Value) -> String {
-    let shown = match value {
-        Value::Null => "NULL".to_owned(),
-        Value::Text(s) => quote(s).to_string(),
-        Value::Int(i) => i.to_string(),
-        Value::Float(f) => f.to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Invalid(bytes) => quote(&String::from_utf8_lossy(bytes)).to_string(),
-        Value::Other(t) => format!("a value of type {t}"),
-    };
-    format!("is {shown}, which is neither true nor false (use a boolean or 0/1)")
+    Ok(at)
 }
 
 impl Builder {
@@ -270,20 +146,23 @@ impl Builder {
     pub fn push(&mut self, batch: Batch) -> Result<(), BuildError> {
         match batch {
             Batch::Departments(rows) => {
+                let at = layout(&rows, "departments", self.departments_active)?;
                 for row in rows.iter() {
-                    self.department(row);
+                    self.department(row, &at);
                 }
             }
             Batch::Employees(rows) => {
+                let at = layout(&rows, "employees", self.employees_active)?;
                 self.advance(Phase::Employees)?;
                 for row in rows.iter() {
-                    self.employee(row)?;
+                    self.employee(row, &at)?;
                 }
             }
             Batch::Memberships(rows) => {
+                let at = layout(&rows, "memberships", false)?;
                 self.advance(Phase::Memberships)?;
                 for row in rows.iter() {
-                    self.membership(row)?;
+                    self.membership(row, &at)?;
                 }
             }
         }
@@ -316,11 +195,9 @@ impl Builder {
         Ok(())
     }
 
-    fn department(&mut self, row: RawRow<'_>) {
+    fn department(&mut self, row: RawRow<'_>, at: &Layout<DepartmentField>) {
         let n = self.departments.len() + 1;
-        let (group_no, display_name, parent, active) =
-            (row.get(0), row.get(1), row.get(2), row.get(3));
-        let group_no = match text(group_no) {
+        let group_no = match text(row.field(at, DepartmentField::GroupNo)) {
             Ok(g) => g.map(Cow::into_owned).unwrap_or_default(),
             Err(reason) => {
                 self.refuse(bad(format!("department row {n}"), "group_no", reason));
@@ -329,6 +206,7 @@ impl Builder {
         };
         let record = format!("department {}", shown(&group_no));
         let active = if self.departments_active {
+            let active = row.active(at).unwrap_or(Value::Null);
             match active.as_active() {
                 Some(a) => a,
                 None => {
@@ -344,17 +222,17 @@ impl Builder {
                 self.refuse(bad(record.clone(), "group_no", reason));
             }
         }
-        let mut field = |name: &str, value: Value| match text(value) {
-            Ok(v) => Some(v.map(Cow::into_owned)),
+        let mut field = |field: DepartmentField| match text(row.field(at, field)) {
+            Ok(v) => v.map(Cow::into_owned),
             Err(reason) => {
                 if active {
-                    self.refuse(bad(record.clone(), name, reason));
+                    self.refuse(bad(record.clone(), field.name(), reason));
                 }
                 None
             }
         };
-        let display_name = field("display_name", display_name).flatten();
-        let parent = field("parent_group_no", parent).flatten();
+        let display_name = field(DepartmentField::DisplayName);
+        let parent = field(DepartmentField::ParentGroupNo);
         self.departments.push(DepartmentRow {
             group_no,
             display_name: display_name.unwrap_or_default(),
@@ -380,13 +258,10 @@ impl Builder {
             .collect();
     }
 
-    fn employee(&mut self, row: RawRow<'_>) -> Result<(), BuildError> {
+    fn employee(&mut self, row: RawRow<'_>, at: &Layout<EmployeeField>) -> Result<(), BuildError> {
         self.employee_rows += 1;
         let n = self.employee_rows;
-        let cells: [Value; 10] = std::array::from_fn(|i| row.get(i));
-        let [username, email, nick_name, ad_no, company, phone1, phone2, extension_no, gender, active] =
-            cells;
-        let username = match text(username) {
+        let username = match text(row.field(at, EmployeeField::Username)) {
             Ok(u) => u.unwrap_or_default(),
             Err(reason) => {
                 self.refuse(bad(format!("employee row {n}"), "username", reason));
@@ -411,6 +286,7 @@ impl Builder {
         // Named only when there is something to say about it.
         let record = || format!("employee {}", shown(&username));
         if self.employees_active {
+            let active = row.active(at).unwrap_or(Value::Null);
             match active.as_active() {
                 Some(true) => {}
                 Some(false) => {
@@ -425,30 +301,24 @@ impl Builder {
                 }
             }
         }
-        let mut fields: [Option<Cow<str>>; 8] = Default::default();
+        // Every other field as text, in the slot of its field.
+        let mut values: [Option<Cow<str>>; EmployeeField::ALL.len()] = Default::default();
         let mut ok = true;
-        for (i, (name, value)) in [
-            ("email", email),
-            ("nick_name", nick_name),
-            ("ad_no", ad_no),
-            ("company", company),
-            ("phone1", phone1),
-            ("phone2", phone2),
-            ("extension_no", extension_no),
-            ("gender", gender),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            match text(value) {
-                Ok(v) => fields[i] = v,
+        for field in EmployeeField::ALL {
+            if field == EmployeeField::Username {
+                continue;
+            }
+            match text(row.field(at, field)) {
+                Ok(v) => values[field.index()] = v,
                 Err(reason) => {
-                    self.refuse(bad(record(), name, reason));
+                    self.refuse(bad(record(), field.name(), reason));
                     ok = false;
                 }
             }
         }
-        let email = fields[0].take().unwrap_or_default();
+        let email = values[EmployeeField::Email.index()]
+            .take()
+            .unwrap_or_default();
         if username.is_empty() {
             self.refuse(Problem::EmptyUsername {
                 email: email.to_string(),
@@ -471,8 +341,9 @@ impl Builder {
         }
         let ordinal = u32::try_from(self.users.len()).unwrap_or(u32::MAX);
         self.users.push(&username);
-        let gender = normalise_gender(fields[7].as_deref());
-        if let Some(raw) = fields[7].as_deref() {
+        let raw_gender = values[EmployeeField::Gender.index()].as_deref();
+        let gender = normalise_gender(raw_gender);
+        if let Some(raw) = raw_gender {
             if gender.is_empty() && !raw.trim().is_empty() {
                 self.findings.unknown_gender(raw, &username);
             }
@@ -487,33 +358,39 @@ impl Builder {
         if !ok || self.out.is_none() {
             return Ok(());
         }
-        fn s<'a>(v: &'a Option<Cow<'_, str>>) -> &'a str {
-            v.as_deref().unwrap_or("")
-        }
-        let info = UserInfo {
-            username: &username,
-            email: &email,
-            nick_name: s(&fields[1]),
-            ad_no: s(&fields[2]),
-            company: s(&fields[3]),
-            phone1: s(&fields[4]),
-            phone2: s(&fields[5]),
-            extension_no: s(&fields[6]),
-            gender,
-        };
         if let Some(out) = &mut self.out {
             if ordinal > 0 {
                 out.write_all(b",")?;
             }
-            serde_json::to_writer(&mut *out, &info)?;
+            // OMFLOW's field names, at the JSON boundary only; a NULL is "".
+            write_object(
+                out,
+                EmployeeField::ALL.iter().map(|&field| {
+                    let value = match field {
+                        EmployeeField::Username => &*username,
+                        EmployeeField::Email => &*email,
+                        EmployeeField::Gender => gender,
+                        other => values[other.index()].as_deref().unwrap_or(""),
+                    };
+                    (field.name(), value)
+                }),
+            )?;
+            out.write_all(b"}")?;
         }
         Ok(())
     }
 
-    fn membership(&mut self, row: RawRow<'_>) -> Result<(), BuildError> {
+    fn membership(
+        &mut self,
+        row: RawRow<'_>,
+        at: &Layout<MembershipField>,
+    ) -> Result<(), BuildError> {
         // A membership that cannot be read names no served pair: it is left out,
         // like any membership of an unknown employee or department, and counted.
-        let (Ok(Some(group_no)), Ok(Some(username))) = (text(row.get(0)), text(row.get(1))) else {
+        let (Ok(Some(group_no)), Ok(Some(username))) = (
+            text(row.field(at, MembershipField::GroupNo)),
+            text(row.field(at, MembershipField::Username)),
+        ) else {
             self.findings.unreadable_memberships += 1;
             return Ok(());
         };
@@ -607,14 +484,11 @@ impl Builder {
             if self.next_group > 0 {
                 out.write_all(b",")?;
             }
-            out.write_all(br#"{"display_name":"#)?;
-            serde_json::to_writer(&mut *out, &department.display_name)?;
-            out.write_all(br#","group_no":"#)?;
-            serde_json::to_writer(&mut *out, &department.group_no)?;
-            out.write_all(br#","parent_group_no":"#)?;
-            serde_json::to_writer(
-                &mut *out,
-                department.parent_group_no.as_deref().unwrap_or(""),
+            write_object(
+                out,
+                DepartmentField::PAYLOAD_ORDER
+                    .iter()
+                    .map(|&field| (field.name(), department.field(field).unwrap_or(""))),
             )?;
             out.write_all(br#","user_list":["#)?;
         }
@@ -645,7 +519,12 @@ impl Builder {
         for username in std::mem::take(&mut self.duplicate_usernames) {
             self.problems.push(Problem::DuplicateUsername { username });
         }
-        self.email_problems();
+        let emails = std::mem::take(&mut self.emails);
+        self.problems.extend(validate::duplicate_emails(
+            emails,
+            &self.email_text,
+            &self.users,
+        ));
         let mut findings = std::mem::take(&mut self.findings);
         findings.users = self.users.len();
         findings.groups = self.served.len();
@@ -670,35 +549,5 @@ impl Builder {
             }),
             findings,
         })
-    }
-
-    /// Emails shared by several served employees, compared case-insensitively.
-    fn email_problems(&mut self) {
-        let mut emails = std::mem::take(&mut self.emails);
-        emails.sort_unstable();
-        let mut i = 0;
-        while i < emails.len() {
-            let mut j = i + 1;
-            while j < emails.len() && emails[j].0 == emails[i].0 {
-                j += 1;
-            }
-            if j - i > 1 {
-                // Equal hashes: group by the text itself to rule out collisions.
-                let mut same: Vec<(&str, &str)> = emails[i..j]
-                    .iter()
-                    .map(|&(_, o)| (self.email_text.get(o as usize), self.users.get(o as usize)))
-                    .collect();
-                same.sort_unstable();
-                for group in same.chunk_by(|a, b| a.0 == b.0) {
-                    if group.len() > 1 {
-                        self.problems.push(Problem::DuplicateEmail {
-                            email: group[0].0.to_owned(),
-                            usernames: group.iter().map(|(_, u)| (*u).to_owned()).collect(),
-                        });
-                    }
-                }
-            }
-            i = j;
-        }
     }
 }

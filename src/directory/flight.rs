@@ -12,18 +12,23 @@ use tokio::sync::watch;
 
 use super::{GuardRefusal, Problem, Served, SyncError};
 use crate::db::DbError;
+use crate::source::QueryProblem;
 
-/// A failed flight, in a form every waiter can share.
+/// A failed flight, in a form every waiter can share: the causes themselves,
+/// behind `Arc`s, so that each waiter's answer and log see the typed error.
 #[derive(Debug, Clone)]
 pub enum SyncFailure {
     Invalid(Arc<Vec<Problem>>),
     GuardTripped(Arc<GuardRefusal>),
-    /// The database cannot be reached; the text is for the log.
-    Unavailable(String),
+    /// The database cannot be reached.
+    Unavailable(Arc<DbError>),
     /// A mapped query that no longer fits its contract.
-    Query(String),
+    Query(QueryProblem),
     /// Anything else; already logged.
-    Internal(String),
+    Failed(Arc<SyncError>),
+    /// The build ended without an answer (it panicked); already reported by
+    /// the panic hook.
+    Lost,
 }
 
 impl From<SyncError> for SyncFailure {
@@ -31,11 +36,11 @@ impl From<SyncError> for SyncFailure {
         match e {
             SyncError::Invalid(problems) => Self::Invalid(Arc::new(problems)),
             SyncError::GuardTripped(refusal) => Self::GuardTripped(Arc::from(refusal)),
-            SyncError::Db(DbError::Unavailable(e)) => Self::Unavailable(e.to_string()),
-            SyncError::Query(q) => Self::Query(q.0),
+            SyncError::Db(db @ DbError::Unavailable(_)) => Self::Unavailable(Arc::new(db)),
+            SyncError::Query(q) => Self::Query(q),
             other => {
                 tracing::error!(error = %other, "sync failed");
-                Self::Internal(other.to_string())
+                Self::Failed(Arc::new(other))
             }
         }
     }
@@ -71,7 +76,8 @@ impl SyncFlight {
     {
         let mut receiver = {
             let Ok(mut current) = self.current.lock() else {
-                return Err(SyncFailure::Internal("sync flight lock poisoned".into()));
+                // Poisoned: a build panicked while holding it.
+                return Err(SyncFailure::Lost);
             };
             match current.as_ref() {
                 Some(receiver) => receiver.clone(),
@@ -97,9 +103,7 @@ impl SyncFlight {
             .map(|outcome| outcome.clone());
         match outcome {
             Ok(Some(outcome)) => outcome,
-            Ok(None) | Err(_) => Err(SyncFailure::Internal(
-                "the sync build stopped without an answer".into(),
-            )),
+            Ok(None) | Err(_) => Err(SyncFailure::Lost),
         }
     }
 }

@@ -1,15 +1,23 @@
 //! The domain: the HR directory as OMFLOW sees it. Reads the rows, checks the rules
 //! of the contract, renders the `/sync` payload, and guards against mass deletion.
 
+mod arena;
 pub mod build;
+#[cfg(test)]
+mod build_tests;
 pub mod demo;
 pub mod findings;
 mod flight;
+#[cfg(test)]
+mod guard_tests;
 pub mod import;
 pub mod keys;
 pub mod payload;
 pub mod snapshot;
 pub mod validate;
+#[cfg(test)]
+mod validate_tests;
+mod writer;
 
 pub use build::{BuildError, Built, Outcome};
 pub use findings::Findings;
@@ -19,7 +27,7 @@ pub use snapshot::{DiffSummary, Drops, GuardLimits, SnapshotError};
 pub use validate::Problem;
 
 use crate::db::{Db, DbError, SnapshotRow};
-use crate::source::{Batch, QueryProblem, Source, SourceError};
+use crate::source::{Batch, QueryProblem, ReadError, Source, SourceError};
 
 /// How often a `/sync` re-reads the snapshot after losing a race to another one.
 const SNAPSHOT_RACES: usize = 5;
@@ -43,6 +51,13 @@ pub enum SyncError {
     Query(#[from] QueryProblem),
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// The read ended because the builder stopped taking rows; reported only
+    /// when the builder had no error of its own.
+    #[error("the directory read was abandoned")]
+    Cancelled,
+    /// The thread reading the directory ended without finishing.
+    #[error("the directory read stopped: {0}")]
+    ReadStopped(#[source] tokio::task::JoinError),
 }
 
 impl From<SourceError> for SyncError {
@@ -50,7 +65,16 @@ impl From<SourceError> for SyncError {
         match e {
             SourceError::Db(db) => Self::Db(db),
             SourceError::Query(q) => Self::Query(q),
-            SourceError::Cancelled => Self::Db(DbError::Config(e.to_string())),
+        }
+    }
+}
+
+impl From<ReadError> for SyncError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Source(source) => source.into(),
+            ReadError::Cancelled => Self::Cancelled,
+            ReadError::Stopped(join) => Self::ReadStopped(join),
         }
     }
 }

@@ -5,8 +5,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
+use super::arena::StrArena;
 use crate::db::DepartmentRow;
 use crate::escape::{escape, quote};
+use crate::source::Value;
 
 /// One thing wrong with the HR data, named by the keys an operator can look up.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -114,6 +116,63 @@ impl fmt::Display for Problem {
             }
         }
     }
+}
+
+/// A value of `record`'s `column` that cannot be served, and why.
+pub fn bad_value(record: String, column: &str, reason: String) -> Problem {
+    Problem::BadValue {
+        record,
+        column: column.to_owned(),
+        reason,
+    }
+}
+
+/// Why an `active` cell is neither true nor false, showing the value.
+pub fn active_reason(value: &Value) -> String {
+    let shown = match value {
+        Value::Null => "NULL".to_owned(),
+        Value::Text(s) => quote(s).to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Invalid(bytes) => quote(&String::from_utf8_lossy(bytes)).to_string(),
+        Value::Other(t) => format!("a value of type {t}"),
+    };
+    format!("is {shown}, which is neither true nor false (use a boolean or 0/1)")
+}
+
+/// Emails shared by several served employees, compared case-insensitively.
+/// `emails` holds (hash of the lower-cased email, ordinal) for each served
+/// employee; `email_text` and `users` hold the lower-cased email and the
+/// username at each ordinal. Sorting the hashes finds candidates without
+/// holding a map of a million strings; equal hashes are then grouped by the
+/// text itself, so a hash collision is never reported.
+pub fn duplicate_emails(
+    mut emails: Vec<(u64, u32)>,
+    email_text: &StrArena,
+    users: &StrArena,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    emails.sort_unstable();
+    for same_hash in emails.chunk_by(|a, b| a.0 == b.0) {
+        if same_hash.len() < 2 {
+            continue;
+        }
+        let mut same: Vec<(&str, &str)> = same_hash
+            .iter()
+            .map(|&(_, o)| (email_text.get(o as usize), users.get(o as usize)))
+            .collect();
+        same.sort_unstable();
+        for group in same.chunk_by(|a, b| a.0 == b.0) {
+            if group.len() > 1 {
+                problems.push(Problem::DuplicateEmail {
+                    email: group[0].0.to_owned(),
+                    usernames: group.iter().map(|(_, u)| (*u).to_owned()).collect(),
+                });
+            }
+        }
+    }
+    problems
 }
 
 fn quoted_list(keys: &[String]) -> String {

@@ -13,6 +13,7 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::FailEnvelope;
+use crate::fields::{DepartmentField, EmployeeField};
 
 /// `"success"`.
 #[derive(ToSchema, Serialize)]
@@ -98,62 +99,22 @@ pub struct SyncSuccess {
     group_info_list: Vec<SyncGroup>,
 }
 
-// TODO(lead): derive from crate::fields
-/// The OMFLOW JSON names of an employee's fields, in payload order.
-const EMPLOYEE_FIELDS: &[&str] = &[
-    "username",
-    "email",
-    "nick_name",
-    "ad_no",
-    "company",
-    "phone1",
-    "phone2",
-    "extension_no",
-    "gender",
-];
-
-// TODO(lead): derive from crate::fields
-/// The OMFLOW JSON names of a department's own fields, in payload order (its
-/// members, `user_list`, follow them).
-const DEPARTMENT_FIELDS: &[&str] = &["display_name", "group_no", "parent_group_no"];
-
-/// What the document says about a field beyond its name and type: its
-/// description and the pattern its value matches. A field without an entry is
-/// still described, as a string.
-fn field_doc(name: &str) -> (Option<&'static str>, Option<&'static str>) {
-    match name {
-        "username" => (Some("Unique login account."), None),
-        "email" => (Some("Unique, compared case-insensitively."), None),
-        "nick_name" => (Some("The person's display name."), None),
-        "ad_no" => (Some("Employee number."), None),
-        "phone1" => (Some("Office phone."), None),
-        "phone2" => (Some("Mobile."), None),
-        "gender" => (
-            Some("`\"male\"`, `\"female\"` or `\"\"`."),
-            Some("^(male|female)?$"),
-        ),
-        "group_no" => (Some("Unique department code."), None),
-        "parent_group_no" => (
-            Some("An active department's `group_no`, or `\"\"` for a root."),
-            None,
-        ),
-        _ => (None, None),
-    }
-}
-
-/// An object of required string fields, none other allowed.
-fn string_fields(description: &str, names: &[&str]) -> ObjectBuilder {
-    names.iter().fold(
+/// An object of required string fields, none other allowed: each field's
+/// name, description and pattern.
+fn string_fields(
+    description: &str,
+    fields: impl Iterator<Item = (&'static str, (Option<&'static str>, Option<&'static str>))>,
+) -> ObjectBuilder {
+    fields.fold(
         Object::builder()
             .description(Some(description))
             .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false))),
-        |object, name| {
-            let (doc, pattern) = field_doc(name);
+        |object, (name, (doc, pattern))| {
             let field = Object::builder()
                 .schema_type(Type::String)
                 .description(doc)
                 .pattern(pattern);
-            object.property(*name, field).required(*name)
+            object.property(name, field).required(name)
         },
     )
 }
@@ -165,7 +126,7 @@ impl PartialSchema for SyncUser {
     fn schema() -> RefOr<Schema> {
         string_fields(
             "One active employee. Every value is a string; a NULL in the database is `\"\"`.",
-            EMPLOYEE_FIELDS,
+            EmployeeField::ALL.iter().map(|f| (f.name(), f.doc())),
         )
         .into()
     }
@@ -185,10 +146,15 @@ impl PartialSchema for SyncGroup {
         let members = ArrayBuilder::new()
             .items(String::schema())
             .description(Some("Usernames of served employees, sorted."));
-        string_fields("One active department.", DEPARTMENT_FIELDS)
-            .property("user_list", members)
-            .required("user_list")
-            .into()
+        string_fields(
+            "One active department.",
+            DepartmentField::PAYLOAD_ORDER
+                .iter()
+                .map(|f| (f.name(), f.doc())),
+        )
+        .property("user_list", members)
+        .required("user_list")
+        .into()
     }
 }
 

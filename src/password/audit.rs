@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::authenticator::AuthOutcome;
+use super::outcome::AuthOutcome;
 use crate::db::{AuditEntry, Db, DbError, MAX_AUDIT_BATCH};
 
 /// Busy answers whose rows may wait for the writer. A flood beyond that is

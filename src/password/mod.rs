@@ -6,15 +6,16 @@ mod audit;
 mod authenticator;
 pub mod caps;
 mod omflow;
+mod outcome;
 mod pool;
 mod throttle;
 
 pub use audit::MAX_WAITING_BUSY_ROWS;
 pub use authenticator::{
-    costly_hashes, prune_auth_state, unix_now, AuthError, AuthOutcome, AuthPolicy, Authenticator,
-    FailureReason,
+    costly_hashes, prune_auth_state, unix_now, AuthError, AuthPolicy, Authenticator,
 };
 pub use omflow::{OmflowCredential, OmflowHash, Verdict};
+pub use outcome::{AuthOutcome, FailureReason};
 pub use pool::{Busy, HashingPool};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};

@@ -19,35 +19,52 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 use serde_json::Value;
 
 use super::entry::{Entry, EntrySeed, Field, Kind};
+use crate::fields::{DepartmentField, EmployeeField};
 
 const TEXT: Kind = Kind::Str { keep: true };
 const STRING: Kind = Kind::Str { keep: false };
-/// The fields of one `user_info_list` entry, exactly, and whether a rule needs
-/// their text.
-static USER_FIELDS: [(&str, Kind); 9] = [
-    ("username", TEXT),
-    ("email", TEXT),
-    ("nick_name", STRING),
-    ("ad_no", STRING),
-    ("company", STRING),
-    ("phone1", STRING),
-    ("phone2", STRING),
-    ("extension_no", STRING),
-    ("gender", TEXT),
-];
-const USERNAME: usize = 0;
-const EMAIL: usize = 1;
-const GENDER: usize = 8;
-/// The fields of one `group_info_list` entry, exactly.
-static GROUP_FIELDS: [(&str, Kind); 4] = [
-    ("display_name", STRING),
-    ("group_no", TEXT),
-    ("parent_group_no", TEXT),
-    ("user_list", Kind::Names),
-];
-const GROUP_NO: usize = 1;
-const PARENT: usize = 2;
-const USER_LIST: usize = 3;
+/// The fields of one `user_info_list` entry, exactly (from [`crate::fields`]),
+/// and whether a rule needs their text.
+static USER_FIELDS: [(&str, Kind); EmployeeField::ALL.len()] = user_fields();
+const USERNAME: usize = EmployeeField::Username.index();
+const EMAIL: usize = EmployeeField::Email.index();
+const GENDER: usize = EmployeeField::Gender.index();
+/// The fields of one `group_info_list` entry, exactly: the department's own, in
+/// OMFLOW's order, then its members.
+static GROUP_FIELDS: [(&str, Kind); DepartmentField::PAYLOAD_ORDER.len() + 1] = group_fields();
+const GROUP_NO: usize = DepartmentField::GroupNo.payload_index();
+const PARENT: usize = DepartmentField::ParentGroupNo.payload_index();
+const USER_LIST: usize = DepartmentField::PAYLOAD_ORDER.len();
+
+const fn user_fields() -> [(&'static str, Kind); EmployeeField::ALL.len()] {
+    let mut out = [("", STRING); EmployeeField::ALL.len()];
+    let mut i = 0;
+    while i < out.len() {
+        let field = EmployeeField::ALL[i];
+        let kind = match field {
+            EmployeeField::Username | EmployeeField::Email | EmployeeField::Gender => TEXT,
+            _ => STRING,
+        };
+        out[i] = (field.name(), kind);
+        i += 1;
+    }
+    out
+}
+
+const fn group_fields() -> [(&'static str, Kind); DepartmentField::PAYLOAD_ORDER.len() + 1] {
+    let mut out = [("user_list", Kind::Names); DepartmentField::PAYLOAD_ORDER.len() + 1];
+    let mut i = 0;
+    while i < DepartmentField::PAYLOAD_ORDER.len() {
+        let field = DepartmentField::PAYLOAD_ORDER[i];
+        let kind = match field {
+            DepartmentField::GroupNo | DepartmentField::ParentGroupNo => TEXT,
+            DepartmentField::DisplayName => STRING,
+        };
+        out[i] = (field.name(), kind);
+        i += 1;
+    }
+    out
+}
 const TOP_FIELDS: [&str; 3] = ["status", "user_info_list", "group_info_list"];
 const USERS: &str = "user_info_list";
 const GROUPS: &str = "group_info_list";

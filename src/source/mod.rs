@@ -9,9 +9,12 @@
 //! order the payload is written in, so that `/sync` can stream rows instead of
 //! holding them.
 
+mod decode;
+mod lookup;
 mod read;
 pub mod rows;
 pub mod sql;
+mod write;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,6 +24,7 @@ use sqlx::{Column, Executor};
 use tokio::sync::OnceCell;
 
 use crate::db::{Backend, Db, DbError, Schema};
+use crate::fields::{self, EmployeeField};
 pub use read::{Batch, RawRow, Rows, Value};
 
 /// A query's place in the configuration and the columns it must return.
@@ -36,27 +40,17 @@ pub struct QuerySpec {
 
 pub const EMPLOYEES: QuerySpec = QuerySpec {
     key: "source.employees",
-    required: &[
-        "username",
-        "email",
-        "nick_name",
-        "ad_no",
-        "company",
-        "phone1",
-        "phone2",
-        "extension_no",
-        "gender",
-    ],
-    optional: &["active"],
+    required: &fields::EMPLOYEE_COLUMNS,
+    optional: &[fields::ACTIVE],
 };
 pub const DEPARTMENTS: QuerySpec = QuerySpec {
     key: "source.departments",
-    required: &["group_no", "display_name", "parent_group_no"],
-    optional: &["active"],
+    required: &fields::DEPARTMENT_COLUMNS,
+    optional: &[fields::ACTIVE],
 };
 pub const MEMBERSHIPS: QuerySpec = QuerySpec {
     key: "source.memberships",
-    required: &["group_no", "username"],
+    required: &fields::MEMBERSHIP_COLUMNS,
     optional: &[],
 };
 /// `username` is required: hr-bridge keeps only the rows whose name is byte for
@@ -74,18 +68,39 @@ const PROBE_USERNAME: &str = "hr-bridge check: no such user";
 /// The parameters `source.update_password` may use.
 const UPDATE_PARAMS: [&str; 3] = ["username", "old_hash", "new_hash"];
 
-/// The built-in schema, written as the mapping a user could have written.
+/// The built-in schema, written as the mapping a user could have written; the
+/// column lists come from [`crate::fields`].
 pub mod built_in {
-    pub const EMPLOYEES: &str = "SELECT username, email, nick_name, ad_no, company, phone1, \
-        phone2, extension_no, gender, active FROM employees";
-    pub const DEPARTMENTS: &str =
-        "SELECT group_no, display_name, parent_group_no, active FROM departments";
-    pub const MEMBERSHIPS: &str = "SELECT group_no, username FROM department_members";
+    use crate::fields::{DEPARTMENT_TABLE, EMPLOYEE_COLUMNS_ACTIVE, MEMBERSHIP_COLUMNS};
+
+    pub fn employees() -> String {
+        format!(
+            "SELECT {} FROM employees",
+            EMPLOYEE_COLUMNS_ACTIVE.join(", ")
+        )
+    }
+    pub fn departments() -> String {
+        format!("SELECT {} FROM departments", DEPARTMENT_TABLE.join(", "))
+    }
+    pub fn memberships() -> String {
+        format!(
+            "SELECT {} FROM department_members",
+            MEMBERSHIP_COLUMNS.join(", ")
+        )
+    }
     pub const CREDENTIALS: &str =
         "SELECT username, password_hash, active FROM employees WHERE username = :username";
     pub const UPDATE_PASSWORD: &str = "UPDATE employees SET password_hash = :new_hash \
         WHERE username = :username AND password_hash = :old_hash";
 }
+
+/// What the credentials lookup reads: the hash, the name (compared again byte
+/// for byte), then `active` when the query has it.
+const CREDENTIALS_COLUMNS: [&str; 2] = [fields::PASSWORD_HASH, EmployeeField::Username.name()];
+const CREDENTIALS_COLUMNS_ACTIVE: [&str; 3] = fields::join(CREDENTIALS_COLUMNS, [fields::ACTIVE]);
+/// What the "does /sync serve this name" lookup reads.
+const SERVES_COLUMNS: [&str; 1] = [EmployeeField::Username.name()];
+const SERVES_COLUMNS_ACTIVE: [&str; 2] = fields::join(SERVES_COLUMNS, [fields::ACTIVE]);
 
 /// The four queries (and the optional update), as configured or built in.
 #[derive(Debug, Clone)]
@@ -103,9 +118,9 @@ pub struct Queries {
 impl Queries {
     pub fn built_in() -> Self {
         Self {
-            employees: built_in::EMPLOYEES.into(),
-            departments: built_in::DEPARTMENTS.into(),
-            memberships: built_in::MEMBERSHIPS.into(),
+            employees: built_in::employees(),
+            departments: built_in::departments(),
+            memberships: built_in::memberships(),
             credentials: built_in::CREDENTIALS.into(),
             update_password: Some(built_in::UPDATE_PASSWORD.into()),
             mapped: false,
@@ -116,18 +131,18 @@ impl Queries {
     /// source counts as mapped, and rehash-on-login needs `update_password`.
     pub fn from_settings(settings: &crate::config::SourceSettings) -> Self {
         let mapped = settings.is_mapped();
-        let pick = |value: &Option<String>, default: &str| {
-            value
-                .as_deref()
-                .filter(|s| !s.trim().is_empty())
-                .unwrap_or(default)
-                .to_owned()
+        let pick = |value: &Option<String>, default: fn() -> String| match value
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+        {
+            Some(query) => query.to_owned(),
+            None => default(),
         };
         Self {
-            employees: pick(&settings.employees, built_in::EMPLOYEES),
-            departments: pick(&settings.departments, built_in::DEPARTMENTS),
-            memberships: pick(&settings.memberships, built_in::MEMBERSHIPS),
-            credentials: pick(&settings.credentials, built_in::CREDENTIALS),
+            employees: pick(&settings.employees, built_in::employees),
+            departments: pick(&settings.departments, built_in::departments),
+            memberships: pick(&settings.memberships, built_in::memberships),
+            credentials: pick(&settings.credentials, || built_in::CREDENTIALS.into()),
             update_password: if mapped {
                 settings.update_password.clone()
             } else {
@@ -158,14 +173,38 @@ pub enum SourceError {
     Db(#[from] DbError),
     #[error(transparent)]
     Query(#[from] QueryProblem),
-    /// The consumer of the rows went away (the build was abandoned).
-    #[error("the directory read was abandoned")]
-    Cancelled,
 }
 
 impl From<sqlx::Error> for SourceError {
     fn from(e: sqlx::Error) -> Self {
         Self::Db(e.into())
+    }
+}
+
+/// Errors of a directory read: the source's own, or the end of the read for a
+/// reason of its consumer's or its thread's (never a database error).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The consumer of the rows went away (the build was abandoned).
+    #[error("the directory read was abandoned")]
+    Cancelled,
+    /// The thread reading a SQLite file ended without finishing (it panicked,
+    /// or the runtime is shutting down).
+    #[error("the directory read stopped: {0}")]
+    Stopped(#[source] tokio::task::JoinError),
+}
+
+impl From<sqlx::Error> for ReadError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Source(e.into())
+    }
+}
+
+impl From<DbError> for ReadError {
+    fn from(e: DbError) -> Self {
+        Self::Source(e.into())
     }
 }
 
@@ -341,7 +380,7 @@ impl Source {
                 "SELECT * FROM ({}) AS hrb_probe LIMIT 1",
                 sql::as_subquery(sql)
             );
-            read::execute_probe(self.db(), &probe)
+            lookup::execute_probe(self.db(), &probe)
                 .await
                 .map_err(|e| name_failure(spec, e))?;
         }
@@ -389,26 +428,25 @@ impl Source {
         }
         let shape = self.shape().await?;
         let bound = sql::bind_named(&self.inner.queries.credentials, &["username"], backend);
-        let raw: &[&str] = if shape.credentials_active {
-            &["active"]
+        let columns: &'static [&'static str] = if shape.credentials_active {
+            &CREDENTIALS_COLUMNS_ACTIVE
         } else {
-            &[]
+            &CREDENTIALS_COLUMNS
         };
+        let (text_columns, raw) = columns.split_at(CREDENTIALS_COLUMNS.len());
         // Only exact names count, compared in the database before the limit (a
         // limit first could keep `CAROL`, `Carol`, `cAROL` and cut `carol`); two
         // rows are enough to tell one from several.
         let (exact, binds) = sql::exact_match(backend, "username", bound.order.len() + 1);
-        let wrapped = sql::wrap_where(
-            backend,
-            &bound.sql,
-            &["password_hash", "username"],
-            raw,
-            &exact,
-            Some(2),
-        );
-        let rows =
-            read::fetch_credentials(self.db(), &wrapped, bound.order.len() + binds, username)
-                .await?;
+        let wrapped = sql::wrap_where(backend, &bound.sql, text_columns, raw, &exact, Some(2));
+        let rows = lookup::fetch_credentials(
+            self.db(),
+            &wrapped,
+            columns,
+            bound.order.len() + binds,
+            username,
+        )
+        .await?;
         // The database compared bytes already; compared again here, so that no
         // collation rule can slip a variant through.
         let mut matching = rows
@@ -445,22 +483,23 @@ impl Source {
         }
         let backend = self.db().backend();
         let shape = self.shape().await?;
-        let raw: &[&str] = if shape.employees_active {
-            &["active"]
+        let columns: &'static [&'static str] = if shape.employees_active {
+            &SERVES_COLUMNS_ACTIVE
         } else {
-            &[]
+            &SERVES_COLUMNS
         };
+        let (text_columns, raw) = columns.split_at(SERVES_COLUMNS.len());
         // No limit: a rehired person may have a left record beside the active one.
         let (exact, binds) = sql::exact_match(backend, "username", 1);
         let wrapped = sql::wrap_where(
             backend,
             &self.inner.queries.employees,
-            &["username"],
+            text_columns,
             raw,
             &exact,
             None,
         );
-        let rows = read::fetch_credentials(self.db(), &wrapped, binds, username)
+        let rows = lookup::fetch_credentials(self.db(), &wrapped, columns, binds, username)
             .await
             .map_err(|e| name_failure(&EMPLOYEES, e))?;
         let active = rows
@@ -483,16 +522,17 @@ impl Source {
         let Some(update) = &self.inner.queries.update_password else {
             return Ok(false);
         };
+        if !self.is_mapped() {
+            // The built-in tables: the statement of `db`, which compares the
+            // name and the old hash byte for byte on every backend (MySQL's
+            // collation would let a hash differing only in case pass).
+            return Ok(self.db().replace_password_hash(username, old, new).await?);
+        }
         let bound = sql::bind_named(update, &UPDATE_PARAMS, self.db().backend());
         let values = [username, old, new];
         let args: Vec<&str> = bound.order.iter().map(|&i| values[i]).collect();
-        if self.is_mapped() {
-            let sqlite_url = self.inner.sqlite_url.as_ref();
-            return Ok(
-                read::execute_mapped_write(self.db(), sqlite_url, &bound.sql, &args).await? > 0,
-            );
-        }
-        Ok(read::execute(self.db(), &bound.sql, &args).await? > 0)
+        let sqlite_url = self.inner.sqlite_url.as_ref();
+        Ok(write::execute_mapped_write(self.db(), sqlite_url, &bound.sql, &args).await? > 0)
     }
 
     /// Whether reads still ask for the database's own order of the keys (true
@@ -513,7 +553,7 @@ impl Source {
     pub async fn read_directory(
         &self,
         sink: tokio::sync::mpsc::Sender<Batch>,
-    ) -> Result<(), SourceError> {
+    ) -> Result<(), ReadError> {
         let shape = self.shape().await?;
         let order = if self.inner.collation_is_byte_order.load(Ordering::Relaxed) {
             sql::Order::Collation

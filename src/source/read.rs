@@ -1,6 +1,5 @@
-//! Running the wrapped queries and turning each cell into a [`Value`], forgiving
-//! about types (numbers become text, `active` may be 0/1) but never about bytes:
-//! text that is not UTF-8 arrives as [`Value::Invalid`] for validation to report.
+//! The directory read: the three wrapped queries, streamed in batches of packed
+//! rows ([`Value`] cells, see [`super::decode`]) to the payload builder.
 //!
 //! PostgreSQL and MySQL rows stream through sqlx on one connection inside one
 //! repeatable-read, read-only transaction. SQLite rows are read with `rusqlite` on
@@ -12,11 +11,12 @@ use std::str::FromStr;
 
 use futures_util::TryStreamExt;
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::{Row, TypeInfo, ValueRef};
 use tokio::sync::mpsc::Sender;
 
-use super::{sql, Queries, Shape, SourceError, DEPARTMENTS, EMPLOYEES, MEMBERSHIPS};
+use super::decode::decode_row;
+use super::{sql, Queries, ReadError, Shape, SourceError, DEPARTMENTS, EMPLOYEES, MEMBERSHIPS};
 use crate::db::{Backend, Db, DbError};
+use crate::fields::{self, EmployeeField, MembershipField};
 
 pub use super::rows::{Row as RawRow, Rows, Value};
 
@@ -39,22 +39,23 @@ const BATCH: usize = 2048;
 /// memory of the batches in flight (and keeps their offsets well within `u32`).
 const BATCH_BYTES: usize = 16 << 20;
 
-/// The three wrapped directory queries and whether each has `active`.
+/// The three wrapped directory queries and the columns each returns.
 #[derive(Debug, Clone)]
 pub struct ReadPlan {
     pub departments: String,
     pub employees: String,
     pub memberships: String,
-    /// Columns each of the three returns.
-    pub widths: [usize; 3],
+    /// Columns each of the three returns, in order: its fields (as text), then
+    /// `active` when the query has it.
+    pub columns: [&'static [&'static str]; 3],
 }
 
-/// One of the three reads: its query, the batch kind its rows go in, how many
+/// One of the three reads: its query, the batch kind its rows go in, the
 /// columns it returns, and how many of them lead as text.
 struct Step<'a> {
     sql: &'a str,
     make: MakeBatch,
-    width: usize,
+    columns: &'static [&'static str],
     text: usize,
 }
 
@@ -65,19 +66,19 @@ impl ReadPlan {
             Step {
                 sql: &self.departments,
                 make: Batch::Departments,
-                width: self.widths[0],
+                columns: self.columns[0],
                 text: DEPARTMENTS.required.len(),
             },
             Step {
                 sql: &self.employees,
                 make: Batch::Employees,
-                width: self.widths[1],
+                columns: self.columns[1],
                 text: EMPLOYEES.required.len(),
             },
             Step {
                 sql: &self.memberships,
                 make: Batch::Memberships,
-                width: self.widths[2],
+                columns: self.columns[2],
                 text: MEMBERSHIPS.required.len(),
             },
         ]
@@ -86,18 +87,23 @@ impl ReadPlan {
     pub fn new(backend: Backend, queries: &Queries, shape: &Shape, order: sql::Order) -> Self {
         let active = |has: bool| -> &'static [&'static str] {
             if has {
-                &["active"]
+                &[fields::ACTIVE]
             } else {
                 &[]
             }
         };
-        let width = |required: &[&str], has_active: bool| required.len() + usize::from(has_active);
+        let departments: &'static [&'static str] = if shape.departments_active {
+            &fields::DEPARTMENT_TABLE
+        } else {
+            &fields::DEPARTMENT_COLUMNS
+        };
+        let employees: &'static [&'static str] = if shape.employees_active {
+            &fields::EMPLOYEE_COLUMNS_ACTIVE
+        } else {
+            &fields::EMPLOYEE_COLUMNS
+        };
         Self {
-            widths: [
-                width(DEPARTMENTS.required, shape.departments_active),
-                width(EMPLOYEES.required, shape.employees_active),
-                width(MEMBERSHIPS.required, false),
-            ],
+            columns: [departments, employees, &fields::MEMBERSHIP_COLUMNS],
             departments: sql::wrap_in(
                 backend,
                 &queries.departments,
@@ -112,7 +118,7 @@ impl ReadPlan {
                 &queries.employees,
                 EMPLOYEES.required,
                 active(shape.employees_active),
-                &["username"],
+                &[EmployeeField::Username.name()],
                 order,
                 None,
             ),
@@ -121,7 +127,10 @@ impl ReadPlan {
                 &queries.memberships,
                 MEMBERSHIPS.required,
                 &[],
-                &["group_no", "username"],
+                &[
+                    MembershipField::GroupNo.name(),
+                    MembershipField::Username.name(),
+                ],
                 order,
                 None,
             ),
@@ -129,108 +138,21 @@ impl ReadPlan {
     }
 }
 
-/// Appends a sqlx row to `rows`: `text` leading text columns, then the raw ones.
-/// Text is copied straight from the driver's buffer into the batch's.
-fn decode_row<R>(rows: &mut Rows, row: &R, text: usize)
-where
-    R: Row,
-    usize: sqlx::ColumnIndex<R>,
-    for<'r> Option<&'r [u8]>: sqlx::Decode<'r, R::Database>,
-    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<i32>: sqlx::Decode<'r, R::Database>,
-    for<'r> Option<i16>: sqlx::Decode<'r, R::Database>,
-    for<'r> Option<bool>: sqlx::Decode<'r, R::Database>,
-{
-    for i in 0..row.len() {
-        if i < text {
-            rows.push_bytes(row.try_get_unchecked::<Option<&[u8]>, _>(i).ok().flatten());
-        } else {
-            push_raw(rows, row, i);
-        }
-    }
-}
-
-/// An `active` cell: booleans and integers as such, text kept for the message.
-fn push_raw<R>(rows: &mut Rows, row: &R, i: usize)
-where
-    R: Row,
-    usize: sqlx::ColumnIndex<R>,
-    for<'r> Option<&'r [u8]>: sqlx::Decode<'r, R::Database>,
-    for<'r> Option<i64>: sqlx::Decode<'r, R::Database>,
-    for<'r> Option<i32>: sqlx::Decode<'r, R::Database>,
-    for<'r> Option<i16>: sqlx::Decode<'r, R::Database>,
-    for<'r> Option<bool>: sqlx::Decode<'r, R::Database>,
-{
-    let Ok(raw) = row.try_get_raw(i) else {
-        return rows.push_null();
-    };
-    if raw.is_null() {
-        return rows.push_null();
-    }
-    let type_info = raw.type_info();
-    let type_name = type_info.name();
-    let int = |rows: &mut Rows, v: Option<i64>| match v {
-        Some(v) => rows.push_int(v),
-        None => rows.push_null(),
-    };
-    // Driver type names are upper case; compared without allocating (once a row).
-    let mut upper = [0u8; 24];
-    let type_name = match type_name.as_bytes() {
-        name if name.len() <= upper.len() => {
-            upper[..name.len()].copy_from_slice(name);
-            upper[..name.len()].make_ascii_uppercase();
-            std::str::from_utf8(&upper[..name.len()]).unwrap_or(type_name)
-        }
-        _ => type_name,
-    };
-    match type_name {
-        "BOOL" => match row.try_get_unchecked::<Option<bool>, _>(i).ok().flatten() {
-            Some(b) => rows.push_bool(b),
-            None => rows.push_null(),
-        },
-        "INT2" => int(
-            rows,
-            row.try_get_unchecked::<Option<i16>, _>(i)
-                .ok()
-                .flatten()
-                .map(i64::from),
-        ),
-        "INT4" => int(
-            rows,
-            row.try_get_unchecked::<Option<i32>, _>(i)
-                .ok()
-                .flatten()
-                .map(i64::from),
-        ),
-        "INT8" | "BOOLEAN" | "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "BIGINT"
-        | "INTEGER" | "TINYINT UNSIGNED" | "SMALLINT UNSIGNED" | "MEDIUMINT UNSIGNED"
-        | "INT UNSIGNED" => int(
-            rows,
-            row.try_get_unchecked::<Option<i64>, _>(i).ok().flatten(),
-        ),
-        "TEXT" | "VARCHAR" | "CHAR" | "BPCHAR" | "NAME" | "TINYTEXT" | "MEDIUMTEXT"
-        | "LONGTEXT" | "ENUM" => {
-            rows.push_bytes(row.try_get_unchecked::<Option<&[u8]>, _>(i).ok().flatten())
-        }
-        other => rows.push_other(&other.to_lowercase()),
-    }
-}
-
 /// Sends rows in batches; a closed channel means the builder gave up.
 struct Batcher<'a> {
     sink: &'a Sender<Batch>,
     make: MakeBatch,
-    width: usize,
+    columns: &'static [&'static str],
     rows: Rows,
 }
 
 impl<'a> Batcher<'a> {
-    fn new(sink: &'a Sender<Batch>, make: MakeBatch, width: usize) -> Self {
+    fn new(sink: &'a Sender<Batch>, make: MakeBatch, columns: &'static [&'static str]) -> Self {
         Self {
             sink,
             make,
-            width,
-            rows: Rows::new(width, BATCH),
+            columns,
+            rows: Rows::new(columns, BATCH),
         }
     }
 
@@ -245,7 +167,7 @@ impl<'a> Batcher<'a> {
     }
 
     /// Called after each row: sends the batch once it is full.
-    async fn row_done(&mut self) -> Result<(), SourceError> {
+    async fn row_done(&mut self) -> Result<(), ReadError> {
         if self.full() {
             self.flush().await?;
         }
@@ -253,10 +175,10 @@ impl<'a> Batcher<'a> {
     }
 
     fn take(&mut self) -> Rows {
-        std::mem::replace(&mut self.rows, Rows::new(self.width, BATCH))
+        std::mem::replace(&mut self.rows, Rows::new(self.columns, BATCH))
     }
 
-    async fn flush(&mut self) -> Result<(), SourceError> {
+    async fn flush(&mut self) -> Result<(), ReadError> {
         if self.rows.is_empty() {
             return Ok(());
         }
@@ -264,38 +186,54 @@ impl<'a> Batcher<'a> {
         self.sink
             .send((self.make)(rows))
             .await
-            .map_err(|_| SourceError::Cancelled)
+            .map_err(|_| ReadError::Cancelled)
     }
 
-    fn blocking_row_done(&mut self) -> Result<(), SourceError> {
+    fn blocking_row_done(&mut self) -> Result<(), ReadError> {
         if self.full() {
             self.blocking_flush()?;
         }
         Ok(())
     }
 
-    fn blocking_flush(&mut self) -> Result<(), SourceError> {
+    fn blocking_flush(&mut self) -> Result<(), ReadError> {
         if self.rows.is_empty() {
             return Ok(());
         }
         let rows = self.take();
         self.sink
             .blocking_send((self.make)(rows))
-            .map_err(|_| SourceError::Cancelled)
+            .map_err(|_| ReadError::Cancelled)
     }
+}
+
+/// Streams the rows of `$rows` (a sqlx row stream of `$step`, after `$first`
+/// when it holds one already fetched) into batches for `$sink`.
+macro_rules! stream_rows {
+    ($rows:expr, $first:expr, $step:expr, $sink:expr) => {{
+        let mut batcher = Batcher::new($sink, $step.make, $step.columns);
+        let mut next = $first;
+        loop {
+            let row = match next.take() {
+                Some(row) => row,
+                None => match $rows.try_next().await? {
+                    Some(row) => row,
+                    None => break,
+                },
+            };
+            decode_row(batcher.rows(), &row, $step.text);
+            batcher.row_done().await?;
+        }
+        batcher.flush().await?;
+    }};
 }
 
 /// Streams each of `$steps` on `$conn`, in order, into batches for `$sink`.
 macro_rules! stream_steps {
     ($conn:expr, $steps:expr, $sink:expr) => {{
         for step in $steps {
-            let mut batcher = Batcher::new($sink, step.make, step.width);
             let mut rows = sqlx::query(step.sql).fetch(&mut *$conn);
-            while let Some(row) = rows.try_next().await? {
-                decode_row(batcher.rows(), &row, step.text);
-                batcher.row_done().await?;
-            }
-            batcher.flush().await?;
+            stream_rows!(rows, None, step, $sink);
         }
     }};
 }
@@ -305,7 +243,7 @@ pub async fn sqlx_directory(
     db: &Db,
     plan: &ReadPlan,
     sink: Sender<Batch>,
-) -> Result<(), SourceError> {
+) -> Result<(), ReadError> {
     let [departments, employees, memberships] = plan.steps();
     match db {
         Db::Postgres(pool) => {
@@ -347,7 +285,7 @@ pub async fn sqlx_directory(
             let first = async {
                 stream_steps!(tx, [departments, employees], &sink);
                 let _ = employees_done.send(());
-                Ok::<_, SourceError>(())
+                Ok::<_, ReadError>(())
             };
             let members = async {
                 let mut rows = sqlx::query(memberships.sql).fetch(&mut *members_tx);
@@ -357,17 +295,8 @@ pub async fn sqlx_directory(
                     // The employees read failed; its error is the one to report.
                     return Ok(());
                 }
-                let mut b = Batcher::new(&sink, memberships.make, memberships.width);
-                if let Some(row) = first_row {
-                    decode_row(b.rows(), &row, memberships.text);
-                    b.row_done().await?;
-                }
-                while let Some(row) = rows.try_next().await? {
-                    decode_row(b.rows(), &row, memberships.text);
-                    b.row_done().await?;
-                }
-                b.flush().await?;
-                Ok::<_, SourceError>(())
+                stream_rows!(rows, first_row, memberships, &sink);
+                Ok::<_, ReadError>(())
             };
             let (first, members) = tokio::join!(first, members);
             first?;
@@ -385,7 +314,7 @@ pub async fn sqlx_directory(
                 .await?;
             let read = async {
                 stream_steps!(conn, [departments, employees, memberships], &sink);
-                Ok::<_, SourceError>(())
+                Ok::<_, ReadError>(())
             }
             .await;
             // End the transaction either way before the connection goes back.
@@ -396,9 +325,9 @@ pub async fn sqlx_directory(
             ended?;
         }
         Db::Sqlite(_) => {
-            return Err(SourceError::Db(DbError::Config(
+            return Err(ReadError::Source(SourceError::Db(DbError::Config(
                 "SQLite directory reads go through the read-only file connection".into(),
-            )))
+            ))))
         }
     }
     Ok(())
@@ -443,7 +372,7 @@ pub async fn sqlite_directory(
     path: PathBuf,
     plan: ReadPlan,
     sink: Sender<Batch>,
-) -> Result<(), SourceError> {
+) -> Result<(), ReadError> {
     tokio::task::spawn_blocking(move || {
         use rusqlite::OpenFlags;
         let conn = rusqlite::Connection::open_with_flags(
@@ -456,13 +385,16 @@ pub async fn sqlite_directory(
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(sqlite_error)?;
         conn.execute_batch("BEGIN").map_err(sqlite_error)?;
-        for Step { sql, make, .. } in plan.steps() {
+        for Step {
+            sql, make, columns, ..
+        } in plan.steps()
+        {
             let mut statement = conn.prepare(sql).map_err(sqlite_error)?;
-            let width = statement.column_count();
             let mut rows = statement.query([]).map_err(sqlite_error)?;
-            let mut batcher = Batcher::new(&sink, make, width);
+            let mut batcher = Batcher::new(&sink, make, columns);
             while let Some(row) = rows.next().map_err(sqlite_error)? {
-                for i in 0..width {
+                // Exactly the planned columns: one the statement lacks is an error.
+                for i in 0..columns.len() {
                     push_sqlite(batcher.rows(), row.get_ref(i).map_err(sqlite_error)?);
                 }
                 batcher.blocking_row_done()?;
@@ -470,143 +402,8 @@ pub async fn sqlite_directory(
             batcher.blocking_flush()?;
         }
         conn.execute_batch("COMMIT").map_err(sqlite_error)?;
-        Ok(())
+        Ok::<(), ReadError>(())
     })
     .await
-    .map_err(|e| SourceError::Db(DbError::Query(sqlx::Error::Protocol(e.to_string()))))?
-}
-
-/// Runs a wrapped one-user query (credentials, or the employees query filtered
-/// to one name) with `username` bound `params` times.
-pub async fn fetch_credentials(
-    db: &Db,
-    sql: &str,
-    params: usize,
-    username: &str,
-) -> Result<Rows, SourceError> {
-    // Text columns first, then `active` if asked for.
-    macro_rules! fetch {
-        ($pool:expr) => {{
-            let mut query = sqlx::query(sql);
-            for _ in 0..params {
-                query = query.bind(username);
-            }
-            let found = query.fetch_all($pool).await?;
-            let width = found.first().map_or(0, |row| row.len());
-            let mut rows = Rows::new(width, found.len());
-            for row in &found {
-                credential_row(&mut rows, row);
-            }
-            rows
-        }};
-    }
-    Ok(match db {
-        Db::Postgres(pool) => fetch!(pool),
-        Db::MySql(pool) => fetch!(pool),
-        Db::Sqlite(pool) => fetch!(pool),
-    })
-}
-
-/// Credentials rows: text cells then, if present, `active` (the last column).
-fn credential_row<R>(rows: &mut Rows, row: &R)
-where
-    R: Row,
-    usize: sqlx::ColumnIndex<R>,
-    for<'r> Option<&'r [u8]>: sqlx::Decode<'r, R::Database>,
-    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<i32>: sqlx::Decode<'r, R::Database>,
-    for<'r> Option<i16>: sqlx::Decode<'r, R::Database>,
-    for<'r> Option<bool>: sqlx::Decode<'r, R::Database>,
-{
-    let text = row
-        .columns()
-        .iter()
-        .filter(|c| sqlx::Column::name(*c) != "active")
-        .count();
-    decode_row(rows, row, text)
-}
-
-/// Runs the operator's `update_password` on a mapped source, whose pool opens
-/// every connection read-only: PostgreSQL and MySQL lift that for this one
-/// transaction (the database user's grants still decide), SQLite opens the file
-/// once as the URL says (so `?mode=ro` stays read-only).
-pub async fn execute_mapped_write(
-    db: &Db,
-    sqlite_url: Option<&SecretString>,
-    sql: &str,
-    args: &[&str],
-) -> Result<u64, SourceError> {
-    use sqlx::Connection;
-    macro_rules! bind {
-        ($sql:expr) => {{
-            let mut query = sqlx::query($sql);
-            for arg in args {
-                query = query.bind(*arg);
-            }
-            query
-        }};
-    }
-    Ok(match (db, sqlite_url) {
-        (Db::Postgres(pool), _) => {
-            let mut tx = pool.begin().await?;
-            sqlx::query("SET TRANSACTION READ WRITE")
-                .execute(&mut *tx)
-                .await?;
-            let affected = bind!(sql).execute(&mut *tx).await?.rows_affected();
-            tx.commit().await?;
-            affected
-        }
-        (Db::MySql(pool), _) => {
-            let mut conn = pool.acquire().await?;
-            // Applies to the next transaction only: the autocommitted UPDATE.
-            sqlx::query("SET TRANSACTION READ WRITE")
-                .execute(&mut *conn)
-                .await?;
-            bind!(sql).execute(&mut *conn).await?.rows_affected()
-        }
-        (Db::Sqlite(_), Some(url)) => {
-            let options = sqlx::sqlite::SqliteConnectOptions::from_str(url.expose_secret())
-                .map_err(|e| DbError::Config(format!("database.url is not valid: {e}")))?
-                .busy_timeout(std::time::Duration::from_secs(5));
-            let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
-            let affected = bind!(sql).execute(&mut conn).await?.rows_affected();
-            conn.close().await?;
-            affected
-        }
-        (Db::Sqlite(pool), None) => bind!(sql).execute(pool).await?.rows_affected(),
-    })
-}
-
-/// Runs a statement with text parameters; returns the rows affected.
-pub async fn execute(db: &Db, sql: &str, args: &[&str]) -> Result<u64, SourceError> {
-    macro_rules! run {
-        ($pool:expr) => {{
-            let mut query = sqlx::query(sql);
-            for arg in args {
-                query = query.bind(*arg);
-            }
-            query.execute($pool).await?.rows_affected()
-        }};
-    }
-    Ok(match db {
-        Db::Postgres(pool) => run!(pool),
-        Db::MySql(pool) => run!(pool),
-        Db::Sqlite(pool) => run!(pool),
-    })
-}
-
-/// Runs `sql` and fetches at most its first row (a probe of a wrapped query).
-pub async fn execute_probe(db: &Db, sql: &str) -> Result<(), SourceError> {
-    match db {
-        Db::Postgres(pool) => {
-            sqlx::query(sql).fetch_optional(pool).await?;
-        }
-        Db::MySql(pool) => {
-            sqlx::query(sql).fetch_optional(pool).await?;
-        }
-        Db::Sqlite(pool) => {
-            sqlx::query(sql).fetch_optional(pool).await?;
-        }
-    }
-    Ok(())
+    .map_err(ReadError::Stopped)?
 }

@@ -3,6 +3,9 @@
 //! employees, one `String` per cell was most of the read's allocator work).
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
+
+use crate::fields::{Field, ACTIVE};
 
 /// One cell as read, borrowed from its [`Rows`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,9 +45,11 @@ enum Cell {
     Other(u32, u32),
 }
 
-/// Rows of one query, `width` cells each.
+/// Rows of one query, one cell for each of its `columns`.
 #[derive(Debug, Default)]
 pub struct Rows {
+    /// The column names, in cell order.
+    columns: &'static [&'static str],
     width: usize,
     cells: Vec<Cell>,
     text: String,
@@ -52,13 +57,36 @@ pub struct Rows {
 }
 
 impl Rows {
-    pub fn new(width: usize, rows: usize) -> Self {
+    /// Room for `rows` rows of `columns`.
+    pub fn new(columns: &'static [&'static str], rows: usize) -> Self {
+        let width = columns.len();
         Self {
+            columns,
             width,
             cells: Vec::with_capacity(width * rows),
             text: String::with_capacity(rows * width * 12),
             bytes: Vec::new(),
         }
+    }
+
+    /// The column names, in cell order.
+    pub fn columns(&self) -> &'static [&'static str] {
+        self.columns
+    }
+
+    /// Where each field of `F` (and `active`, if present) sits in these rows,
+    /// found by name: a field the rows lack is an error, never a NULL.
+    pub fn layout<F: Field>(&self) -> Result<Layout<F>, MissingColumn> {
+        let find = |name: &str| self.columns.iter().position(|c| *c == name);
+        let at = F::ALL
+            .iter()
+            .map(|field| find(field.name()).ok_or(MissingColumn(field.name())))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Layout {
+            at,
+            active: find(ACTIVE),
+            fields: PhantomData,
+        })
     }
 
     /// Complete rows held.
@@ -145,6 +173,27 @@ impl Rows {
     }
 }
 
+/// A field the rows of a read do not hold (a read plan that does not match its
+/// field list: a bug, refused rather than served as empty values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no column {0:?}")]
+pub struct MissingColumn(pub &'static str);
+
+/// The cell of each field of `F` in a batch's rows, from [`Rows::layout`].
+#[derive(Debug, Clone)]
+pub struct Layout<F> {
+    at: Vec<usize>,
+    active: Option<usize>,
+    fields: PhantomData<F>,
+}
+
+impl<F: Field> Layout<F> {
+    /// Whether the rows hold `active`.
+    pub fn has_active(&self) -> bool {
+        self.active.is_some()
+    }
+}
+
 /// One row of [`Rows`].
 #[derive(Debug, Clone, Copy)]
 pub struct Row<'a> {
@@ -180,6 +229,19 @@ impl<'a> Row<'a> {
     pub fn width(&self) -> usize {
         self.cells.len()
     }
+
+    /// The cell of `field`, where `layout` found it.
+    pub fn field<F: Field>(&self, layout: &Layout<F>, field: F) -> Value<'a> {
+        match layout.at.get(field.index()) {
+            Some(&at) => self.get(at),
+            None => Value::Null,
+        }
+    }
+
+    /// The `active` cell, or `None` when the rows have no such column.
+    pub fn active<F: Field>(&self, layout: &Layout<F>) -> Option<Value<'a>> {
+        layout.active.map(|at| self.get(at))
+    }
 }
 
 /// A cell as text: numbers and booleans written out, text borrowed.
@@ -207,7 +269,7 @@ mod tests {
 
     #[test]
     fn cells_come_back_as_pushed() {
-        let mut rows = Rows::new(3, 2);
+        let mut rows = Rows::new(&["a", "b", "c"], 2);
         rows.push_bytes(Some("añb".as_bytes()));
         rows.push_bytes(Some(&[0xff, 0x41]));
         rows.push_int(7);

@@ -2,6 +2,8 @@
 //! reported as `FILE:LINE: reason` and nothing is written unless there is none.
 
 mod parse;
+#[cfg(test)]
+mod parse_tests;
 
 pub use parse::{
     parse_file, CsvTable, ImportProblem, Record, TableSpec, DEPARTMENTS, EMPLOYEES, MEMBERS,

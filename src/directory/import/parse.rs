@@ -8,6 +8,7 @@ use std::path::Path;
 use crate::db::Cell;
 use crate::directory::keys::{key_problem, Key};
 use crate::escape::{escape, quote};
+use crate::fields::{self, DepartmentField, EmployeeField};
 
 /// One CSV table: its name, columns, which are required, and which are booleans.
 #[derive(Debug)]
@@ -18,35 +19,24 @@ pub struct TableSpec {
     pub key: &'static [&'static str],
 }
 
+/// The CSV headers are the tables' columns, from [`crate::fields`].
 pub const EMPLOYEES: TableSpec = TableSpec {
     table: "employees",
-    columns: &[
-        "username",
-        "email",
-        "nick_name",
-        "ad_no",
-        "company",
-        "phone1",
-        "phone2",
-        "extension_no",
-        "gender",
-        "password_hash",
-        "active",
-    ],
-    required: &["username", "email", "nick_name"],
-    key: &["username"],
+    columns: &fields::EMPLOYEE_TABLE,
+    required: &fields::EMPLOYEE_REQUIRED,
+    key: &[EmployeeField::Username.name()],
 };
 pub const DEPARTMENTS: TableSpec = TableSpec {
     table: "departments",
-    columns: &["group_no", "display_name", "parent_group_no", "active"],
-    required: &["group_no", "display_name"],
-    key: &["group_no"],
+    columns: &fields::DEPARTMENT_TABLE,
+    required: &fields::DEPARTMENT_REQUIRED,
+    key: &[DepartmentField::GroupNo.name()],
 };
 pub const MEMBERS: TableSpec = TableSpec {
     table: "department_members",
-    columns: &["group_no", "username"],
-    required: &["group_no", "username"],
-    key: &["group_no", "username"],
+    columns: &fields::MEMBERSHIP_COLUMNS,
+    required: &fields::MEMBERSHIP_COLUMNS,
+    key: &fields::MEMBERSHIP_COLUMNS,
 };
 
 /// A problem tied to a place in a file.
@@ -268,7 +258,7 @@ pub fn parse_file(
         let line = row.position().map_or(0, |p| lines.at(p.byte()));
         let mut cells = BTreeMap::new();
         for (column, value) in columns.iter().zip(row.iter()) {
-            let cell = if *column == "active" {
+            let cell = if *column == fields::ACTIVE {
                 match parse_bool(value) {
                     Some(b) => Cell::Bool(b),
                     None => {
@@ -294,7 +284,7 @@ pub fn parse_file(
                     continue;
                 }
                 Cell::Text(None)
-            } else if *column == "gender" {
+            } else if *column == EmployeeField::Gender.name() {
                 match value.trim().to_ascii_lowercase().as_str() {
                     "male" | "m" => Cell::Text(Some("male".into())),
                     "female" | "f" => Cell::Text(Some("female".into())),

@@ -49,8 +49,9 @@ impl RecordedOutcome {
             Err(SyncFailure::Invalid(problems)) => Self::Invalid(problems.len()),
             Err(SyncFailure::GuardTripped(refusal)) => Self::Guard(refusal.clone()),
             Err(SyncFailure::Unavailable(_)) => Self::Unavailable("database unavailable".into()),
-            Err(SyncFailure::Query(problem)) => Self::Failed(problem.clone()),
-            Err(SyncFailure::Internal(cause)) => Self::Failed(cause.clone()),
+            Err(SyncFailure::Query(problem)) => Self::Failed(problem.0.clone()),
+            Err(SyncFailure::Failed(cause)) => Self::Failed(cause.to_string()),
+            Err(SyncFailure::Lost) => Self::Failed("the build ended without an answer".into()),
         }
     }
 }
