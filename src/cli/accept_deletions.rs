@@ -15,6 +15,7 @@ use super::stores;
 use crate::config::Settings;
 use crate::directory::SyncError;
 use crate::escape::escape;
+use crate::ops::activity::Actor;
 use crate::ops::approvals::{self, short, ApproveError, PendingApproval};
 use crate::ops::history::Kind;
 
@@ -22,14 +23,6 @@ use crate::ops::history::Kind;
 const LISTED: u32 = 200;
 /// Names read per page of the pending list.
 const PAGE: u32 = 5_000;
-
-/// Who approves from the command line: the person behind `sudo`, else the user.
-pub fn approver_name() -> String {
-    ["SUDO_USER", "USER", "LOGNAME"]
-        .into_iter()
-        .find_map(|key| std::env::var(key).ok().filter(|v| !v.trim().is_empty()))
-        .unwrap_or_else(|| "unknown".to_owned())
-}
 
 pub async fn run(
     settings: &Settings,
@@ -79,13 +72,13 @@ pub async fn run(
             return Ok(ExitCode::FAILURE);
         }
     }
-    let approver = approver_name();
+    let actor = Actor::from_cli();
     match approvals::approve(
         &db,
         &source,
         pending.id,
         &pending.digest,
-        &approver,
+        &actor,
         reason.as_deref(),
     )
     .await

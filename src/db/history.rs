@@ -198,7 +198,7 @@ impl Db {
             bytes, user_count, group_count, digest, base_digest, users_added, users_changed, \
             users_dropped, groups_added, groups_changed, groups_dropped, names, names_of, \
             approval_id, detail";
-        let values = vec!["?"; 21].join(", ");
+        let values = ["?"; 21].join(", ");
         let insert = format!("INSERT INTO sync_history ({columns}) VALUES ({values})");
         let c = call.counts;
         macro_rules! bound {

@@ -15,6 +15,7 @@ use crate::db::{ApprovalRow, ApproveRow, Db, DbError};
 use crate::directory::{self, SyncError};
 use crate::source::Source;
 
+use super::activity::{self, Actor};
 use super::history::{rfc3339_ms, Kind};
 
 /// The limits that were in force when the guard tripped.
@@ -143,16 +144,18 @@ pub enum ApproveError {
 
 /// Approves pending set `id`, if its digest is still `digest` and the HR data
 /// still drops exactly that set from exactly that snapshot; records who
-/// (`approver`), when and why. Nothing is served here: the next `/sync` that
-/// would serve this set consumes the approval.
+/// (`actor`), when and why in the approval and in the activity record
+/// (`approve_deletions`). Nothing is served here: the next `/sync` that would
+/// serve this set consumes the approval.
 pub async fn approve(
     db: &Db,
     source: &Source,
     id: i64,
     digest: &str,
-    approver: &str,
+    actor: &Actor,
     reason: Option<&str>,
 ) -> Result<Approved, ApproveError> {
+    let approver = actor.name.as_str();
     let row = db
         .approval(id)
         .await?
@@ -186,14 +189,26 @@ pub async fn approve(
         )));
     }
     let approved_ms = directory::unix_ms();
-    // LEAD: when src/ops/activity.rs lands, take `&Actor` here and also call
-    // `activity::record(db, actor, "approve_deletions", &id.to_string(), reason)`.
     match db
         .approve_pending(id, digest, approver, reason, approved_ms)
         .await?
     {
         ApproveRow::Approved => {
             tracing::info!(approval = id, approver, "deletions approved");
+            let detail = format!(
+                "set {}: {} user(s) and {} department(s){}",
+                short(&row.set_digest),
+                row.users_dropped,
+                row.groups_dropped,
+                reason.map(|r| format!("; reason: {r}")).unwrap_or_default()
+            );
+            // The approval stands whatever happens here; the approvals table
+            // already says who, when and why.
+            if let Err(e) =
+                activity::record(db, actor, "approve_deletions", &id.to_string(), &detail).await
+            {
+                tracing::warn!(error = %e, approval = id, "could not record the approval in the activity record");
+            }
             Ok(Approved {
                 id,
                 digest: row.set_digest,

@@ -199,6 +199,20 @@ on_all_backends!(
             Some("three leavers, ticket HR-42")
         );
         assert!(approval.approved_ms.is_some() && approval.consumed_ms.is_some());
+        let activity = hr_bridge::ops::activity::list(&app.db, 10, 0)
+            .await
+            .unwrap();
+        let approved: Vec<_> = activity
+            .iter()
+            .filter(|a| a.action == "approve_deletions")
+            .collect();
+        assert_eq!(approved.len(), 1, "{activity:?}");
+        assert_eq!(approved[0].actor, "hr-lead");
+        assert_eq!(approved[0].subject, id);
+        assert!(
+            approved[0].detail.contains("three leavers, ticket HR-42"),
+            "{activity:?}"
+        );
 
         // Valid once: the same three dropped again from the new snapshot (they
         // come back, then go again) need a new approval.

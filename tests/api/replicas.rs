@@ -159,7 +159,10 @@ on_all_backends!(
             &source,
             pending.id,
             &pending.digest,
-            "test",
+            &hr_bridge::ops::activity::Actor {
+                name: "test".into(),
+                channel: hr_bridge::ops::activity::Channel::Cli,
+            },
             None,
         )
         .await
