@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-use super::{Problem, SyncError, SyncPayload};
+use super::{GuardRefusal, Problem, Served, SyncError};
 use crate::db::DbError;
 use crate::source::QueryProblem;
 
@@ -19,7 +19,7 @@ use crate::source::QueryProblem;
 #[derive(Debug, Clone)]
 pub enum SyncFailure {
     Invalid(Arc<Vec<Problem>>),
-    GuardTripped(String),
+    GuardTripped(Arc<GuardRefusal>),
     /// The database cannot be reached.
     Unavailable(Arc<DbError>),
     /// A mapped query that no longer fits its contract.
@@ -35,7 +35,7 @@ impl From<SyncError> for SyncFailure {
     fn from(e: SyncError) -> Self {
         match e {
             SyncError::Invalid(problems) => Self::Invalid(Arc::new(problems)),
-            SyncError::GuardTripped(message) => Self::GuardTripped(message),
+            SyncError::GuardTripped(refusal) => Self::GuardTripped(Arc::from(refusal)),
             SyncError::Db(db @ DbError::Unavailable(_)) => Self::Unavailable(Arc::new(db)),
             SyncError::Query(q) => Self::Query(q),
             other => {
@@ -46,7 +46,8 @@ impl From<SyncError> for SyncFailure {
     }
 }
 
-type Outcome = Result<SyncPayload, SyncFailure>;
+/// What one flight answers every caller that shares it.
+pub type Outcome = Result<Served, SyncFailure>;
 type Slot = Arc<Mutex<Option<watch::Receiver<Option<Outcome>>>>>;
 
 /// The one `/sync` build in progress, if any.
