@@ -6,7 +6,6 @@ use std::io::Write;
 use lz4_flex::frame::FrameEncoder;
 use xxhash_rust::xxh3::Xxh3;
 
-use super::build::BuildError;
 use super::payload::{Pieces, SyncPayload};
 
 /// Bytes gathered before they are hashed and compressed.
@@ -77,12 +76,12 @@ impl Write for PayloadWriter {
 pub(super) fn write_object<'v>(
     out: &mut PayloadWriter,
     fields: impl Iterator<Item = (&'static str, &'v str)>,
-) -> Result<(), BuildError> {
+) -> std::io::Result<()> {
     for (i, (name, value)) in fields.enumerate() {
         out.write_all(if i == 0 { b"{\"" } else { b",\"" })?;
         out.write_all(name.as_bytes())?;
         out.write_all(b"\":")?;
-        serde_json::to_writer(&mut *out, value)?;
+        serde_json::to_writer(&mut *out, value).map_err(std::io::Error::from)?;
     }
     Ok(())
 }

@@ -51,7 +51,9 @@ impl RecordedOutcome {
             Err(SyncFailure::Unavailable(_)) => Self::Unavailable("database unavailable".into()),
             Err(SyncFailure::Query(problem)) => Self::Failed(problem.0.clone()),
             Err(SyncFailure::Failed(cause)) => Self::Failed(cause.to_string()),
-            Err(SyncFailure::Lost) => Self::Failed("the build ended without an answer".into()),
+            Err(SyncFailure::Lost) => {
+                Self::Failed("the sync build stopped without an answer".into())
+            }
         }
     }
 }
