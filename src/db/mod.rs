@@ -3,16 +3,20 @@
 //! Callers see functions named for what they return; the dialects stay in here.
 
 mod activity;
+mod audit;
 mod auth;
 mod directory;
 mod import;
+mod lockouts;
 mod migrations;
 mod rows;
 mod snapshot;
 
 pub use activity::{ActivityRow, NewActivity};
+pub use audit::{AuditFilter, AuditRow};
 pub use auth::{AuditEntry, MAX_AUDIT_BATCH};
 pub use import::{Cell, DirectoryTables, KeyRow, TableWrite};
+pub use lockouts::LockoutRow;
 pub use migrations::Schema;
 pub use rows::{Credentials, DepartmentRow, EmployeeRow, MembershipRow};
 pub use snapshot::{NewSnapshot, SnapshotRow};

@@ -4,3 +4,5 @@
 //! `crate::db`; nothing here writes a statement.
 
 pub mod activity;
+pub mod audit;
+pub mod lockouts;

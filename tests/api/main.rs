@@ -10,6 +10,7 @@ mod basic_auth;
 mod check_report;
 mod cli;
 mod cli_healthcheck;
+mod commands;
 mod compression;
 mod connections;
 mod errors;
