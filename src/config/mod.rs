@@ -11,6 +11,7 @@ mod auth;
 mod database;
 pub mod limits;
 mod log;
+pub mod notify;
 mod omflow;
 mod server;
 mod source;
@@ -27,6 +28,7 @@ use serde::Deserialize;
 pub use auth::AuthSettings;
 pub use database::DatabaseSettings;
 pub use log::{LogFormat, LogSettings};
+pub use notify::NotifySettings;
 pub use omflow::OmflowSettings;
 pub use server::ServerSettings;
 pub use source::SourceSettings;
@@ -68,6 +70,8 @@ pub struct Settings {
     pub source: SourceSettings,
     #[serde(default)]
     pub state: StateSettings,
+    #[serde(default)]
+    pub notify: NotifySettings,
 }
 
 impl Settings {
@@ -129,6 +133,7 @@ impl Settings {
         self.auth.validate()?;
         self.omflow.validate()?;
         self.log.validate()?;
+        self.notify.validate()?;
         Ok(())
     }
 
@@ -195,12 +200,15 @@ enum FileSecret {
     /// A URL, secret when it carries a password (in its user-info part or as a
     /// `password` query parameter).
     UrlWithPassword,
+    /// A webhook URL, secret when it carries a token (see
+    /// [`notify::webhook_url_carries_token`]).
+    WebhookWithToken,
 }
 
 /// Every key that may carry a secret, and when its value is one. A value that is
 /// one is refused in the TOML file (it is likely committed or world-readable) and
 /// must come from the environment instead (`HR_BRIDGE__SECTION__KEY`). A new key
-/// that can carry a secret (a webhook URL with a token, say) joins this list.
+/// that can carry a secret joins this list.
 const FILE_SECRETS: &[(&str, FileSecret)] = &[
     (
         "omflow.password",
@@ -208,6 +216,7 @@ const FILE_SECRETS: &[(&str, FileSecret)] = &[
     ),
     ("database.url", FileSecret::UrlWithPassword),
     ("state.url", FileSecret::UrlWithPassword),
+    ("notify.webhook_url", FileSecret::WebhookWithToken),
 ];
 
 /// The environment variable that sets `section.key`.
@@ -250,6 +259,18 @@ fn forbid_file_secrets(text: &str, path: &Path) -> Result<(), ConfigError> {
                     format!(
                         "{key} in {} carries a password; set a URL with a password in the \
                          environment only ({env})",
+                        path.display()
+                    )
+                }),
+            // The URL is never quoted: it is the secret.
+            FileSecret::WebhookWithToken => value
+                .into_string()
+                .is_ok_and(|url| notify::webhook_url_carries_token(&url))
+                .then(|| {
+                    format!(
+                        "{key} in {} carries a token (a Slack or Teams webhook URL, a query \
+                         string, a user or password, or a long generated path segment); set it \
+                         in the environment only ({env})",
                         path.display()
                     )
                 }),

@@ -9,6 +9,7 @@ mod directory;
 mod import;
 mod lockouts;
 mod migrations;
+pub mod notify;
 mod rows;
 mod snapshot;
 

@@ -31,8 +31,8 @@ const BATCHES_IN_FLIGHT: usize = 4;
 pub enum SyncError {
     #[error("the HR data has {} problem(s)", .0.len())]
     Invalid(Vec<Problem>),
-    #[error("{0}")]
-    GuardTripped(String),
+    #[error("{}", .0.message)]
+    GuardTripped(GuardRefusal),
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
     #[error("the sync snapshot kept changing under concurrent syncs")]
@@ -43,6 +43,17 @@ pub enum SyncError {
     Query(#[from] QueryProblem),
     #[error(transparent)]
     Build(#[from] BuildError),
+}
+
+/// A sync the deletion guard refused: the message OMFLOW is answered, and what
+/// the sync would have dropped (for the notification: counts and a few names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardRefusal {
+    pub message: String,
+    pub users: usize,
+    pub departments: usize,
+    /// The first dropped usernames, in byte order (a sample, not the list).
+    pub usernames: Vec<String>,
 }
 
 impl From<SourceError> for SyncError {
@@ -197,11 +208,16 @@ pub async fn serve_sync(
                 // Without the last snapshot the guard cannot tell what would be
                 // dropped: refuse rather than guess, and say how to recover.
                 tracing::error!(error = %e, "deletion guard cannot read the stored snapshot");
-                return Err(SyncError::GuardTripped(format!(
-                    "sync refused by the deletion guard, OMFLOW should change nothing: {e}; \
-                     check the HR data with `hr-bridge check`, then record the current data \
-                     as the new snapshot with `hr-bridge accept-deletions`"
-                )));
+                return Err(SyncError::GuardTripped(GuardRefusal {
+                    message: format!(
+                        "sync refused by the deletion guard, OMFLOW should change nothing: {e}; \
+                         check the HR data with `hr-bridge check`, then record the current \
+                         data as the new snapshot with `hr-bridge accept-deletions`"
+                    ),
+                    users: 0,
+                    departments: 0,
+                    usernames: Vec::new(),
+                }));
             }
         };
         if drops.exceeds(limits).is_some() {
@@ -212,7 +228,12 @@ pub async fn serve_sync(
                 departments = drops.groups,
                 "deletion guard tripped"
             );
-            return Err(SyncError::GuardTripped(drops.refusal_message(limits)));
+            return Err(SyncError::GuardTripped(GuardRefusal {
+                message: drops.refusal_message(limits),
+                users: drops.users,
+                departments: drops.groups,
+                usernames: drops.user_sample,
+            }));
         }
         let next = snapshot::snapshot_of(&built.payload);
         if state.replace_snapshot(Some(&digest), &next).await? {

@@ -11,6 +11,7 @@ use super::schema::SyncSuccess;
 use super::AppState;
 use crate::directory::{self, SyncFailure};
 use crate::error::{ApiError, FailEnvelope};
+use crate::notify::{Event, Notifier, Refusal};
 
 /// Bytes decompressed per chunk of the answer.
 const CHUNK: usize = 64 * 1024;
@@ -38,6 +39,32 @@ pub fn set_payload_gauges(users: usize, groups: usize, bytes: usize, origin: Ori
     metrics::gauge!("hr_bridge_sync_users").set(users as f64);
     metrics::gauge!("hr_bridge_sync_groups").set(groups as f64);
     metrics::gauge!("hr_bridge_sync_bytes").set(bytes as f64);
+}
+
+/// Tells the notifier how a build ended: served, refused (with counts and the
+/// first few usernames only), or neither (a database or query problem, which
+/// the database watch reports).
+fn tell(notifier: &Notifier, outcome: &Result<directory::SyncPayload, SyncFailure>) {
+    let event = match outcome {
+        Ok(_) => Event::SyncServed,
+        Err(SyncFailure::GuardTripped(refusal)) => Event::SyncRefused(Refusal::DeletionGuard {
+            users: refusal.users as u64,
+            departments: refusal.departments as u64,
+            usernames: refusal
+                .usernames
+                .iter()
+                .take(crate::notify::event::MAX_NAMES)
+                .cloned()
+                .collect(),
+            approval_id: None,
+        }),
+        Err(SyncFailure::Invalid(problems)) => Event::SyncRefused(Refusal::InvalidData {
+            problems: problems.len() as u64,
+            keys: Vec::new(),
+        }),
+        Err(_) => return,
+    };
+    notifier.notify(event);
 }
 
 /// The request body is ignored (OMFLOW may send none, `{}` or anything else), but
@@ -68,14 +95,18 @@ pub fn set_payload_gauges(users: usize, groups: usize, bytes: usize, origin: Ori
 )]
 pub async fn sync(State(state): State<AppState>, _body: Bytes) -> Result<Response, ApiError> {
     let (source, db, guard) = (state.source.clone(), state.db.clone(), state.guard);
+    let notifier = state.notifier.clone();
     let payload = state
         .sync_flight
         .run(move || {
             metrics::counter!("hr_bridge_sync_builds_total").increment(1);
             async move {
-                directory::serve_sync(&source, &db, &guard)
+                let outcome = directory::serve_sync(&source, &db, &guard)
                     .await
-                    .map_err(SyncFailure::from)
+                    .map_err(SyncFailure::from);
+                // Once per build, not per waiting caller; queued, never awaited.
+                tell(&notifier, &outcome);
+                outcome
             }
         })
         .await?;

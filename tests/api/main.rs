@@ -23,6 +23,7 @@ mod import;
 mod lockout;
 mod metrics;
 mod notify;
+mod notify_server;
 mod openapi;
 mod operator;
 mod probe;
