@@ -3,9 +3,11 @@
 //! Callers see functions named for what they return; the dialects stay in here.
 
 mod activity;
+mod approvals;
 mod audit;
 mod auth;
 mod directory;
+mod history;
 mod import;
 mod lockouts;
 mod migrations;
@@ -14,8 +16,10 @@ mod rows;
 mod snapshot;
 
 pub use activity::{ActivityRow, NewActivity};
+pub use approvals::{ApprovalRow, ApproveRow, NewPending};
 pub use audit::{AuditFilter, AuditRow};
 pub use auth::{AuditEntry, MAX_AUDIT_BATCH};
+pub use history::{DiffCounts, HourRow, NameRow, NewName, NewSyncCall, SyncCallRow};
 pub use import::{Cell, DirectoryTables, KeyRow, TableWrite};
 pub use lockouts::LockoutRow;
 pub use migrations::Schema;

@@ -1,17 +1,21 @@
 //! `POST /sync`: every active employee and department in OMFLOW's shape.
 
 use std::io::Read;
+use std::net::SocketAddr;
+use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{header, HeaderValue};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
+use super::client_addr::client_ip;
 use super::schema::SyncSuccess;
 use super::AppState;
 use crate::directory::{self, SyncFailure};
 use crate::error::{ApiError, FailEnvelope};
 use crate::notify::{Event, Notifier, Refusal};
+use crate::ops::history::{CallRecord, RecordedOutcome, Recorder};
 
 /// Bytes decompressed per chunk of the answer.
 const CHUNK: usize = 64 * 1024;
@@ -44,20 +48,26 @@ pub fn set_payload_gauges(users: usize, groups: usize, bytes: usize, origin: Ori
 /// Tells the notifier how a build ended: served, refused (with counts and the
 /// first few usernames only), or neither (a database or query problem, which
 /// the database watch reports).
-fn tell(notifier: &Notifier, outcome: &Result<directory::SyncPayload, SyncFailure>) {
+fn tell(notifier: &Notifier, outcome: &Result<directory::Served, SyncFailure>) {
     let event = match outcome {
         Ok(_) => Event::SyncServed,
-        Err(SyncFailure::GuardTripped(refusal)) => Event::SyncRefused(Refusal::DeletionGuard {
-            users: refusal.users as u64,
-            departments: refusal.departments as u64,
-            usernames: refusal
-                .usernames
-                .iter()
-                .take(crate::notify::event::MAX_NAMES)
-                .cloned()
-                .collect(),
-            approval_id: None,
-        }),
+        Err(SyncFailure::GuardTripped(refusal)) => {
+            let drops = refusal.drops.as_ref();
+            Event::SyncRefused(Refusal::DeletionGuard {
+                users: drops.map_or(0, |d| d.users as u64),
+                departments: drops.map_or(0, |d| d.groups as u64),
+                usernames: drops
+                    .map(|d| {
+                        d.user_sample
+                            .iter()
+                            .take(crate::notify::event::MAX_NAMES)
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                approval_id: None,
+            })
+        }
         Err(SyncFailure::Invalid(problems)) => Event::SyncRefused(Refusal::InvalidData {
             problems: problems.len() as u64,
             keys: Vec::new(),
@@ -93,10 +103,33 @@ fn tell(notifier: &Notifier, outcome: &Result<directory::SyncPayload, SyncFailur
             example = json!({"status": "fail", "message": "database unavailable"})),
     )
 )]
-pub async fn sync(State(state): State<AppState>, _body: Bytes) -> Result<Response, ApiError> {
-    let (source, db, guard) = (state.source.clone(), state.db.clone(), state.guard);
+pub async fn sync(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    _body: Bytes,
+) -> Result<Response, ApiError> {
+    let mut call = PendingCall {
+        recorder: state.history.clone(),
+        started: Instant::now(),
+        record: Some(CallRecord {
+            occurred_ms: directory::unix_ms(),
+            client_addr: Some(client_ip(peer.ip(), &headers, &state.trusted_proxies).to_string()),
+            request_id: headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            duration_ms: 0,
+            outcome: RecordedOutcome::Unavailable(
+                "no answer within server.request_timeout_secs".into(),
+            ),
+        }),
+    };
+    let (source, db) = (state.source.clone(), state.db.clone());
     let notifier = state.notifier.clone();
-    let payload = state
+    // The guard's limits as they are now (SIGHUP may change them).
+    let guard = *state.guard.borrow();
+    let outcome = state
         .sync_flight
         .run(move || {
             metrics::counter!("hr_bridge_sync_builds_total").increment(1);
@@ -109,7 +142,9 @@ pub async fn sync(State(state): State<AppState>, _body: Bytes) -> Result<Respons
                 outcome
             }
         })
-        .await?;
+        .await;
+    call.finish(RecordedOutcome::of(&outcome));
+    let payload = outcome?.payload;
     set_payload_gauges(payload.users, payload.groups, payload.bytes, Origin::Served);
     tracing::info!(
         users = payload.users,
@@ -144,4 +179,30 @@ pub async fn sync(State(state): State<AppState>, _body: Bytes) -> Result<Respons
         Body::from_stream(chunks),
     )
         .into_response())
+}
+
+/// A call on its way to the history: recorded when the outcome is known, or, if
+/// the handler is dropped first (the request deadline answered 503), as that.
+struct PendingCall {
+    recorder: Recorder,
+    started: Instant,
+    record: Option<CallRecord>,
+}
+
+impl PendingCall {
+    fn finish(&mut self, outcome: RecordedOutcome) {
+        if let Some(record) = self.record.as_mut() {
+            record.outcome = outcome;
+        }
+    }
+}
+
+impl Drop for PendingCall {
+    fn drop(&mut self) {
+        if let Some(mut record) = self.record.take() {
+            record.duration_ms =
+                i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+            self.recorder.record(record);
+        }
+    }
 }

@@ -4,5 +4,7 @@
 //! `crate::db`; nothing here writes a statement.
 
 pub mod activity;
+pub mod approvals;
 pub mod audit;
+pub mod history;
 pub mod lockouts;

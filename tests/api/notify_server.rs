@@ -210,9 +210,10 @@ on_all_backends!(a_slow_receiver_never_delays_sync, |db: TestDb| async move {
         refused < Duration::from_millis(2500) && served < Duration::from_millis(2500),
         "refused in {refused:?}, served in {served:?}, while the receiver hangs"
     );
-    assert!(receiver.hits.load(std::sync::atomic::Ordering::SeqCst) >= 1);
     let stats = settled(&app).await;
     assert_eq!(stats.failed, 2, "both messages time out twice: {stats:?}");
+    // The receiver did get every attempt; it just never answered.
+    assert_eq!(receiver.hits.load(std::sync::atomic::Ordering::SeqCst), 4);
     let text = metrics_text(&app).await;
     assert!(
         metric(&text, "hr_bridge_notify_messages_total{outcome=\"failed\"}") >= 2.0,
