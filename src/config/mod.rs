@@ -505,6 +505,42 @@ mod tests {
     }
 
     #[test]
+    fn a_webhook_url_with_a_token_comes_from_the_environment_only() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("hr-bridge.toml");
+        let secret = "https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX";
+        std::fs::write(&file, format!("[notify]\nwebhook_url = \"{secret}\"\n"))
+            .expect("write config");
+        let err = Settings::load_from(Some(&file), env(&[]))
+            .expect_err("a token in the file")
+            .to_string();
+        assert!(err.contains("notify.webhook_url"), "{err}");
+        assert!(err.contains("HR_BRIDGE__NOTIFY__WEBHOOK_URL"), "{err}");
+        assert!(!err.contains("XXXX"), "the URL is never shown: {err}");
+        // The same URL from the environment, and a tokenless one from the file.
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("HR_BRIDGE__NOTIFY__WEBHOOK_URL", secret),
+                ("HR_BRIDGE__NOTIFY__FORMAT", "slack"),
+            ]),
+        )
+        .expect("environment");
+        assert!(settings.notify.is_enabled());
+        assert_eq!(settings.notify.format, notify::Format::Slack);
+        std::fs::write(
+            &file,
+            "[notify]\nwebhook_url = \"https://alerts.example.com/hr-bridge\"\nafter_secs = 30\n",
+        )
+        .expect("write config");
+        let settings = Settings::load_from(Some(&file), env(&[])).expect("tokenless");
+        assert_eq!(settings.notify.after_secs, 30);
+        let err = Settings::load_from(None, env(&[("HR_BRIDGE__NOTIFY__AFTER_SECS", "0")]))
+            .expect_err("validated with the rest");
+        assert!(err.to_string().contains("notify.after_secs"), "{err}");
+    }
+
+    #[test]
     fn every_section_checks_its_own_keys() {
         for (key, value, named) in [
             (
