@@ -21,6 +21,7 @@ use crate::db::{Db, DbError, PoolSettings};
 use crate::directory::{demo, GuardLimits};
 use crate::http::DatabaseGate;
 use crate::http::{self, AppState};
+use crate::notify::{self, Notifier};
 use crate::password::{
     hash_argon2id, prune_auth_state, Argon2Settings, AuthPolicy, Authenticator, DummyHash,
     HashingPool, OmflowCredential, PasswordError,
@@ -49,6 +50,8 @@ pub struct Options {
     /// at start-up). `None`: settings given in-process have nothing to re-read,
     /// so a SIGHUP brings the same settings again and reloads the TLS files.
     pub reload: Option<reload::Loader>,
+    /// The notifier's working limits (timeouts, retries); tests shorten them.
+    pub notify: notify::Tuning,
 }
 
 /// What `--demo` did, for the banner `serve` prints.
@@ -69,6 +72,9 @@ pub struct Application {
     started: watch::Receiver<bool>,
     /// The SIGHUP listener and the start-up/maintenance task, stopped with us.
     tasks: Vec<AbortOnDrop>,
+    /// The notifier and its watch on the databases, stopped with us.
+    notifier: Notifier,
+    _watches: Vec<notify::Watch>,
     grace: Duration,
     demo: DemoNotes,
 }
@@ -114,6 +120,26 @@ impl Application {
             DemoNotes::default()
         };
 
+        // Notifications: started even without a webhook, so that a SIGHUP that
+        // sets one takes effect without a restart.
+        let one_database = !settings.has_separate_state();
+        let notifier = Notifier::start(
+            settings.notify.clone(),
+            notify::Options {
+                state: Some(db.clone()),
+                one_database,
+                tuning: options.notify.clone(),
+            },
+        )?;
+        let watches = if one_database {
+            vec![notifier.watch_database(notify::Database::Source, db.clone())]
+        } else {
+            vec![
+                notifier.watch_database(notify::Database::Source, source.db().clone()),
+                notifier.watch_database(notify::Database::State, db.clone()),
+            ]
+        };
+
         let gate = DatabaseGate::closed();
         let (guard, guard_limits_now) = watch::channel(guard_limits(&settings.sync));
         let (history, history_writer) = crate::ops::history::Recorder::start(db.clone());
@@ -123,6 +149,7 @@ impl Application {
             source.clone(),
             guard_limits_now,
             history,
+            notifier.clone(),
         )
         .await?;
         state.startup = gate.clone();
@@ -155,6 +182,11 @@ impl Application {
             guard,
             reloads.clone(),
         ))));
+        tasks.push(AbortOnDrop(tokio::spawn(reload_notify(
+            notifier.clone(),
+            settings.notify.clone(),
+            reloads.clone(),
+        ))));
         let server = RunningServer::start(&settings.server, state, reloads).await?;
         Ok(Self {
             server,
@@ -162,6 +194,8 @@ impl Application {
             gate,
             started,
             tasks,
+            notifier,
+            _watches: watches,
             grace: settings.server.shutdown_grace(),
             demo,
         })
@@ -207,6 +241,11 @@ impl Application {
     /// hr-bridge's own state pool (the one the server uses).
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// The notifier (for tests: its counters).
+    pub fn notifier(&self) -> &Notifier {
+        &self.notifier
     }
 
     /// What `--demo` did.
@@ -316,6 +355,7 @@ async fn build_state(
     source: Source,
     guard: watch::Receiver<GuardLimits>,
     history: crate::ops::history::Recorder,
+    notifier: Notifier,
 ) -> anyhow::Result<AppState> {
     let credential = omflow_credential(settings)?;
     let hashing = HashingPool::new(
@@ -336,7 +376,8 @@ async fn build_state(
             hashing.clone(),
             dummy,
             policy,
-        ),
+        )
+        .with_notifier(notifier.clone()),
         trusted_proxies: Arc::new(settings.auth.trusted_proxies.clone()),
         db,
         source,
@@ -348,7 +389,65 @@ async fn build_state(
         history,
         startup: DatabaseGate::opened(),
         request_timeout: settings.server.request_timeout(),
+        notifier,
     })
+}
+
+/// Applies each SIGHUP's `[notify]` to the notifier, logging which keys changed
+/// (never the webhook URL itself: it may carry a token).
+async fn reload_notify(
+    notifier: Notifier,
+    mut running: notify::NotifySettings,
+    mut reloads: reload::Reloads,
+) {
+    while let Some(reload) = reloads.next().await {
+        let reload::Reload::Loaded(settings) = reload else {
+            continue;
+        };
+        let new = settings.notify.clone();
+        let changed = notify_changes(&running, &new);
+        if changed.is_empty() {
+            continue;
+        }
+        tracing::info!(
+            changed = %changed.join(", "),
+            enabled = new.is_enabled(),
+            format = new.format.name(),
+            "SIGHUP: notification settings changed"
+        );
+        notifier.reload(new.clone());
+        running = new;
+    }
+}
+
+/// The `[notify]` keys whose values differ, with what is safe to show.
+fn notify_changes(old: &notify::NotifySettings, new: &notify::NotifySettings) -> Vec<String> {
+    let mut changed = Vec::new();
+    let url =
+        |s: &notify::NotifySettings| s.webhook_url.as_ref().map(|u| u.expose_secret().to_owned());
+    match (url(old), url(new)) {
+        (None, Some(_)) => changed.push("notify.webhook_url set".to_owned()),
+        (Some(_), None) => changed.push("notify.webhook_url removed (nothing is sent)".to_owned()),
+        (Some(a), Some(b)) if a != b => changed.push("notify.webhook_url changed".to_owned()),
+        _ => {}
+    }
+    if old.format != new.format {
+        changed.push(format!(
+            "notify.format {} -> {}",
+            old.format.name(),
+            new.format.name()
+        ));
+    }
+    if old.after_secs != new.after_secs {
+        changed.push(format!(
+            "notify.after_secs {} -> {}",
+            old.after_secs, new.after_secs
+        ));
+    }
+    if old.console_url != new.console_url {
+        changed.push("notify.console_url changed".to_owned());
+    }
+    changed
 }
 
 /// OMFLOW's credential. The configuration has checked the hash's form; its cost

@@ -4,12 +4,14 @@
 //! that touch a database or serve start the log.
 
 mod accept_deletions;
+mod audit;
 mod check;
 mod hash_password;
 mod healthcheck;
 mod history;
 mod import;
 mod input;
+mod lockouts;
 mod migrate;
 mod preview;
 mod probe;
@@ -17,6 +19,7 @@ mod seed_demo;
 mod serve;
 mod set_password;
 mod stores;
+mod unlock;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -124,6 +127,54 @@ pub enum Command {
               value_parser = clap::value_parser!(u64).range(1..))]
         timeout: u64,
     },
+    /// List the accounts locked now by failed logins
+    Lockouts {
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift one account's lockout (recorded as the operator running this); exit 1
+    /// if it is not locked
+    Unlock {
+        /// The username, exactly as locked
+        username: String,
+    },
+    /// Show the login audit trail, newest first
+    Audit(AuditArgs),
+}
+
+/// `hr-bridge audit`'s filters and output.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("format").args(["json", "csv"])))]
+pub struct AuditArgs {
+    /// Only this username (exact match)
+    #[arg(long, value_name = "U")]
+    pub username: Option<String>,
+    /// Only attempts at or after WHEN: an RFC 3339 time, a date (2026-11-24), or a
+    /// time ago (24h, 7d)
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Only attempts before WHEN (as --since)
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+    /// Only `success` or `failure`
+    #[arg(long, value_parser = ["success", "failure"])]
+    pub outcome: Option<String>,
+    /// Only this reason (bad_password, unknown_user, locked, inactive, no_hash, …)
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Only attempts from this client address
+    #[arg(long, value_name = "IP")]
+    pub address: Option<String>,
+    /// Most attempts shown; the output says when more matched
+    #[arg(long, default_value_t = audit::DEFAULT_LIMIT)]
+    pub limit: u32,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Print CSV (header row, one attempt a row)
+    #[arg(long)]
+    pub csv: bool,
 }
 
 /// Parses the command line, runs the command, and turns errors into one line on
@@ -202,9 +253,29 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             departments,
         } => seed_demo::run(&logged(file)?, employees, departments).await,
         Command::Probe(args) => probe::run(args).await,
+        Command::Lockouts { json } => lockouts::run(&logged(file)?, json).await,
+        Command::Unlock { username } => unlock::run(&logged(file)?, &username).await,
+        Command::Audit(args) => audit::run(&logged(file)?, audit_request(args)).await,
         Command::Healthcheck { timeout } => {
             healthcheck::run(&Settings::load(file)?.server, timeout).await
         }
+    }
+}
+
+fn audit_request(args: AuditArgs) -> audit::Request {
+    audit::Request {
+        output: match (args.json, args.csv) {
+            (true, _) => audit::Output::Json,
+            (_, true) => audit::Output::Csv,
+            _ => audit::Output::Text,
+        },
+        username: args.username,
+        outcome: args.outcome,
+        reason: args.reason,
+        address: args.address,
+        since: args.since,
+        until: args.until,
+        limit: args.limit,
     }
 }
 

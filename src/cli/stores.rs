@@ -50,3 +50,9 @@ pub async fn migrate(state: &Db, source: &Source) -> anyhow::Result<()> {
 pub async fn check_source(source: &Source) -> anyhow::Result<Shape> {
     Ok(source.check().await?)
 }
+
+/// hr-bridge's own state database alone, for commands that read or change only
+/// it (lockouts, the audit trail).
+pub fn state(settings: &Settings) -> anyhow::Result<Db> {
+    connect(settings)
+}

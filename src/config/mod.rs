@@ -11,6 +11,7 @@ mod auth;
 mod database;
 pub mod limits;
 mod log;
+pub mod notify;
 mod omflow;
 mod server;
 mod source;
@@ -27,6 +28,7 @@ use serde::Deserialize;
 pub use auth::AuthSettings;
 pub use database::DatabaseSettings;
 pub use log::{LogFormat, LogSettings};
+pub use notify::NotifySettings;
 pub use omflow::OmflowSettings;
 pub use server::ServerSettings;
 pub use source::SourceSettings;
@@ -68,6 +70,8 @@ pub struct Settings {
     pub source: SourceSettings,
     #[serde(default)]
     pub state: StateSettings,
+    #[serde(default)]
+    pub notify: NotifySettings,
 }
 
 impl Settings {
@@ -129,6 +133,7 @@ impl Settings {
         self.auth.validate()?;
         self.omflow.validate()?;
         self.log.validate()?;
+        self.notify.validate()?;
         Ok(())
     }
 
@@ -195,12 +200,15 @@ enum FileSecret {
     /// A URL, secret when it carries a password (in its user-info part or as a
     /// `password` query parameter).
     UrlWithPassword,
+    /// A webhook URL, secret when it carries a token (see
+    /// [`notify::webhook_url_carries_token`]).
+    WebhookWithToken,
 }
 
 /// Every key that may carry a secret, and when its value is one. A value that is
 /// one is refused in the TOML file (it is likely committed or world-readable) and
 /// must come from the environment instead (`HR_BRIDGE__SECTION__KEY`). A new key
-/// that can carry a secret (a webhook URL with a token, say) joins this list.
+/// that can carry a secret joins this list.
 const FILE_SECRETS: &[(&str, FileSecret)] = &[
     (
         "omflow.password",
@@ -208,6 +216,7 @@ const FILE_SECRETS: &[(&str, FileSecret)] = &[
     ),
     ("database.url", FileSecret::UrlWithPassword),
     ("state.url", FileSecret::UrlWithPassword),
+    ("notify.webhook_url", FileSecret::WebhookWithToken),
 ];
 
 /// The environment variable that sets `section.key`.
@@ -250,6 +259,18 @@ fn forbid_file_secrets(text: &str, path: &Path) -> Result<(), ConfigError> {
                     format!(
                         "{key} in {} carries a password; set a URL with a password in the \
                          environment only ({env})",
+                        path.display()
+                    )
+                }),
+            // The URL is never quoted: it is the secret.
+            FileSecret::WebhookWithToken => value
+                .into_string()
+                .is_ok_and(|url| notify::webhook_url_carries_token(&url))
+                .then(|| {
+                    format!(
+                        "{key} in {} carries a token (a Slack or Teams webhook URL, a query \
+                         string, a user or password, or a long generated path segment); set it \
+                         in the environment only ({env})",
                         path.display()
                     )
                 }),
@@ -481,6 +502,42 @@ mod tests {
             err.to_string().contains("database.max_connections"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_webhook_url_with_a_token_comes_from_the_environment_only() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("hr-bridge.toml");
+        let secret = "https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX";
+        std::fs::write(&file, format!("[notify]\nwebhook_url = \"{secret}\"\n"))
+            .expect("write config");
+        let err = Settings::load_from(Some(&file), env(&[]))
+            .expect_err("a token in the file")
+            .to_string();
+        assert!(err.contains("notify.webhook_url"), "{err}");
+        assert!(err.contains("HR_BRIDGE__NOTIFY__WEBHOOK_URL"), "{err}");
+        assert!(!err.contains("XXXX"), "the URL is never shown: {err}");
+        // The same URL from the environment, and a tokenless one from the file.
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("HR_BRIDGE__NOTIFY__WEBHOOK_URL", secret),
+                ("HR_BRIDGE__NOTIFY__FORMAT", "slack"),
+            ]),
+        )
+        .expect("environment");
+        assert!(settings.notify.is_enabled());
+        assert_eq!(settings.notify.format, notify::Format::Slack);
+        std::fs::write(
+            &file,
+            "[notify]\nwebhook_url = \"https://alerts.example.com/hr-bridge\"\nafter_secs = 30\n",
+        )
+        .expect("write config");
+        let settings = Settings::load_from(Some(&file), env(&[])).expect("tokenless");
+        assert_eq!(settings.notify.after_secs, 30);
+        let err = Settings::load_from(None, env(&[("HR_BRIDGE__NOTIFY__AFTER_SECS", "0")]))
+            .expect_err("validated with the rest");
+        assert!(err.to_string().contains("notify.after_secs"), "{err}");
     }
 
     #[test]

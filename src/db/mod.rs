@@ -4,19 +4,24 @@
 
 mod activity;
 mod approvals;
+mod audit;
 mod auth;
 mod directory;
 mod history;
 mod import;
+mod lockouts;
 mod migrations;
+pub mod notify;
 mod rows;
 mod snapshot;
 
 pub use activity::{ActivityRow, NewActivity};
 pub use approvals::{ApprovalRow, ApproveRow, NewPending};
+pub use audit::{AuditFilter, AuditRow};
 pub use auth::{AuditEntry, MAX_AUDIT_BATCH};
 pub use history::{DiffCounts, HourRow, NameRow, NewName, NewSyncCall, SyncCallRow};
 pub use import::{Cell, DirectoryTables, KeyRow, TableWrite};
+pub use lockouts::LockoutRow;
 pub use migrations::Schema;
 pub use rows::{Credentials, DepartmentRow, EmployeeRow, MembershipRow};
 pub use snapshot::{NewSnapshot, SnapshotRow};

@@ -49,6 +49,8 @@ pub struct AppState {
     pub startup: DatabaseGate,
     /// `server.request_timeout_secs`.
     pub request_timeout: std::time::Duration,
+    /// Webhook notifications (refused and served-again syncs); never waits.
+    pub notifier: crate::notify::Notifier,
 }
 
 /// When the request's answer is due (a request extension): work that a handler

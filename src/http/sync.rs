@@ -14,6 +14,7 @@ use super::schema::SyncSuccess;
 use super::AppState;
 use crate::directory::{self, SyncFailure};
 use crate::error::{ApiError, FailEnvelope};
+use crate::notify::{Event, Notifier, Refusal};
 use crate::ops::history::{CallRecord, RecordedOutcome, Recorder};
 
 /// Bytes decompressed per chunk of the answer.
@@ -42,6 +43,38 @@ pub fn set_payload_gauges(users: usize, groups: usize, bytes: usize, origin: Ori
     metrics::gauge!("hr_bridge_sync_users").set(users as f64);
     metrics::gauge!("hr_bridge_sync_groups").set(groups as f64);
     metrics::gauge!("hr_bridge_sync_bytes").set(bytes as f64);
+}
+
+/// Tells the notifier how a build ended: served, refused (with counts and the
+/// first few usernames only), or neither (a database or query problem, which
+/// the database watch reports).
+fn tell(notifier: &Notifier, outcome: &Result<directory::Served, SyncFailure>) {
+    let event = match outcome {
+        Ok(_) => Event::SyncServed,
+        Err(SyncFailure::GuardTripped(refusal)) => {
+            let drops = refusal.drops.as_ref();
+            Event::SyncRefused(Refusal::DeletionGuard {
+                users: drops.map_or(0, |d| d.users as u64),
+                departments: drops.map_or(0, |d| d.groups as u64),
+                usernames: drops
+                    .map(|d| {
+                        d.user_sample
+                            .iter()
+                            .take(crate::notify::event::MAX_NAMES)
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                approval_id: None,
+            })
+        }
+        Err(SyncFailure::Invalid(problems)) => Event::SyncRefused(Refusal::InvalidData {
+            problems: problems.len() as u64,
+            keys: Vec::new(),
+        }),
+        Err(_) => return,
+    };
+    notifier.notify(event);
 }
 
 /// The request body is ignored (OMFLOW may send none, `{}` or anything else), but
@@ -93,6 +126,7 @@ pub async fn sync(
         }),
     };
     let (source, db) = (state.source.clone(), state.db.clone());
+    let notifier = state.notifier.clone();
     // The guard's limits as they are now (SIGHUP may change them).
     let guard = *state.guard.borrow();
     let outcome = state
@@ -100,9 +134,12 @@ pub async fn sync(
         .run(move || {
             metrics::counter!("hr_bridge_sync_builds_total").increment(1);
             async move {
-                directory::serve_sync(&source, &db, &guard)
+                let outcome = directory::serve_sync(&source, &db, &guard)
                     .await
-                    .map_err(SyncFailure::from)
+                    .map_err(SyncFailure::from);
+                // Once per build, not per waiting caller; queued, never awaited.
+                tell(&notifier, &outcome);
+                outcome
             }
         })
         .await;

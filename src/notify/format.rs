@@ -7,7 +7,7 @@
 use serde_json::{json, Value};
 
 use super::message::{rfc3339, Message, Segment, Tone};
-use super::settings::Format;
+use super::Format;
 
 /// The Adaptive Card schema version: 1.4 renders in every current Teams client
 /// (desktop, web and mobile) and has everything used here.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::event::{cut, Refusal, MAX_NAMES};
 use super::message::{self, DbRole, Message};
-use super::store::{Missed, Prior};
+use crate::db::notify::{Missed, Prior};
 
 /// A condition's states, as stored in `notify_state.state`.
 pub mod status {

@@ -25,12 +25,12 @@ pub mod event;
 pub mod format;
 mod machine;
 pub mod message;
-pub mod settings;
-pub mod store;
 mod worker;
 
+pub use crate::config::notify::{webhook_url_carries_token, Format, NotifySettings};
+/// The compare-and-set statements on `notify_state`.
+pub use crate::db::notify as store;
 pub use event::{Database, Event, Refusal};
-pub use settings::{webhook_url_carries_token, Format, NotifySettings, SettingsError};
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;

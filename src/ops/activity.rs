@@ -115,6 +115,23 @@ fn cut(text: &str, max: usize) -> &str {
     }
 }
 
+/// The row [`record`] writes, its values cut to the stored bounds.
+pub(crate) fn bounded<'a>(
+    actor: &'a Actor,
+    action: &'a str,
+    subject: &'a str,
+    detail: &'a str,
+) -> NewActivity<'a> {
+    NewActivity {
+        at: now_ms(),
+        actor: cut(&actor.name, MAX_FIELD_CHARS),
+        channel: actor.channel.name(),
+        action: cut(action, MAX_ACTION_CHARS),
+        subject: cut(subject, MAX_FIELD_CHARS),
+        detail: cut(detail, MAX_DETAIL_CHARS),
+    }
+}
+
 /// Records that `actor` did `action` (`unlock`, `approve_deletions`,
 /// `console_sign_in`, `console_sign_out`) on `subject` (a username, an approval
 /// id; `""` for none), with free-text `detail`.
@@ -125,15 +142,8 @@ pub async fn record(
     subject: &str,
     detail: &str,
 ) -> Result<(), DbError> {
-    db.insert_activity(&NewActivity {
-        at: now_ms(),
-        actor: cut(&actor.name, MAX_FIELD_CHARS),
-        channel: actor.channel.name(),
-        action: cut(action, MAX_ACTION_CHARS),
-        subject: cut(subject, MAX_FIELD_CHARS),
-        detail: cut(detail, MAX_DETAIL_CHARS),
-    })
-    .await
+    db.insert_activity(&bounded(actor, action, subject, detail))
+        .await
 }
 
 /// The newest actions first: `limit` of them, after skipping `offset`.

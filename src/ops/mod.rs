@@ -5,4 +5,6 @@
 
 pub mod activity;
 pub mod approvals;
+pub mod audit;
 pub mod history;
+pub mod lockouts;

@@ -89,6 +89,8 @@ pub struct Authenticator {
     pool: HashingPool,
     dummy: DummyHash,
     policy: AuthPolicy,
+    /// Told when an attempt locks an existing account.
+    notifier: crate::notify::Notifier,
 }
 
 /// Seconds since the Unix epoch.
@@ -132,6 +134,8 @@ impl Drop for InProgress {
 /// What [`Authenticator::check`] found, to be recorded before it is answered.
 struct Checked {
     outcome: AuthOutcome,
+    /// Unix seconds: this failed attempt locked an existing account until then.
+    locked_until: Option<i64>,
     /// After a success: the hash upgrade to start once the success is recorded.
     rehash: Option<Rehash>,
 }
@@ -175,7 +179,15 @@ impl Authenticator {
             pool,
             dummy,
             policy,
+            notifier: crate::notify::Notifier::disabled(),
         }
+    }
+
+    /// The same authenticator, telling `notifier` when an attempt locks an
+    /// account that exists (an unknown name being locked tells nobody anything).
+    pub fn with_notifier(mut self, notifier: crate::notify::Notifier) -> Self {
+        self.notifier = notifier;
+        self
     }
 
     /// `/authenticate` requests being checked, held or recorded right now. A
@@ -274,6 +286,14 @@ impl Authenticator {
         if let Some(rehash) = checked.rehash {
             self.spawn_rehash(rehash);
         }
+        if let Some(until) = checked.locked_until {
+            let until =
+                SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(until).unwrap_or(0));
+            self.notifier.notify(crate::notify::Event::AccountLocked {
+                username: username.to_owned(),
+                until,
+            });
+        }
         tracing::Span::current().record("outcome", outcome.reason());
         Ok(outcome)
     }
@@ -312,6 +332,7 @@ impl Authenticator {
             }),
             _ => None,
         };
+        let mut locks_until = None;
         // Count the attempt before checking it. Unknown names are counted too, so
         // that a lockout's fast answer cannot tell an existing account apart.
         if self.policy.max_failures > 0 && plausible {
@@ -328,10 +349,16 @@ impl Authenticator {
                 )
                 .await?;
             *counted_as = Some(username.to_owned());
+            // The attempt that reaches the limit locks the account, unless it
+            // succeeds (a success clears the run).
+            if attempt == i64::from(self.policy.max_failures) && credentials.is_some() {
+                locks_until = Some(lock_until);
+            }
             if attempt > i64::from(self.policy.max_failures) {
                 drop(admission);
                 return Ok(Checked {
                     outcome: AuthOutcome::Failure(FailureReason::Locked),
+                    locked_until: None,
                     rehash: None,
                 });
             }
@@ -396,7 +423,12 @@ impl Authenticator {
                 }
             }
         }
-        Ok(Checked { outcome, rehash })
+        let locked_until = locks_until.filter(|_| outcome != AuthOutcome::Success);
+        Ok(Checked {
+            outcome,
+            locked_until,
+            rehash,
+        })
     }
 
     /// `/metrics` counts answers by outcome only (`success`, `failure`, `busy`):

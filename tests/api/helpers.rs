@@ -206,17 +206,28 @@ impl TestDb {
     /// that start-up work is done.
     pub async fn spawn_with(self, settings: Settings) -> TestApp {
         let app = self.spawn_unprepared(settings).await;
-        let started = app.app.as_ref().expect("running").startup_finished();
-        tokio::time::timeout(STARTUP_LIMIT, started)
-            .await
-            .expect("the application's start-up work did not finish");
+        app.wait_for_startup().await;
+        app
+    }
+
+    /// [`TestDb::spawn_with`] with start options of the test's own (the
+    /// notifier's shortened timeouts, say).
+    pub async fn spawn_with_options(self, settings: Settings, options: Options) -> TestApp {
+        let app = self.spawn_unprepared_with(settings, options).await;
+        app.wait_for_startup().await;
         app
     }
 
     /// [`TestDb::spawn_with`] without waiting for the database: for a database
     /// that is down (or refuses) at start-up, where the server listens anyway.
     pub async fn spawn_unprepared(self, settings: Settings) -> TestApp {
-        let app = start(settings).await;
+        self.spawn_unprepared_with(settings, Options::default())
+            .await
+    }
+
+    /// [`TestDb::spawn_unprepared`] with start options.
+    pub async fn spawn_unprepared_with(self, settings: Settings, options: Options) -> TestApp {
+        let app = start_with(settings, options).await;
         TestApp {
             base_url: app.base_url(),
             addr: app.local_addr(),
@@ -233,11 +244,16 @@ impl TestDb {
 /// Starts an application as `serve` does, with the settings given in-process,
 /// without waiting for its database.
 pub async fn start(settings: Settings) -> Application {
+    start_with(settings, Options::default()).await
+}
+
+/// [`start`] with start options.
+pub async fn start_with(settings: Settings, options: Options) -> Application {
     let _ = rustls::crypto::ring::default_provider().install_default();
     if std::env::var_os("TEST_LOG").is_some() {
         hr_bridge::telemetry::init(&settings.log);
     }
-    Application::build(settings, Options::default())
+    Application::build(settings, options)
         .await
         .expect("the application starts")
 }
@@ -297,6 +313,19 @@ pub struct TestApp {
 impl TestApp {
     pub fn backend(&self) -> Backend {
         self.test_db.backend
+    }
+
+    /// Waits until the application's start-up work is done.
+    async fn wait_for_startup(&self) {
+        let started = self.application().startup_finished();
+        tokio::time::timeout(STARTUP_LIMIT, started)
+            .await
+            .expect("the application's start-up work did not finish");
+    }
+
+    /// The running application (its notifier's counters, say).
+    pub fn application(&self) -> &Application {
+        self.app.as_ref().expect("running")
     }
 
     /// Runs fixture SQL (`INSERT …; UPDATE …`) as HR staff would.

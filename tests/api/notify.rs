@@ -29,7 +29,7 @@ const PATIENCE: Duration = Duration::from_secs(20);
 
 /// What the receiver does with a request.
 #[derive(Debug, Clone, Copy)]
-enum Behaviour {
+pub(crate) enum Behaviour {
     Accept,
     Answer(StatusCode),
     /// Never answers the first `n` requests (slower than any timeout), then accepts.
@@ -37,10 +37,10 @@ enum Behaviour {
 }
 
 #[derive(Debug)]
-struct Received {
-    at: Instant,
-    content_type: Option<String>,
-    body: Value,
+pub(crate) struct Received {
+    pub(crate) at: Instant,
+    pub(crate) content_type: Option<String>,
+    pub(crate) body: Value,
 }
 
 #[derive(Clone)]
@@ -73,15 +73,15 @@ async fn hook(State(hook): State<Hook>, headers: HeaderMap, body: Bytes) -> Stat
 }
 
 /// A webhook receiver on a free port.
-struct Receiver {
-    url: String,
-    hits: Arc<AtomicUsize>,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
+    pub(crate) hits: Arc<AtomicUsize>,
     rx: mpsc::UnboundedReceiver<Received>,
     _server: tokio::task::JoinHandle<()>,
 }
 
 impl Receiver {
-    async fn start(behaviour: Behaviour) -> Self {
+    pub(crate) async fn start(behaviour: Behaviour) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let hits = Arc::new(AtomicUsize::new(0));
         let app = Router::new()
@@ -107,7 +107,7 @@ impl Receiver {
     }
 
     /// The next message, waiting for it.
-    async fn next(&mut self) -> Received {
+    pub(crate) async fn next(&mut self) -> Received {
         tokio::time::timeout(PATIENCE, self.rx.recv())
             .await
             .expect("a message in time")
@@ -115,7 +115,7 @@ impl Receiver {
     }
 
     /// The next message's `event` (json format).
-    async fn next_event(&mut self) -> String {
+    pub(crate) async fn next_event(&mut self) -> String {
         let received = self.next().await;
         received.body["event"]
             .as_str()
@@ -124,7 +124,7 @@ impl Receiver {
     }
 
     /// Every message received so far and not yet taken.
-    fn rest(&mut self) -> Vec<Value> {
+    pub(crate) fn rest(&mut self) -> Vec<Value> {
         let mut out = Vec::new();
         while let Ok(received) = self.rx.try_recv() {
             out.push(received.body);
@@ -134,7 +134,7 @@ impl Receiver {
 }
 
 /// An address where nothing listens.
-async fn closed_url() -> String {
+pub(crate) async fn closed_url() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -153,7 +153,7 @@ fn settings(url: &str, format: Format) -> NotifySettings {
 }
 
 /// Short waits, so that retries and timeouts play out in a test's time.
-fn quick() -> Tuning {
+pub(crate) fn quick() -> Tuning {
     Tuning {
         timeout: Duration::from_millis(400),
         connect_timeout: Duration::from_millis(400),

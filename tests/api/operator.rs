@@ -76,7 +76,7 @@ impl Served {
         }
     }
 
-    fn signal(&mut self, signal: i32) {
+    pub(crate) fn signal(&mut self, signal: i32) {
         self.mark = self.seen.len();
         let pid = i32::try_from(self.child.id()).unwrap();
         // SAFETY: kill(2) on our own child's pid; no memory is involved.

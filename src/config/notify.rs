@@ -1,10 +1,11 @@
 //! `[notify]`: where and how hr-bridge posts its notifications.
 //!
-//! Plain data with its own validation, importing nothing of the crate, so that it
-//! can move as it is into the configuration module (`src/config/notify.rs`): there
-//! [`SettingsError`] becomes the configuration's own error, and
-//! [`webhook_url_carries_token`] joins the list of keys that may hold a secret
-//! (`FILE_SECRETS`).
+//! Plain data with its own validation, like every section; a webhook URL that
+//! [`webhook_url_carries_token`] is on the list of values the TOML file may not
+//! hold (`FILE_SECRETS`).
+//!
+//! `notify.webhook_url` and `notify.format` are the keys OMFLOW's operators know
+//! from elsewhere; `notify.after_secs` and `notify.console_url` are hr-bridge's own.
 //!
 //! ## The secret rule
 //!
@@ -21,6 +22,8 @@
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+
+use super::ConfigError as SettingsError;
 
 /// How long a database must stay unreachable before a message, when unset: long
 /// enough that a restart or a failover does not page anyone.
@@ -77,12 +80,6 @@ impl Default for NotifySettings {
         }
     }
 }
-
-/// A `[notify]` value that cannot work, in one line naming the key. Never holds
-/// the webhook URL itself.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct SettingsError(String);
 
 impl NotifySettings {
     /// True when a webhook is configured.

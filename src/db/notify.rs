@@ -1,11 +1,8 @@
 //! Statements over `notify_state`: one row per condition (`sync`, a database) with
 //! its last announced state, changed by compare-and-set so that of several replicas
 //! seeing the same change, exactly one wins the right to announce it.
-//!
-//! Written as the database layer's own statements (an `impl Db` block) so that the
-//! file can move into `src/db/notify.rs` unchanged but for its imports.
 
-use crate::db::{on_pool, Db, DbError};
+use super::{on_pool, Db, DbError};
 
 /// Which stored states a claim may change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,87 @@
+//! The authentication audit trail, filtered: who tried to log in, when, from
+//! where, and how it ended.
+
+use serde::Serialize;
+
+use crate::db::{AuditFilter, Db, DbError};
+
+/// Most rows one query returns, whatever the caller asks.
+pub const MAX_LIMIT: u32 = 100_000;
+
+/// Which attempts to read; every filter is an exact match. Times are unix
+/// milliseconds.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub username: Option<String>,
+    /// `success` or `failure`.
+    pub outcome: Option<String>,
+    /// `success`, `unknown_user`, `bad_password`, `inactive`, `locked`, …
+    pub reason: Option<String>,
+    /// The client's address as recorded.
+    pub address: Option<String>,
+    /// At or after.
+    pub since: Option<i64>,
+    /// Before.
+    pub until: Option<i64>,
+    /// At most [`MAX_LIMIT`].
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// One recorded login attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditRow {
+    /// RFC 3339 UTC.
+    pub occurred_at: String,
+    pub username: String,
+    pub outcome: String,
+    pub reason: String,
+    pub client_addr: Option<String>,
+}
+
+/// Unix milliseconds in the audit trail's stored form (RFC 3339 UTC with
+/// milliseconds), which sorts as text.
+pub fn stored_time(ms: i64) -> String {
+    let at =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// The attempts matching `q`, newest first.
+pub async fn query(db: &Db, q: &AuditQuery) -> Result<Vec<AuditRow>, DbError> {
+    let since = q.since.map(stored_time);
+    let until = q.until.map(stored_time);
+    let filter = AuditFilter {
+        username: q.username.as_deref(),
+        outcome: q.outcome.as_deref(),
+        reason: q.reason.as_deref(),
+        client_addr: q.address.as_deref(),
+        since: since.as_deref(),
+        until: until.as_deref(),
+        limit: q.limit.min(MAX_LIMIT),
+        offset: q.offset,
+    };
+    Ok(db
+        .audit_rows(&filter)
+        .await?
+        .into_iter()
+        .map(|row| AuditRow {
+            occurred_at: row.occurred_at,
+            username: row.username,
+            outcome: row.outcome,
+            reason: row.reason,
+            client_addr: row.client_addr,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stored_time;
+
+    #[test]
+    fn times_take_the_stored_form() {
+        assert_eq!(stored_time(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(stored_time(1_764_000_000_123), "2025-11-24T16:00:00.123Z");
+    }
+}
