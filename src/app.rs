@@ -25,7 +25,8 @@ use crate::password::{
     hash_argon2id, prune_auth_state, Argon2Settings, AuthPolicy, Authenticator, DummyHash,
     HashingPool, OmflowCredential, PasswordError,
 };
-use crate::server::{self, reload, AbortOnDrop, RunningServer};
+use crate::ops::sessions::SessionPolicy;
+use crate::server::{self, reload, AbortOnDrop, AdminSite, RunningServer};
 use crate::source::{Source, SourceError};
 
 /// Longest pause between attempts to reach the database at start-up.
@@ -36,7 +37,11 @@ const STARTUP_READY_WAIT: Duration = Duration::from_secs(2);
 /// How long start-up waits for a mapped source's queries to be checked before
 /// leaving that to the database preparation in the background.
 const MAPPED_CHECK_WAIT: Duration = Duration::from_secs(2);
-/// How often the audit trail and idle lockout rows are pruned.
+/// Where `serve --demo` serves the console when `admin.listen` is not set.
+pub const DEMO_ADMIN_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8081);
+/// How often the audit trail, idle lockout rows and expired console sessions
+/// are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// How to start, beyond the settings.
@@ -123,7 +128,10 @@ impl Application {
             source,
             gate.clone(),
             settings.database.auto_migrate,
-            settings.auth.clone(),
+            Upkeep {
+                auth: settings.auth.clone(),
+                sessions: console_policy(&settings.admin),
+            },
             started_tx,
         )))];
         let _ = tokio::time::timeout(STARTUP_READY_WAIT, gate.wait_open()).await;
@@ -137,7 +145,32 @@ impl Application {
         });
         let (reloads, sighup) = reload::on_sighup(load);
         tasks.push(AbortOnDrop(sighup));
-        let server = RunningServer::start(&settings.server, state, reloads).await?;
+        let admin = settings.admin.listen.map(|listen| AdminSite {
+            listen,
+            router: crate::console::router(crate::console::ConsoleState {
+                app: state.clone(),
+                admin: Arc::new(settings.admin.clone()),
+                tls: settings.server.tls_files().is_some(),
+            }),
+        });
+        if let Some(site) = &admin {
+            if !settings.admin.has_people() {
+                tracing::warn!(
+                    listen = %site.listen,
+                    "admin.listen is set but admin.viewers and admin.operators are empty: \
+                     nobody can sign in to the console"
+                );
+            }
+            if settings.server.tls_files().is_none() && !site.listen.ip().is_loopback() {
+                tracing::warn!(
+                    listen = %site.listen,
+                    "the console is served over plain HTTP beyond this machine: its session \
+                     cookie and passwords cross the network in clear; set server.tls_cert \
+                     and server.tls_key (or put a TLS proxy in front)"
+                );
+            }
+        }
+        let server = RunningServer::start(&settings.server, state, reloads, admin).await?;
         Ok(Self {
             server,
             db,
@@ -181,6 +214,11 @@ impl Application {
         self.server.metrics_addr()
     }
 
+    /// Where the web console is served (`admin.listen`), when it is.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.server.admin_addr()
+    }
+
     /// Open once the database is prepared.
     pub fn database_gate(&self) -> DatabaseGate {
         self.gate.clone()
@@ -222,6 +260,14 @@ pub fn auth_policy(auth: &AuthSettings) -> AuthPolicy {
         lockout: auth.lockout(),
         argon2: argon2(auth),
         failure_floor: auth.failure_floor(),
+    }
+}
+
+/// How long console sessions live (`admin.session_*`).
+pub fn console_policy(admin: &crate::config::AdminSettings) -> SessionPolicy {
+    SessionPolicy {
+        idle: admin.session_idle(),
+        max: admin.session_max(),
     }
 }
 
@@ -333,6 +379,23 @@ async fn fill_demo(settings: &mut Settings, source: &Source) -> anyhow::Result<D
             password.expose_secret()
         ));
     }
+    if settings.admin.listen.is_none() {
+        settings.admin.listen = Some(DEMO_ADMIN_LISTEN);
+    }
+    if !settings.admin.has_people() {
+        let first = demo::FIRST_EMPLOYEE;
+        if matches!(
+            source.credentials(first).await?,
+            crate::source::CredentialLookup::Found { active: true, .. }
+        ) {
+            let first = first.to_owned();
+            notes.lines.push(format!(
+                "demo: no admin.viewers or admin.operators are set, so {first} (the first \
+                 employee) is a console operator for this run"
+            ));
+            settings.admin.operators = vec![first];
+        }
+    }
     if !settings.omflow.is_configured() {
         let password = random_secret();
         settings.omflow.username = Some("omflow".into());
@@ -378,31 +441,42 @@ pub async fn seed(
 /// Start-up's background work, then the hourly maintenance: prepares the
 /// database (retrying while it is down), opens the gate, restores the sync
 /// gauges, prunes the audit trail, says so on `started`, and prunes hourly.
+/// What the hourly maintenance prunes, by which settings.
+struct Upkeep {
+    auth: AuthSettings,
+    sessions: SessionPolicy,
+}
+
 async fn start_up(
     db: Db,
     source: Source,
     gate: DatabaseGate,
     auto_migrate: bool,
-    auth: AuthSettings,
+    upkeep: Upkeep,
     started: watch::Sender<bool>,
 ) {
     prepare_database(&db, &source, &gate, auto_migrate).await;
     restore_sync_gauges(&db).await;
     let mut hourly = tokio::time::interval(PRUNE_EVERY);
     hourly.tick().await;
-    prune(&db, &auth).await;
+    prune(&db, &upkeep).await;
     started.send_replace(true);
     loop {
         hourly.tick().await;
-        prune(&db, &auth).await;
+        prune(&db, &upkeep).await;
     }
 }
 
 /// Prunes the audit trail and idle lockout rows.
-async fn prune(db: &Db, auth: &AuthSettings) {
+async fn prune(db: &Db, upkeep: &Upkeep) {
+    let auth = &upkeep.auth;
     match prune_auth_state(db, auth.audit_retention_days, auth.lockout()).await {
         Ok(removed) => tracing::info!(removed, "pruned the authentication audit trail"),
         Err(e) => tracing::warn!(error = %e, "could not prune the audit trail"),
+    }
+    match crate::ops::sessions::prune(db, upkeep.sessions).await {
+        Ok(removed) => tracing::debug!(removed, "pruned expired console sessions"),
+        Err(e) => tracing::warn!(error = %e, "could not prune the console sessions"),
     }
 }
 

@@ -3,6 +3,7 @@
 //! Callers see functions named for what they return; the dialects stay in here.
 
 mod auth;
+mod console;
 mod directory;
 mod import;
 mod migrations;
@@ -10,6 +11,7 @@ mod rows;
 mod snapshot;
 
 pub use auth::{AuditEntry, MAX_AUDIT_BATCH};
+pub use console::{ConsoleSessionRow, LoginHourRow};
 pub use import::{Cell, DirectoryTables, KeyRow, TableWrite};
 pub use migrations::Schema;
 pub use rows::{Credentials, DepartmentRow, EmployeeRow, MembershipRow};

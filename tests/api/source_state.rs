@@ -32,10 +32,11 @@ async fn tables(backend: Backend, url: &str) -> Vec<String> {
 }
 
 const HR_TABLES: [&str; 3] = ["department_members", "departments", "employees"];
-const STATE_TABLES: [&str; 6] = [
+const STATE_TABLES: [&str; 7] = [
     "_sqlx_migrations",
     "auth_audit",
     "auth_lockouts",
+    "console_sessions",
     "notify_state",
     "sync_snapshot",
     "sync_snapshot_pieces",
@@ -146,7 +147,7 @@ on_all_backends!(
         )
         .await;
         let versions: Vec<&str> = versions.iter().filter_map(|r| r[0].as_deref()).collect();
-        assert_eq!(versions, ["2", "3", "4", "6", "7"]);
+        assert_eq!(versions, ["2", "3", "4", "6", "7", "10"]);
         // Migrating again changes nothing.
         let output = run_mapped(&["migrate"], backend, &hr.url, &state.url, &[], "");
         assert!(output.status.success(), "{}", out(&output));
@@ -175,7 +176,7 @@ on_all_backends!(
         // Every table kept; the only one added is the newer release's own.
         let after = tables(backend, &state.url).await;
         let added: Vec<&String> = after.iter().filter(|t| !before.contains(t)).collect();
-        assert_eq!(added, ["notify_state"], "{after:?}");
+        assert_eq!(added, ["console_sessions", "notify_state"], "{after:?}");
         assert!(before.iter().all(|t| after.contains(t)), "{after:?}");
     }
 );
