@@ -10,6 +10,7 @@ mod check_report;
 mod cli;
 mod cli_healthcheck;
 mod compression;
+mod console;
 mod connections;
 mod errors;
 mod guard;

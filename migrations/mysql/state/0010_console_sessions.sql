@@ -2,9 +2,9 @@
 -- of the random 256-bit token the browser holds: a copy of this table signs no one in.
 -- The username is VARBINARY: it names its person byte for byte (see 0004).
 CREATE TABLE console_sessions (
-    id         CHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+    id         CHAR(64) CHARACTER SET ascii NOT NULL PRIMARY KEY,  -- lowercase hex
     username   VARBINARY(1020) NOT NULL,
-    csrf_token VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    csrf_token VARCHAR(64) NOT NULL,
     created_at BIGINT NOT NULL,    -- unix milliseconds
     last_seen  BIGINT NOT NULL,    -- unix milliseconds
     INDEX console_sessions_last_seen_idx (last_seen)
