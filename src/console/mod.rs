@@ -122,10 +122,13 @@ fn security_headers<S: Clone + Send + Sync + 'static>(routes: Router<S>) -> Rout
         ))
 }
 
-/// Refuses (403) a state-changing request whose `Origin` is not this console
-/// itself (the scheme it is served with and the `Host` asked for). Browsers send
-/// `Origin` on every POST; one without it is refused too. With the session's
-/// CSRF token (checked by each form's handler) and `SameSite=Strict`, a forged
+/// Refuses (403) a state-changing request that does not come from this console
+/// itself. Browsers send `Origin` on every POST: it must name the scheme the
+/// console is served with and the host asked for. Under `Referrer-Policy:
+/// no-referrer` (ours) Chromium sends `Origin: null` for the console's own
+/// forms; then `Sec-Fetch-Site: same-origin`, which only the browser can set,
+/// must vouch for it. A request with neither is refused. With the session's CSRF
+/// token (checked by each form's handler) and `SameSite=Strict`, a forged
 /// cross-site form gets nowhere.
 async fn same_origin(
     axum::extract::State(state): axum::extract::State<ConsoleState>,
@@ -145,14 +148,21 @@ async fn same_origin(
             .and_then(|v| v.to_str().ok())
             .or_else(|| request.uri().authority().map(|a| a.as_str()));
         let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+        let fetch_site = headers
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok());
         let matches = match (host, origin) {
-            (Some(host), Some(origin)) => origin == format!("{scheme}://{host}"),
-            _ => false,
+            (Some(host), Some(origin)) if origin != "null" => {
+                origin == format!("{scheme}://{host}")
+            }
+            // An opaque or missing origin: only the browser's own word will do.
+            _ => fetch_site == Some("same-origin"),
         };
         if !matches {
             tracing::warn!(
                 origin = origin.unwrap_or("-"),
                 host = host.unwrap_or("-"),
+                sec_fetch_site = fetch_site.unwrap_or("-"),
                 "console: refused a state-changing request from another origin"
             );
             return Err(ConsoleError::Forbidden("cross-origin request refused"));

@@ -267,6 +267,23 @@ on_all_backends!(
                 .await;
             assert_eq!(response.status(), StatusCode::FORBIDDEN, "{origin:?}");
         }
+        // Under Referrer-Policy: no-referrer, Chromium sends `Origin: null` for
+        // the console's own forms; its Sec-Fetch-Site must then say same-origin.
+        for (fetch_site, status) in [
+            ("cross-site", StatusCode::FORBIDDEN),
+            ("same-origin", StatusCode::SEE_OTHER),
+        ] {
+            let response = console
+                .client
+                .post(format!("{}/sign-in", console.base))
+                .header("origin", "null")
+                .header("sec-fetch-site", fetch_site)
+                .form(&[("username", "alice"), ("password", PASSWORD)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), status, "{fetch_site}");
+        }
         // Sign-in itself is refused cross-origin (login CSRF).
         let response = console
             .post_from(
