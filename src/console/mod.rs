@@ -14,7 +14,9 @@
 mod assets;
 mod chart;
 mod error;
+mod history;
 mod pages;
+mod pending;
 mod session;
 mod sign_in;
 
@@ -78,6 +80,11 @@ pub fn router(state: ConsoleState) -> Router {
     let routes = Router::new()
         .route("/", get(pages::overview))
         .route("/problems", get(pages::problems))
+        .route("/history", get(history::list))
+        .route("/history/{id}", get(history::show))
+        .route("/activity", get(history::activity))
+        .route("/pending", get(pending::show))
+        .route("/pending/approve", post(pending::approve))
         .route("/sign-in", get(sign_in::form).post(sign_in::sign_in))
         .route("/sign-out", post(sign_in::sign_out))
         .route("/assets/console.css", get(assets::stylesheet))

@@ -9,6 +9,8 @@ use super::chart::{self, Chart, Column};
 use super::session::Signed;
 use super::{ConsoleError, ConsoleState};
 use crate::directory::SyncError;
+use crate::ops::approvals::{self, PendingApproval};
+use crate::ops::history::{self, SyncCall};
 use crate::ops::{self, problems::ProblemReport, status::Reachability};
 
 /// Hours the overview's charts cover: seven days.
@@ -54,6 +56,9 @@ pub fn render(page: &impl Template) -> Response {
     }
 }
 
+/// Calls the overview looks through for the last served and refused one.
+const RECENT_CALLS: u32 = 200;
+
 #[derive(Template)]
 #[template(path = "console/overview.html")]
 struct Overview {
@@ -61,7 +66,12 @@ struct Overview {
     source: Reachability,
     state: Reachability,
     logins: Chart,
+    syncs: Chart,
     failed_today: i64,
+    last_served: Option<SyncCall>,
+    last_refused: Option<SyncCall>,
+    recent: u32,
+    pending: Option<PendingApproval>,
 }
 
 /// `GET /`: is everything up, and what happened lately.
@@ -85,13 +95,63 @@ pub async fn overview(
         &[("successful", "bar-ok"), ("failed", "bar-bad")],
         "Logins",
     );
+    let recent = history::list(db, RECENT_CALLS, None).await?;
+    let last_served = recent.iter().find(|c| c.outcome == "served").cloned();
+    let last_refused = recent
+        .iter()
+        .find(|c| c.outcome.starts_with("refused"))
+        .cloned();
+    let syncs = sync_chart(db, &columns).await?;
     Ok(render(&Overview {
         nav: Nav::new(&signed, "/"),
         source,
         state: state_db,
         logins,
+        syncs,
         failed_today,
+        last_served,
+        last_refused,
+        recent: RECENT_CALLS,
+        pending: approvals::pending(db).await?,
     }))
+}
+
+/// `/sync` calls per hour over the hours of `hours` (the login chart's), by
+/// outcome: served, refused (guard or data), failed (database down, errors).
+async fn sync_chart(db: &crate::db::Db, hours: &[Column]) -> Result<Chart, ConsoleError> {
+    let first = hours.first().map(|c| c.hour.clone()).unwrap_or_default();
+    let since = humantime::parse_rfc3339(&format!("{first}:00:00Z"))
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
+    let counts = history::per_hour(db, since).await?;
+    let mut columns: Vec<Column> = hours
+        .iter()
+        .map(|c| Column {
+            hour: c.hour.clone(),
+            values: vec![0, 0, 0],
+        })
+        .collect();
+    for count in counts {
+        let hour: String = history::rfc3339_ms(count.hour_ms).chars().take(13).collect();
+        let series = match count.outcome.as_str() {
+            "served" => 0,
+            o if o.starts_with("refused") => 1,
+            _ => 2,
+        };
+        if let Some(column) = columns.iter_mut().find(|c| c.hour == hour) {
+            column.values[series] += count.calls;
+        }
+    }
+    Ok(chart::stacked(
+        &columns,
+        &[
+            ("served", "bar-served"),
+            ("refused", "bar-refused"),
+            ("failed", "bar-bad"),
+        ],
+        "Syncs",
+    ))
 }
 
 #[derive(Template)]

@@ -14,7 +14,16 @@ use serde::Deserialize;
 use super::session::{self, Signed};
 use super::{ConsoleError, ConsoleState};
 use crate::http::client_addr::client_ip;
+use crate::ops::activity::{self, Actor, Channel};
 use crate::ops::sessions;
+
+/// A console user as the activity log names them.
+pub fn console_actor(username: &str) -> Actor {
+    Actor {
+        name: username.to_owned(),
+        channel: Channel::Console,
+    }
+}
 use crate::password::{AuthError, AuthOutcome, LoginChannel};
 
 /// The one message every refused sign-in gets, whatever the reason (wrong
@@ -103,6 +112,14 @@ pub async fn sign_in(
         return Ok(page(StatusCode::UNAUTHORIZED, Some(REFUSED), &form.username));
     }
     let new = sessions::start(&state.app.db, &form.username).await?;
+    activity::record(
+        &state.app.db,
+        &console_actor(&form.username),
+        "console_sign_in",
+        &form.username,
+        role.map_or("", |r| r.name()),
+    )
+    .await?;
     tracing::info!(username = %form.username, role = role.map_or("-", |r| r.name()), "console: signed in");
     let jar = jar.add(session::session_cookie(state.tls, new.token));
     Ok((jar, Redirect::to("/")).into_response())
@@ -125,6 +142,14 @@ pub async fn sign_out(
     if let Some(token) = session::token(&jar, state.tls) {
         sessions::end(&state.app.db, &token).await?;
     }
+    activity::record(
+        &state.app.db,
+        &console_actor(&signed.username),
+        "console_sign_out",
+        &signed.username,
+        "",
+    )
+    .await?;
     tracing::info!(username = %signed.username, "console: signed out");
     let jar = jar.remove(Cookie::build(session::cookie_name(state.tls)).path("/"));
     Ok((jar, Redirect::to("/sign-in")).into_response())

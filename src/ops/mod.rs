@@ -1,7 +1,11 @@
-//! The operations the command line and the web console share: each takes the
-//! state database (and, where needed, the source) and returns typed results;
-//! the SQL behind them lives in `db/`.
+//! Operations the CLI and the web console share: each takes the state database
+//! (and, where needed, the source), returns typed results that serialize to JSON,
+//! and leaves printing or rendering to its caller. The SQL behind them lives in
+//! `crate::db`; nothing here writes a statement.
 
+pub mod activity;
+pub mod approvals;
+pub mod history;
 pub mod logins;
 pub mod problems;
 pub mod sessions;

@@ -539,3 +539,94 @@ fn the_console_never_shares_the_omflow_port() {
         .expect_err("not an address");
     assert!(err.to_string().contains("admin.listen = \"console\""), "{err}");
 }
+
+/// The value of the hidden input `name` in a page.
+fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker).expect(name) + marker.len();
+    page[start..].split('"').next().expect(name).to_owned()
+}
+
+on_all_backends!(
+    an_operator_approves_the_pending_drops_and_a_viewer_cannot,
+    |db: TestDb| async move {
+        let mut settings = console_settings(db.settings(), &["alice"], &["bob"]);
+        settings.sync.max_deletions = 1;
+        settings.sync.max_deletion_ratio = 0.0;
+        let app = db.spawn_with(settings).await;
+        with_people(&app, &["alice", "bob"]).await;
+        crate::guard::seed_people(&app, 20).await;
+        assert_eq!(app.post_sync().await.status(), 200);
+        app.exec("UPDATE employees SET active = FALSE WHERE username IN ('e010', 'e011', 'e012')")
+            .await;
+        assert_eq!(app.post_sync().await.status(), 409);
+        let console = Console::of(&app);
+
+        // The overview says so; the pending page names the right people.
+        let viewer = console.sign_in("bob", PASSWORD).await.expect("signed in");
+        let overview = console.page("/", &viewer).await;
+        assert!(overview.contains("refused_guard"), "{overview}");
+        assert!(overview.contains("3 user(s) and 0 department(s) would be dropped"), "{overview}");
+        let pending = console.page("/pending", &viewer).await;
+        for name in ["e010", "e011", "e012"] {
+            assert!(pending.contains(&format!("<td>{name}</td>")), "{pending}");
+        }
+        assert!(!pending.contains("<td>e013</td>"), "{pending}");
+        // A viewer gets no Approve, and a forged one is refused.
+        assert!(!pending.contains("action=\"/pending/approve\""), "{pending}");
+        let operator = console.sign_in("alice", PASSWORD).await.expect("signed in");
+        let form = console.page("/pending", &operator).await;
+        assert!(form.contains("action=\"/pending/approve\""), "{form}");
+        let (id, digest) = (hidden(&form, "id"), hidden(&form, "digest"));
+        let viewer_csrf = console.csrf(&viewer).await;
+        let forged = console
+            .post(
+                "/pending/approve",
+                Some(&viewer),
+                &[("csrf", &viewer_csrf), ("id", &id), ("digest", &digest), ("confirm", "3")],
+            )
+            .await;
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+        // Search narrows the list.
+        let searched = console.page("/pending?q=e011", &operator).await;
+        assert!(searched.contains("<td>e011</td>"), "{searched}");
+        assert!(!searched.contains("<td>e010</td>"), "{searched}");
+
+        // The typed count must be the set's.
+        let csrf = console.csrf(&operator).await;
+        let wrong = console
+            .post(
+                "/pending/approve",
+                Some(&operator),
+                &[("csrf", &csrf), ("id", &id), ("digest", &digest), ("confirm", "2")],
+            )
+            .await;
+        assert_eq!(wrong.status(), StatusCode::CONFLICT);
+        assert!(wrong.text().await.unwrap().contains("Type the number of objects to drop (3)"));
+        assert_eq!(app.post_sync().await.status(), 409, "not approved yet");
+        let approved = console
+            .post(
+                "/pending/approve",
+                Some(&operator),
+                &[
+                    ("csrf", &csrf),
+                    ("id", &id),
+                    ("digest", &digest),
+                    ("confirm", "3"),
+                    ("reason", "leavers of <March>"),
+                ],
+            )
+            .await;
+        assert_eq!(approved.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&approved), format!("/pending?approved={id}"));
+        // OMFLOW's next /sync passes, and the history says who let it through.
+        assert_eq!(app.post_sync().await.status(), 200);
+        let history = console.page("/history", &viewer).await;
+        assert!(history.contains("served"), "{history}");
+        let person = console.page("/history?person=e011", &viewer).await;
+        assert!(person.contains("alice"), "{person}");
+        assert!(person.contains("leavers of &#60;March&#62;"), "{person}");
+        let activity = console.page("/activity", &viewer).await;
+        assert!(activity.contains("console_sign_in"), "{activity}");
+    }
+);

@@ -32,12 +32,17 @@ async fn tables(backend: Backend, url: &str) -> Vec<String> {
 }
 
 const HR_TABLES: [&str; 3] = ["department_members", "departments", "employees"];
-const STATE_TABLES: [&str; 7] = [
+const STATE_TABLES: [&str; 12] = [
     "_sqlx_migrations",
+    "activity",
     "auth_audit",
     "auth_lockouts",
     "console_sessions",
     "notify_state",
+    "sync_approval_drops",
+    "sync_approvals",
+    "sync_history",
+    "sync_history_names",
     "sync_snapshot",
     "sync_snapshot_pieces",
 ];
@@ -147,7 +152,7 @@ on_all_backends!(
         )
         .await;
         let versions: Vec<&str> = versions.iter().filter_map(|r| r[0].as_deref()).collect();
-        assert_eq!(versions, ["2", "3", "4", "6", "7", "10"]);
+        assert_eq!(versions, ["2", "3", "4", "6", "7", "8", "9", "10"]);
         // Migrating again changes nothing.
         let output = run_mapped(&["migrate"], backend, &hr.url, &state.url, &[], "");
         assert!(output.status.success(), "{}", out(&output));
@@ -173,10 +178,22 @@ on_all_backends!(
         let text = out(&output);
         assert!(output.status.success(), "{text}");
         assert!(text.contains("built-in HR tables with rows"), "{text}");
-        // Every table kept; the only one added is the newer release's own.
+        // Every table kept; the only ones added are the newer releases' own.
         let after = tables(backend, &state.url).await;
         let added: Vec<&String> = after.iter().filter(|t| !before.contains(t)).collect();
-        assert_eq!(added, ["console_sessions", "notify_state"], "{after:?}");
+        assert_eq!(
+            added,
+            [
+                "activity",
+                "console_sessions",
+                "notify_state",
+                "sync_approval_drops",
+                "sync_approvals",
+                "sync_history",
+                "sync_history_names"
+            ],
+            "{after:?}"
+        );
         assert!(before.iter().all(|t| after.contains(t)), "{after:?}");
     }
 );
