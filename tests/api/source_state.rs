@@ -148,7 +148,7 @@ on_all_backends!(
         let versions = rows_at(
             backend,
             &state.url,
-            &format!("SELECT {as_text} FROM _sqlx_migrations ORDER BY version"),
+            &format!("SELECT {as_text} FROM _sqlx_migrations ORDER BY _sqlx_migrations.version"),
         )
         .await;
         let versions: Vec<&str> = versions.iter().filter_map(|r| r[0].as_deref()).collect();
