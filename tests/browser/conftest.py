@@ -2,6 +2,7 @@
 Debian's chromium driven by Playwright. Run through scripts/browser-test.sh, which
 installs what is missing and sets HR_BRIDGE_BIN and CHROMIUM."""
 
+import base64
 import os
 import re
 import queue
@@ -11,6 +12,8 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -49,6 +52,9 @@ listen = "127.0.0.1:{self.port}"
 url = "sqlite://{self.db}?mode=rwc"
 [auth]
 failure_floor_ms = 100
+[sync]
+max_deletions = 1
+max_deletion_ratio = 0.0
 [admin]
 listen = "127.0.0.1:{self.admin_port}"
 operators = ["alice"]
@@ -150,3 +156,16 @@ def sign_in(page, server, username, password=None):
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password or server.password)
     page.get_by_role("button", name="Sign in").click()
+
+
+def omflow_sync(server):
+    """OMFLOW's POST /sync; its status."""
+    credentials = base64.b64encode(f"omflow:{server.omflow_password}".encode()).decode()
+    request = urllib.request.Request(
+        server.base + "/sync", method="POST", headers={"Authorization": f"Basic {credentials}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status
+    except urllib.error.HTTPError as e:
+        return e.code

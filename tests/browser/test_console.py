@@ -9,7 +9,9 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
-from conftest import HOSTILE, Server, sign_in
+import sqlite3
+
+from conftest import HOSTILE, Server, omflow_sync, sign_in
 
 
 def test_the_banner_names_the_console(server):
@@ -27,9 +29,6 @@ def test_an_operator_signs_in_and_sees_the_overview(server, page):
     expect(page.get_by_text("reachable: answers").first).to_be_visible()
     chart = page.get_by_role("img", name=re.compile(r"^Logins per hour over the last 168 hours"))
     expect(chart).to_be_visible()
-    screenshot = os.environ.get("SCREENSHOT")
-    if screenshot:
-        page.screenshot(path=screenshot, full_page=True)
 
 
 def test_keyboard_alone_signs_in(server, page):
@@ -102,6 +101,67 @@ def test_an_idle_session_expires(browser):
         short.stop()
 
 
+def test_a_guard_refusal_is_reviewed_and_approved(server, browser):
+    assert omflow_sync(server) == 200
+    with sqlite3.connect(server.db) as con:
+        con.execute("UPDATE employees SET active = 0 WHERE username IN ('ivan', 'judy')")
+    assert omflow_sync(server) == 409
+
+    # A viewer sees the refusal and who would go, and cannot approve.
+    viewer = browser.new_context()
+    page = viewer.new_page()
+    sign_in(page, server, "bob")
+    expect(page.locator(".who span")).to_have_text("bob (viewer)")
+    expect(page.get_by_text("refused_guard").first).to_be_visible()
+    expect(page.get_by_role("link", name=re.compile("2 user\\(s\\) and 0 department\\(s\\) would be dropped"))).to_be_visible()
+    page.get_by_role("link", name="Pending approval").click()
+    rows = page.locator("tbody tr td:nth-child(2)")
+    expect(rows).to_have_text(["ivan", "judy"])
+    expect(page.get_by_role("button", name=re.compile("^Approve"))).to_have_count(0)
+    expect(page.get_by_text("Only operators may approve.")).to_be_visible()
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+    forged = page.request.post(
+        server.console + "/pending/approve",
+        form={"csrf": csrf, "id": "1", "digest": "x", "confirm": "2"},
+        headers={"Origin": server.console},
+    )
+    assert forged.status == 403
+    viewer.close()
+
+    # An operator approves, typing the count.
+    operator = browser.new_context()
+    page = operator.new_page()
+    sign_in(page, server, "alice")
+    page.get_by_role("link", name="Pending approval").click()
+    page.get_by_label("Name contains").fill("judy")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("tbody tr td:nth-child(2)")).to_have_text(["judy"])
+    page.get_by_label(re.compile("^Type the number of objects to drop")).fill("3")
+    page.get_by_role("button", name="Approve 2 deletion(s)").click()
+    expect(page.get_by_role("alert")).to_contain_text("Type the number of objects to drop (2)")
+    assert omflow_sync(server) == 409
+    page.get_by_label(re.compile("^Type the number of objects to drop")).fill("2")
+    page.get_by_label(re.compile("^Reason")).fill("left in March")
+    page.get_by_role("button", name="Approve 2 deletion(s)").click()
+    expect(page.get_by_role("status")).to_contain_text("recorded")
+
+    # OMFLOW's next /sync passes, and the history says who approved it.
+    assert omflow_sync(server) == 200
+    page.get_by_role("link", name="History").click()
+    expect(page.get_by_role("cell", name="served").first).to_be_visible()
+    page.get_by_label("Person or department").fill("ivan")
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("cell", name="alice (left in March)").first).to_be_visible()
+    page.get_by_role("link", name="Activity").click()
+    expect(page.get_by_role("cell", name="console_sign_in").first).to_be_visible()
+    # The overview after all this, for docs/console.png.
+    screenshot = os.environ.get("SCREENSHOT")
+    if screenshot:
+        page.get_by_role("link", name="Overview").click()
+        page.screenshot(path=screenshot, full_page=True)
+    operator.close()
+
+
 SERIOUS = {"serious", "critical"}
 
 
@@ -114,7 +174,10 @@ def serious_violations(page):
     ]
 
 
-@pytest.mark.parametrize("path", ["/sign-in", "/", "/problems", "/no-such-page"])
+@pytest.mark.parametrize(
+    "path",
+    ["/sign-in", "/", "/history", "/history/1", "/pending", "/problems", "/activity", "/no-such-page"],
+)
 def test_every_page_passes_axe(server, browser, path):
     # axe is injected as a script: allowed past the console's CSP in this context only.
     context = browser.new_context(bypass_csp=True)
