@@ -21,11 +21,11 @@ use crate::db::{Db, DbError, PoolSettings};
 use crate::directory::{demo, GuardLimits};
 use crate::http::DatabaseGate;
 use crate::http::{self, AppState};
+use crate::ops::sessions::SessionPolicy;
 use crate::password::{
     hash_argon2id, prune_auth_state, Argon2Settings, AuthPolicy, Authenticator, DummyHash,
     HashingPool, OmflowCredential, PasswordError,
 };
-use crate::ops::sessions::SessionPolicy;
 use crate::server::{self, reload, AbortOnDrop, AdminSite, RunningServer};
 use crate::source::{Source, SourceError};
 

@@ -126,7 +126,13 @@ mod tests {
         );
         assert_eq!(chart.bars.len(), 3);
         assert_eq!(chart.ticks.len(), 2);
-        assert!(chart.summary.contains("3 successful, 1 failed"), "{}", chart.summary);
-        assert!(chart.bars[0].title.starts_with("2026-11-24 23:00 UTC: 2 successful"));
+        assert!(
+            chart.summary.contains("3 successful, 1 failed"),
+            "{}",
+            chart.summary
+        );
+        assert!(chart.bars[0]
+            .title
+            .starts_with("2026-11-24 23:00 UTC: 2 successful"));
     }
 }

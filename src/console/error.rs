@@ -47,14 +47,19 @@ impl IntoResponse for ConsoleError {
                 "Forbidden",
                 "Your session has ended. Sign in again.".into(),
             ),
-            Self::Forbidden(why) => (StatusCode::FORBIDDEN, "Forbidden", format!("Refused: {why}.")),
+            Self::Forbidden(why) => (
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                format!("Refused: {why}."),
+            ),
             Self::NotFound => (
                 StatusCode::NOT_FOUND,
                 "Not found",
                 "There is no such page.".into(),
             ),
             Self::BadRequest(why) => (StatusCode::BAD_REQUEST, "Bad request", why.clone()),
-            Self::Db(DbError::Unavailable(_)) | Self::Source(SourceError::Db(DbError::Unavailable(_))) => {
+            Self::Db(DbError::Unavailable(_))
+            | Self::Source(SourceError::Db(DbError::Unavailable(_))) => {
                 tracing::warn!(error = %self, "console: a database is unavailable");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,

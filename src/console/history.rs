@@ -61,7 +61,11 @@ pub async fn list(
         let mut calls = history::list(db, PAGE + 1, query.before).await?;
         let more = calls.len() > PAGE as usize;
         calls.truncate(PAGE as usize);
-        let next = if more { calls.last().map(|c| c.id) } else { None };
+        let next = if more {
+            calls.last().map(|c| c.id)
+        } else {
+            None
+        };
         (calls, next, Vec::new())
     } else {
         (Vec::new(), None, history::person(db, &person).await?)

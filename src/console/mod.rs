@@ -98,13 +98,15 @@ pub fn router(state: ConsoleState) -> Router {
             .layer(CatchPanicLayer::custom(|_| {
                 axum::response::IntoResponse::into_response(ConsoleError::Internal)
             }))
-            .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                tracing::info_span!(
-                    "console",
-                    method = %request.method(),
-                    path = %request.uri().path(),
-                )
-            })),
+            .layer(
+                TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                    tracing::info_span!(
+                        "console",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                    )
+                }),
+            ),
     )
     .with_state(state)
 }
@@ -115,7 +117,10 @@ fn security_headers<S: Clone + Send + Sync + 'static>(routes: Router<S>) -> Rout
         SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
     };
     routes
-        .layer(set(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .layer(set(
+            header::CONTENT_SECURITY_POLICY,
+            CONTENT_SECURITY_POLICY,
+        ))
         .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(set(header::REFERRER_POLICY, "no-referrer"))
         .layer(set(header::X_FRAME_OPTIONS, "DENY"))
@@ -155,9 +160,7 @@ async fn same_origin(
             .and_then(|v| v.to_str().ok())
             .or_else(|| request.uri().authority().map(|a| a.as_str()));
         let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-        let fetch_site = headers
-            .get("sec-fetch-site")
-            .and_then(|v| v.to_str().ok());
+        let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
         let matches = match (host, origin) {
             (Some(host), Some(origin)) if origin != "null" => {
                 origin == format!("{scheme}://{host}")

@@ -133,7 +133,10 @@ async fn sync_chart(db: &crate::db::Db, hours: &[Column]) -> Result<Chart, Conso
         })
         .collect();
     for count in counts {
-        let hour: String = history::rfc3339_ms(count.hour_ms).chars().take(13).collect();
+        let hour: String = history::rfc3339_ms(count.hour_ms)
+            .chars()
+            .take(13)
+            .collect();
         let series = match count.outcome.as_str() {
             "served" => 0,
             o if o.starts_with("refused") => 1,

@@ -145,8 +145,10 @@ pub async fn approve(
     };
     let total = pending.users_dropped + pending.departments_dropped;
     if pending.id != form.id || pending.digest != form.digest {
-        return refuse("The pending set changed since this page was shown; review it again.".into())
-            .await;
+        return refuse(
+            "The pending set changed since this page was shown; review it again.".into(),
+        )
+        .await;
     }
     if form.confirm.trim().parse::<i64>().ok() != Some(total) {
         return refuse(format!(

@@ -109,7 +109,11 @@ pub async fn sign_in(
                 "console sign-in refused: the right password, but not in admin.viewers or admin.operators"
             );
         }
-        return Ok(page(StatusCode::UNAUTHORIZED, Some(REFUSED), &form.username));
+        return Ok(page(
+            StatusCode::UNAUTHORIZED,
+            Some(REFUSED),
+            &form.username,
+        ));
     }
     let new = sessions::start(&state.app.db, &form.username).await?;
     activity::record(

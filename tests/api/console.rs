@@ -54,10 +54,7 @@ impl Console {
         form: &[(&str, &str)],
         origin: Option<&str>,
     ) -> Response {
-        let mut request = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .form(form);
+        let mut request = self.client.post(format!("{}{path}", self.base)).form(form);
         if let Some(token) = cookie {
             request = request.header("cookie", format!("{COOKIE}={token}"));
         }
@@ -95,11 +92,7 @@ impl Console {
         let page = self.page("/", token).await;
         let marker = "name=\"csrf\" value=\"";
         let start = page.find(marker).expect("a form with a CSRF token") + marker.len();
-        page[start..]
-            .split('"')
-            .next()
-            .expect("token")
-            .to_owned()
+        page[start..].split('"').next().expect("token").to_owned()
     }
 }
 
@@ -238,7 +231,8 @@ on_all_backends!(
         }
         // Locked: the right password is refused too, here and on OMFLOW's port.
         assert!(console.sign_in("alice", PASSWORD).await.is_none());
-        let answer = crate::helpers::json_body(app.post_authenticate("alice", PASSWORD).await).await;
+        let answer =
+            crate::helpers::json_body(app.post_authenticate("alice", PASSWORD).await).await;
         assert_eq!(answer["status"], "fail");
         let reasons = app.audit().await;
         assert_eq!(reasons[2].2, "locked");
@@ -319,10 +313,7 @@ on_all_backends!(
         assert!(cleared.starts_with(&format!("{COOKIE}=;")), "{cleared}");
         // The old cookie, replayed, signs nobody in.
         assert_sent_to_sign_in(&console.get("/", Some(&token)).await);
-        assert!(app
-            .rows("SELECT id FROM console_sessions")
-            .await
-            .is_empty());
+        assert!(app.rows("SELECT id FROM console_sessions").await.is_empty());
     }
 );
 
@@ -349,10 +340,7 @@ on_all_backends!(
         tokio::time::sleep(Duration::from_millis(2200)).await;
         assert_sent_to_sign_in(&console.get("/", Some(&token)).await);
         // Expired sessions are deleted, not kept.
-        assert!(app
-            .rows("SELECT id FROM console_sessions")
-            .await
-            .is_empty());
+        assert!(app.rows("SELECT id FROM console_sessions").await.is_empty());
     }
 );
 
@@ -477,27 +465,26 @@ on_all_backends!(
     }
 );
 
-on_all_backends!(
-    the_console_has_a_port_of_its_own,
-    |db: TestDb| async move {
-        let settings = console_settings(db.settings(), &["alice"], &[]);
-        let app = db.spawn_with(settings).await;
-        let console = Console::of(&app);
-        assert_ne!(app.admin_addr(), Some(app.addr));
-        // OMFLOW's port has no console; the console's has no /sync.
-        let omflow = app
-            .client
-            .get(format!("{}/sign-in", app.base_url))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(omflow.status(), StatusCode::NOT_FOUND);
-        let sync = console.post("/sync", None, &[]).await;
-        assert!(sync.status() == StatusCode::NOT_FOUND || sync.status() == StatusCode::METHOD_NOT_ALLOWED);
-        let healthz = console.get("/healthz", None).await;
-        assert_eq!(healthz.status(), StatusCode::NOT_FOUND);
-    }
-);
+on_all_backends!(the_console_has_a_port_of_its_own, |db: TestDb| async move {
+    let settings = console_settings(db.settings(), &["alice"], &[]);
+    let app = db.spawn_with(settings).await;
+    let console = Console::of(&app);
+    assert_ne!(app.admin_addr(), Some(app.addr));
+    // OMFLOW's port has no console; the console's has no /sync.
+    let omflow = app
+        .client
+        .get(format!("{}/sign-in", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(omflow.status(), StatusCode::NOT_FOUND);
+    let sync = console.post("/sync", None, &[]).await;
+    assert!(
+        sync.status() == StatusCode::NOT_FOUND || sync.status() == StatusCode::METHOD_NOT_ALLOWED
+    );
+    let healthz = console.get("/healthz", None).await;
+    assert_eq!(healthz.status(), StatusCode::NOT_FOUND);
+});
 
 on_all_backends!(
     the_console_is_off_unless_configured,
@@ -537,7 +524,10 @@ fn the_console_never_shares_the_omflow_port() {
     assert_eq!(settings.admin.operators, ["alice", "bob"]);
     let err = Settings::load_from(None, env(&[("HR_BRIDGE__ADMIN__LISTEN", "console")]))
         .expect_err("not an address");
-    assert!(err.to_string().contains("admin.listen = \"console\""), "{err}");
+    assert!(
+        err.to_string().contains("admin.listen = \"console\""),
+        "{err}"
+    );
 }
 
 /// The value of the hidden input `name` in a page.
@@ -566,14 +556,20 @@ on_all_backends!(
         let viewer = console.sign_in("bob", PASSWORD).await.expect("signed in");
         let overview = console.page("/", &viewer).await;
         assert!(overview.contains("refused_guard"), "{overview}");
-        assert!(overview.contains("3 user(s) and 0 department(s) would be dropped"), "{overview}");
+        assert!(
+            overview.contains("3 user(s) and 0 department(s) would be dropped"),
+            "{overview}"
+        );
         let pending = console.page("/pending", &viewer).await;
         for name in ["e010", "e011", "e012"] {
             assert!(pending.contains(&format!("<td>{name}</td>")), "{pending}");
         }
         assert!(!pending.contains("<td>e013</td>"), "{pending}");
         // A viewer gets no Approve, and a forged one is refused.
-        assert!(!pending.contains("action=\"/pending/approve\""), "{pending}");
+        assert!(
+            !pending.contains("action=\"/pending/approve\""),
+            "{pending}"
+        );
         let operator = console.sign_in("alice", PASSWORD).await.expect("signed in");
         let form = console.page("/pending", &operator).await;
         assert!(form.contains("action=\"/pending/approve\""), "{form}");
@@ -583,7 +579,12 @@ on_all_backends!(
             .post(
                 "/pending/approve",
                 Some(&viewer),
-                &[("csrf", &viewer_csrf), ("id", &id), ("digest", &digest), ("confirm", "3")],
+                &[
+                    ("csrf", &viewer_csrf),
+                    ("id", &id),
+                    ("digest", &digest),
+                    ("confirm", "3"),
+                ],
             )
             .await;
         assert_eq!(forged.status(), StatusCode::FORBIDDEN);
@@ -598,11 +599,20 @@ on_all_backends!(
             .post(
                 "/pending/approve",
                 Some(&operator),
-                &[("csrf", &csrf), ("id", &id), ("digest", &digest), ("confirm", "2")],
+                &[
+                    ("csrf", &csrf),
+                    ("id", &id),
+                    ("digest", &digest),
+                    ("confirm", "2"),
+                ],
             )
             .await;
         assert_eq!(wrong.status(), StatusCode::CONFLICT);
-        assert!(wrong.text().await.unwrap().contains("Type the number of objects to drop (3)"));
+        assert!(wrong
+            .text()
+            .await
+            .unwrap()
+            .contains("Type the number of objects to drop (3)"));
         assert_eq!(app.post_sync().await.status(), 409, "not approved yet");
         let approved = console
             .post(
