@@ -262,7 +262,10 @@ on_all_backends!(
         let admin_port = free_port();
         let mut child = hr_bridge(&db.url)
             .env("HR_BRIDGE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-            .env("HR_BRIDGE__ADMIN__LISTEN", format!("127.0.0.1:{admin_port}"))
+            .env(
+                "HR_BRIDGE__ADMIN__LISTEN",
+                format!("127.0.0.1:{admin_port}"),
+            )
             .args(["serve", "--demo"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -284,7 +287,9 @@ on_all_backends!(
         // No admin.* people set: the first employee runs the console.
         let banner = banner.join("\n");
         assert!(
-            banner.contains(&format!("the web console is at http://127.0.0.1:{admin_port}/")),
+            banner.contains(&format!(
+                "the web console is at http://127.0.0.1:{admin_port}/"
+            )),
             "{banner}"
         );
         assert!(
