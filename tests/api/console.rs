@@ -640,3 +640,60 @@ on_all_backends!(
         assert!(activity.contains("console_sign_in"), "{activity}");
     }
 );
+
+on_all_backends!(
+    over_tls_the_console_shares_the_certificate_and_its_cookie_is_host_prefixed,
+    |db: TestDb| async move {
+        let (_dir, (cert, _), settings) = crate::tls::tls_settings(&db);
+        let settings = console_settings(settings, &["alice"], &[]);
+        let app = db.spawn_with(settings).await;
+        with_people(&app, &["alice"]).await;
+        let admin = app.admin_addr().expect("the console listens");
+        let base = format!("https://localhost:{}", admin.port());
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(cert.as_bytes()).unwrap())
+            .tls_built_in_root_certs(false)
+            .resolve("localhost", admin)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let response = client
+            .post(format!("{base}/sign-in"))
+            .header("origin", &base)
+            .form(&[("username", "alice"), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let cookie = set_cookie(&response).expect("a session cookie");
+        assert!(cookie.starts_with("__Host-hrb_session="), "{cookie}");
+        for attribute in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+            assert!(cookie.contains(attribute), "{cookie}");
+        }
+        assert!(!cookie.contains("Domain"), "{cookie}");
+        let token = cookie
+            .trim_start_matches("__Host-hrb_session=")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let get = |name: &'static str| {
+            client
+                .get(format!("{base}/"))
+                .header("cookie", format!("{name}={token}"))
+                .send()
+        };
+        assert_eq!(
+            get("__Host-hrb_session").await.unwrap().status(),
+            StatusCode::OK
+        );
+        // Over HTTPS only the prefixed cookie counts.
+        assert_eq!(
+            get("hrb_session").await.unwrap().status(),
+            StatusCode::SEE_OTHER
+        );
+        // Plain HTTP is not spoken on the console's port.
+        let plain = reqwest::get(format!("http://{admin}/sign-in")).await;
+        assert!(plain.map_or(true, |r| !r.status().is_success()));
+    }
+);
