@@ -22,11 +22,12 @@ use crate::directory::{demo, GuardLimits};
 use crate::http::DatabaseGate;
 use crate::http::{self, AppState};
 use crate::notify::{self, Notifier};
+use crate::ops::sessions::SessionPolicy;
 use crate::password::{
     hash_argon2id, prune_auth_state, Argon2Settings, AuthPolicy, Authenticator, DummyHash,
     HashingPool, OmflowCredential, PasswordError,
 };
-use crate::server::{self, reload, AbortOnDrop, RunningServer};
+use crate::server::{self, reload, AbortOnDrop, AdminSite, RunningServer};
 use crate::source::{Source, SourceError};
 
 /// Longest pause between attempts to reach the database at start-up.
@@ -37,7 +38,11 @@ const STARTUP_READY_WAIT: Duration = Duration::from_secs(2);
 /// How long start-up waits for a mapped source's queries to be checked before
 /// leaving that to the database preparation in the background.
 const MAPPED_CHECK_WAIT: Duration = Duration::from_secs(2);
-/// How often the audit trail and idle lockout rows are pruned.
+/// Where `serve --demo` serves the console when `admin.listen` is not set.
+pub const DEMO_ADMIN_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8081);
+/// How often the audit trail, idle lockout rows and expired console sessions
+/// are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// How to start, beyond the settings.
@@ -161,8 +166,11 @@ impl Application {
                 source,
                 gate.clone(),
                 settings.database.auto_migrate,
-                settings.auth.clone(),
-                settings.sync.history_retention_days,
+                Upkeep {
+                    auth: settings.auth.clone(),
+                    history_retention_days: settings.sync.history_retention_days,
+                    sessions: console_policy(&settings.admin),
+                },
                 started_tx,
             ))),
         ];
@@ -187,7 +195,32 @@ impl Application {
             settings.notify.clone(),
             reloads.clone(),
         ))));
-        let server = RunningServer::start(&settings.server, state, reloads).await?;
+        let admin = settings.admin.listen.map(|listen| AdminSite {
+            listen,
+            router: crate::console::router(crate::console::ConsoleState {
+                app: state.clone(),
+                admin: Arc::new(settings.admin.clone()),
+                tls: settings.server.tls_files().is_some(),
+            }),
+        });
+        if let Some(site) = &admin {
+            if !settings.admin.has_people() {
+                tracing::warn!(
+                    listen = %site.listen,
+                    "admin.listen is set but admin.viewers and admin.operators are empty: \
+                     nobody can sign in to the console"
+                );
+            }
+            if settings.server.tls_files().is_none() && !site.listen.ip().is_loopback() {
+                tracing::warn!(
+                    listen = %site.listen,
+                    "the console is served over plain HTTP beyond this machine: its session \
+                     cookie and passwords cross the network in clear; set server.tls_cert \
+                     and server.tls_key (or put a TLS proxy in front)"
+                );
+            }
+        }
+        let server = RunningServer::start(&settings.server, state, reloads, admin).await?;
         Ok(Self {
             server,
             db,
@@ -231,6 +264,11 @@ impl Application {
     /// Where `/metrics` is served when it has its own listener.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.server.metrics_addr()
+    }
+
+    /// Where the web console is served (`admin.listen`), when it is.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.server.admin_addr()
     }
 
     /// Open once the database is prepared.
@@ -279,6 +317,14 @@ pub fn auth_policy(auth: &AuthSettings) -> AuthPolicy {
         lockout: auth.lockout(),
         argon2: argon2(auth),
         failure_floor: auth.failure_floor(),
+    }
+}
+
+/// How long console sessions live (`admin.session_*`).
+pub fn console_policy(admin: &crate::config::AdminSettings) -> SessionPolicy {
+    SessionPolicy {
+        idle: admin.session_idle(),
+        max: admin.session_max(),
     }
 }
 
@@ -512,6 +558,23 @@ async fn fill_demo(settings: &mut Settings, source: &Source) -> anyhow::Result<D
             password.expose_secret()
         ));
     }
+    if settings.admin.listen.is_none() {
+        settings.admin.listen = Some(DEMO_ADMIN_LISTEN);
+    }
+    if !settings.admin.has_people() {
+        let first = demo::FIRST_EMPLOYEE;
+        if matches!(
+            source.credentials(first).await?,
+            crate::source::CredentialLookup::Found { active: true, .. }
+        ) {
+            let first = first.to_owned();
+            notes.lines.push(format!(
+                "demo: no admin.viewers or admin.operators are set, so {first} (the first \
+                 employee) is a console operator for this run"
+            ));
+            settings.admin.operators = vec![first];
+        }
+    }
     if !settings.omflow.is_configured() {
         let password = random_secret();
         settings.omflow.username = Some("omflow".into());
@@ -557,26 +620,33 @@ pub async fn seed(
 /// Start-up's background work, then the hourly maintenance: prepares the
 /// database (retrying while it is down), opens the gate, restores the sync
 /// gauges, prunes the audit trail, says so on `started`, and prunes hourly.
+/// What the hourly maintenance prunes, by which settings.
+struct Upkeep {
+    auth: AuthSettings,
+    /// `sync.history_retention_days`.
+    history_retention_days: u32,
+    sessions: SessionPolicy,
+}
+
 async fn start_up(
     db: Db,
     source: Source,
     gate: DatabaseGate,
     auto_migrate: bool,
-    auth: AuthSettings,
-    history_retention_days: u32,
+    upkeep: Upkeep,
     started: watch::Sender<bool>,
 ) {
     prepare_database(&db, &source, &gate, auto_migrate).await;
     restore_sync_gauges(&db).await;
     let mut hourly = tokio::time::interval(PRUNE_EVERY);
     hourly.tick().await;
-    prune(&db, &auth).await;
-    prune_history(&db, history_retention_days).await;
+    prune(&db, &upkeep).await;
+    prune_history(&db, upkeep.history_retention_days).await;
     started.send_replace(true);
     loop {
         hourly.tick().await;
-        prune(&db, &auth).await;
-        prune_history(&db, history_retention_days).await;
+        prune(&db, &upkeep).await;
+        prune_history(&db, upkeep.history_retention_days).await;
     }
 }
 
@@ -589,10 +659,15 @@ async fn prune_history(db: &Db, retention_days: u32) {
 }
 
 /// Prunes the audit trail and idle lockout rows.
-async fn prune(db: &Db, auth: &AuthSettings) {
+async fn prune(db: &Db, upkeep: &Upkeep) {
+    let auth = &upkeep.auth;
     match prune_auth_state(db, auth.audit_retention_days, auth.lockout()).await {
         Ok(removed) => tracing::info!(removed, "pruned the authentication audit trail"),
         Err(e) => tracing::warn!(error = %e, "could not prune the audit trail"),
+    }
+    match crate::ops::sessions::prune(db, upkeep.sessions).await {
+        Ok(removed) => tracing::debug!(removed, "pruned expired console sessions"),
+        Err(e) => tracing::warn!(error = %e, "could not prune the console sessions"),
     }
 }
 

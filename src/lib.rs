@@ -4,6 +4,7 @@ pub mod alloc;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod directory;
 pub mod error;

@@ -31,6 +31,61 @@ pub struct RunningServer {
     /// What reacts to SIGHUP besides the certificate, stopped with the server.
     reloading: Vec<AbortOnDrop>,
     metrics: Option<MetricsListener>,
+    admin: Option<AdminListener>,
+}
+
+/// The web console on its own listener (`admin.listen`), never OMFLOW's port:
+/// the main port's per-connection bounds, the same TLS files (reloaded with
+/// them), and a connection cap of its own
+/// ([`limits::CONSOLE_MAX_CONNECTIONS`](crate::config::limits)), so that
+/// browsers there can never take the connections OMFLOW needs.
+struct AdminListener {
+    addr: SocketAddr,
+    handle: Handle<PeerAddr>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+/// What the console listener serves, and where.
+pub struct AdminSite {
+    pub listen: SocketAddr,
+    pub router: axum::Router,
+}
+
+impl AdminListener {
+    async fn start(
+        site: AdminSite,
+        settings: &ServerSettings,
+        tls: Option<RustlsConfig>,
+    ) -> anyhow::Result<Self> {
+        let addr = site.listen;
+        let listener = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("cannot listen on {addr} (admin.listen)"))?;
+        let idle = settings.idle_timeout();
+        let (server, handle) = bounded_server(
+            listener,
+            crate::config::limits::CONSOLE_MAX_CONNECTIONS,
+            settings,
+        )?;
+        let make = tower::ServiceExt::map_response(
+            tower::ServiceExt::map_request(
+                site.router
+                    .into_make_service_with_connect_info::<SocketAddr>(),
+                |peer: PeerAddr| peer.0,
+            ),
+            move |service| IdleTracked::new(service, idle),
+        );
+        let tls_on = tls.is_some();
+        let task = match tls {
+            Some(config) => tokio::spawn(server.acceptor(RustlsAcceptor::new(config)).serve(make)),
+            None => tokio::spawn(server.serve(make)),
+        };
+        let PeerAddr(addr) = handle
+            .listening()
+            .await
+            .context("the console listener failed to start")?;
+        tracing::info!(%addr, tls = tls_on, "serving the web console on its own listener");
+        Ok(Self { addr, handle, task })
+    }
 }
 
 /// `/metrics` on its own plain-HTTP listener (`server.metrics_listen`), with
@@ -117,6 +172,7 @@ impl RunningServer {
         settings: &ServerSettings,
         state: AppState,
         reloads: Reloads,
+        admin: Option<AdminSite>,
     ) -> anyhow::Result<Self> {
         let addr = settings.listen;
         let listener = std::net::TcpListener::bind(addr)
@@ -135,7 +191,7 @@ impl RunningServer {
             move |service| IdleTracked::new(service, idle),
         );
         let (server, handle) = bounded_server(listener, settings.max_connections, settings)?;
-        let (task, tls_watcher, tls) = match settings.tls_files() {
+        let (tls_config, tls_watcher) = match settings.tls_files() {
             Some((cert, key)) => {
                 let config = RustlsConfig::from_pem_file(cert, key)
                     .await
@@ -153,10 +209,21 @@ impl RunningServer {
                     settings.tls_reload_poll_secs,
                     reloads.clone(),
                 )));
-                let server = server.acceptor(RustlsAcceptor::new(config));
-                (tokio::spawn(server.serve(app)), Some(watcher), true)
+                (Some(config), Some(watcher))
             }
-            None => (tokio::spawn(server.serve(app)), None, false),
+            None => (None, None),
+        };
+        // The console is bound before OMFLOW's port serves, so that a console
+        // that cannot listen stops start-up without leaving the main server running.
+        let admin = match admin {
+            Some(site) => Some(AdminListener::start(site, settings, tls_config.clone()).await?),
+            None => None,
+        };
+        let tls = tls_config.is_some();
+        let task = match tls_config {
+            // The console shares the same config, so a reload serves both.
+            Some(config) => tokio::spawn(server.acceptor(RustlsAcceptor::new(config)).serve(app)),
+            None => tokio::spawn(server.serve(app)),
         };
         let PeerAddr(addr) = handle
             .listening()
@@ -173,7 +240,13 @@ impl RunningServer {
                 tls, reloads,
             )))],
             metrics,
+            admin,
         })
+    }
+
+    /// Where the web console is served, when it is.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|a| a.addr)
     }
 
     /// Where `/metrics` is served when it has its own listener.
@@ -196,6 +269,10 @@ impl RunningServer {
         self.handle.graceful_shutdown(Some(grace));
         drop(self.tls_watcher);
         drop(self.reloading);
+        if let Some(admin) = self.admin {
+            admin.handle.graceful_shutdown(Some(grace));
+            admin.task.await.context("console listener task failed")??;
+        }
         if let Some(metrics) = self.metrics {
             metrics.handle.graceful_shutdown(Some(grace));
             metrics

@@ -60,5 +60,13 @@ fn print_demo_banner(app: &Application) {
             password.expose_secret()
         );
     }
+    if let Some(mut admin) = app.admin_addr() {
+        if admin.ip().is_unspecified() {
+            admin.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        println!(
+            "demo: the web console is at {scheme}://{admin}/ (sign in with an operator's HR login)"
+        );
+    }
     println!("demo: serving on {scheme}://{addr}; stop with Ctrl-C");
 }

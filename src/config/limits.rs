@@ -35,3 +35,14 @@ pub const DEFAULT_FAILURE_FLOOR_MS: u64 = 1000;
 /// Highest `auth.failure_floor_ms`: a floor longer than this only holds
 /// connections open.
 pub const MAX_FAILURE_FLOOR_MS: u64 = 10_000;
+/// Open connections at once on the console's listener (`admin.listen`): a few
+/// browsers need a handful each, and a flood there must never take the file
+/// descriptors the OMFLOW port needs.
+pub const CONSOLE_MAX_CONNECTIONS: usize = 64;
+/// A console session unused this long ends (OWASP's guidance for
+/// administrative applications is 15–30 minutes).
+pub const CONSOLE_SESSION_IDLE_SECS: u64 = 30 * 60;
+/// A console session ends this long after sign-in, however busy: a working day.
+pub const CONSOLE_SESSION_MAX_SECS: u64 = 12 * 3600;
+/// Request bodies on the console: sign-in and approval forms are small.
+pub const CONSOLE_BODY_LIMIT_BYTES: usize = 16 * 1024;

@@ -7,6 +7,7 @@
 //! section, each with its own `validate`; once [`Settings::load`] has succeeded,
 //! every value is typed and every accessor infallible.
 
+mod admin;
 mod auth;
 mod database;
 pub mod limits;
@@ -25,6 +26,7 @@ use config::{Config, Environment, File, FileFormat};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+pub use admin::AdminSettings;
 pub use auth::AuthSettings;
 pub use database::DatabaseSettings;
 pub use log::{LogFormat, LogSettings};
@@ -72,6 +74,7 @@ pub struct Settings {
     pub state: StateSettings,
     #[serde(default)]
     pub notify: NotifySettings,
+    pub admin: AdminSettings,
 }
 
 impl Settings {
@@ -134,6 +137,26 @@ impl Settings {
         self.omflow.validate()?;
         self.log.validate()?;
         self.notify.validate()?;
+        self.admin.validate()?;
+        if let Some(admin) = self.admin.listen {
+            let clashes = |other: std::net::SocketAddr| {
+                other.port() == admin.port()
+                    && (other.ip() == admin.ip()
+                        || other.ip().is_unspecified()
+                        || admin.ip().is_unspecified())
+            };
+            if admin.port() != 0 && clashes(self.server.listen) {
+                return Err(ConfigError(format!(
+                    "admin.listen ({admin}) must not share server.listen's port: the console \
+                     never runs on OMFLOW's port"
+                )));
+            }
+            if admin.port() != 0 && self.server.metrics_listen.is_some_and(clashes) {
+                return Err(ConfigError(format!(
+                    "admin.listen ({admin}) must not share server.metrics_listen's port"
+                )));
+            }
+        }
         Ok(())
     }
 

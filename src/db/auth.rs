@@ -28,13 +28,16 @@ pub struct AuditEntry<'a> {
     pub outcome: &'a str,
     pub reason: &'a str,
     pub client_addr: Option<&'a str>,
+    /// Which door the attempt came through: `omflow` (`/authenticate`) or
+    /// `console` (the web console's sign-in).
+    pub channel: &'a str,
 }
 
 const CLEAR_FAILURES: &str = "DELETE FROM auth_lockouts WHERE username = ?";
 const INSERT_AUDIT: &str = "INSERT INTO auth_audit (occurred_at, username, outcome, reason, \
-                            client_addr) VALUES (?, ?, ?, ?, ?)";
+                            client_addr, channel) VALUES (?, ?, ?, ?, ?, ?)";
 
-/// Most rows [`Db::record_logins`] writes in one statement: 5 parameters a row
+/// Most rows [`Db::record_logins`] writes in one statement: 6 parameters a row
 /// stay far below every backend's limit on bound parameters.
 pub const MAX_AUDIT_BATCH: usize = 256;
 
@@ -224,6 +227,7 @@ impl Db {
                     .bind(entry.outcome)
                     .bind(entry.reason)
                     .bind(entry.client_addr)
+                    .bind(entry.channel)
                     .execute(&mut *tx)
                     .await?;
                 if let Some(username) = clear_failures_of {
@@ -255,6 +259,7 @@ impl Db {
                 .bind(entry.outcome)
                 .bind(entry.reason)
                 .bind(entry.client_addr)
+                .bind(entry.channel)
                 .execute(pool)
                 .await
                 .map(|_| ())
@@ -267,14 +272,16 @@ impl Db {
         for batch in entries.chunks(MAX_AUDIT_BATCH) {
             on_pool!(self, |pool| {
                 let mut insert = sqlx::QueryBuilder::new(
-                    "INSERT INTO auth_audit (occurred_at, username, outcome, reason, client_addr) ",
+                    "INSERT INTO auth_audit (occurred_at, username, outcome, reason, client_addr, \
+                     channel) ",
                 );
                 insert.push_values(batch, |mut row, entry| {
                     row.push_bind(entry.occurred_at)
                         .push_bind(entry.username)
                         .push_bind(entry.outcome)
                         .push_bind(entry.reason)
-                        .push_bind(entry.client_addr);
+                        .push_bind(entry.client_addr)
+                        .push_bind(entry.channel);
                 });
                 insert.build().execute(pool).await.map(|_| ())
             })?;

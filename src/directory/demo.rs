@@ -42,6 +42,10 @@ fn employee(username: &str, nick_name: &str, gender: &str, ad_no: usize) -> Empl
     }
 }
 
+/// The sample company's first employee, whom `serve --demo` makes a console
+/// operator when no `admin.*` people are configured.
+pub const FIRST_EMPLOYEE: &str = "alice";
+
 /// The small company `serve --demo` starts with.
 pub fn sample() -> Organisation {
     let departments = vec![

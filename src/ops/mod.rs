@@ -8,3 +8,7 @@ pub mod approvals;
 pub mod audit;
 pub mod history;
 pub mod lockouts;
+pub mod logins;
+pub mod problems;
+pub mod sessions;
+pub mod status;

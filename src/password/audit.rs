@@ -34,6 +34,8 @@ pub(super) struct AuditRecord {
     /// The username as given, already clipped to what the column holds.
     pub username: String,
     pub client_addr: Option<String>,
+    /// `omflow` or `console` (see [`super::LoginChannel`]).
+    pub channel: &'static str,
 }
 
 impl AuditRecord {
@@ -44,6 +46,7 @@ impl AuditRecord {
             outcome,
             reason,
             client_addr: self.client_addr.as_deref(),
+            channel: self.channel,
         }
     }
 }

@@ -58,6 +58,25 @@ impl From<SourceError> for AuthError {
     }
 }
 
+/// Which door a login attempt came through, kept in the audit trail's `channel`
+/// column. Both doors share the same check, floor, lockout and audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginChannel {
+    /// OMFLOW's `/authenticate`.
+    Omflow,
+    /// The web console's sign-in.
+    Console,
+}
+
+impl LoginChannel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Omflow => "omflow",
+            Self::Console => "console",
+        }
+    }
+}
+
 /// Lockout and hashing policy, from the `auth.*` settings.
 #[derive(Debug, Clone)]
 pub struct AuthPolicy {
@@ -202,9 +221,24 @@ impl Authenticator {
     /// after the attempt began. An attempt whose audit row cannot be written (by
     /// `deadline`, less a margin to answer in) is [`AuthError::Unrecorded`] or
     /// [`AuthError::TimedOut`], never an outcome.
-    #[tracing::instrument(skip(self, password, client, deadline), fields(outcome))]
     pub async fn authenticate(
         &self,
+        username: &str,
+        password: SecretString,
+        client: Option<IpAddr>,
+        deadline: Option<Instant>,
+    ) -> Result<AuthOutcome, AuthError> {
+        self.authenticate_via(LoginChannel::Omflow, username, password, client, deadline)
+            .await
+    }
+
+    /// [`Self::authenticate`] for an attempt that came through `channel` (the
+    /// console's sign-in): the same check, floor, lockout and audit trail, the
+    /// audit row naming the channel.
+    #[tracing::instrument(skip(self, password, client, deadline), fields(outcome))]
+    pub async fn authenticate_via(
+        &self,
+        channel: LoginChannel,
         username: &str,
         password: SecretString,
         client: Option<IpAddr>,
@@ -216,6 +250,7 @@ impl Authenticator {
             occurred_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
             username: clip(username).into_owned(),
             client_addr: client.map(|ip| ip.to_string()),
+            channel: channel.as_str(),
         };
         let write_by = deadline.map(|at| at.checked_sub(ANSWER_MARGIN).unwrap_or(at));
         let mut counted_as = None;

@@ -12,7 +12,7 @@ mod throttle;
 
 pub use audit::MAX_WAITING_BUSY_ROWS;
 pub use authenticator::{
-    costly_hashes, prune_auth_state, unix_now, AuthError, AuthPolicy, Authenticator,
+    costly_hashes, prune_auth_state, unix_now, AuthError, AuthPolicy, Authenticator, LoginChannel,
 };
 pub use omflow::{OmflowCredential, OmflowHash, Verdict};
 pub use outcome::{AuthOutcome, FailureReason};

@@ -257,8 +257,15 @@ on_all_backends!(
     serve_demo_prints_a_working_curl_and_stops_on_sigterm,
     |db: TestDb| async move {
         let port = free_port();
+        // The demo's console would take 127.0.0.1:8081, shared by the three
+        // backends' runs: give it a free port.
+        let admin_port = free_port();
         let mut child = hr_bridge(&db.url)
             .env("HR_BRIDGE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env(
+                "HR_BRIDGE__ADMIN__LISTEN",
+                format!("127.0.0.1:{admin_port}"),
+            )
             .args(["serve", "--demo"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -266,15 +273,29 @@ on_all_backends!(
             .unwrap();
         let lines = stdout_lines(&mut child);
         let mut curl = None;
+        let mut banner = Vec::new();
         while let Ok(line) = lines.recv_timeout(Duration::from_secs(30)) {
             if let Some(rest) = line.strip_prefix("try:") {
                 curl = Some(rest.trim().to_owned());
             }
+            banner.push(line.clone());
             if line.contains("serving on") {
                 break;
             }
         }
         let curl = curl.expect("a curl example was printed");
+        // No admin.* people set: the first employee runs the console.
+        let banner = banner.join("\n");
+        assert!(
+            banner.contains(&format!(
+                "the web console is at http://127.0.0.1:{admin_port}/"
+            )),
+            "{banner}"
+        );
+        assert!(
+            banner.contains("alice (the first employee) is a console operator"),
+            "{banner}"
+        );
         // curl -u 'omflow:PASSWORD' -X POST http://127.0.0.1:PORT/sync
         let credentials = curl.split('\'').nth(1).unwrap();
         let (user, password) = credentials.split_once(':').unwrap();

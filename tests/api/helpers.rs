@@ -328,6 +328,11 @@ impl TestApp {
         self.app.as_ref().expect("running")
     }
 
+    /// Where the web console listens (`admin.listen`), when it does.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.app.as_ref().and_then(Application::admin_addr)
+    }
+
     /// Runs fixture SQL (`INSERT …; UPDATE …`) as HR staff would.
     pub async fn exec(&self, sql: &str) {
         self.db.execute_script(sql).await.expect("fixture SQL runs");

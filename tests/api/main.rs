@@ -14,6 +14,7 @@ mod cli_healthcheck;
 mod commands;
 mod compression;
 mod connections;
+mod console;
 mod errors;
 mod guard;
 mod guard_reload;

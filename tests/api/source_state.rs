@@ -32,11 +32,12 @@ async fn tables(backend: Backend, url: &str) -> Vec<String> {
 }
 
 const HR_TABLES: [&str; 3] = ["department_members", "departments", "employees"];
-const STATE_TABLES: [&str; 11] = [
+const STATE_TABLES: [&str; 12] = [
     "_sqlx_migrations",
     "activity",
     "auth_audit",
     "auth_lockouts",
+    "console_sessions",
     "notify_state",
     "sync_approval_drops",
     "sync_approvals",
@@ -147,11 +148,11 @@ on_all_backends!(
         let versions = rows_at(
             backend,
             &state.url,
-            &format!("SELECT {as_text} FROM _sqlx_migrations ORDER BY version"),
+            &format!("SELECT {as_text} FROM _sqlx_migrations ORDER BY _sqlx_migrations.version"),
         )
         .await;
         let versions: Vec<&str> = versions.iter().filter_map(|r| r[0].as_deref()).collect();
-        assert_eq!(versions, ["2", "3", "4", "6", "7", "8", "9"]);
+        assert_eq!(versions, ["2", "3", "4", "6", "7", "8", "9", "10"]);
         // Migrating again changes nothing.
         let output = run_mapped(&["migrate"], backend, &hr.url, &state.url, &[], "");
         assert!(output.status.success(), "{}", out(&output));
@@ -184,6 +185,7 @@ on_all_backends!(
             added,
             [
                 "activity",
+                "console_sessions",
                 "notify_state",
                 "sync_approval_drops",
                 "sync_approvals",

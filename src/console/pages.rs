@@ -1,0 +1,186 @@
+//! The console's pages. Each handler asks `crate::ops` and renders a template;
+//! none of them reaches the database itself.
+
+use askama::Template;
+use axum::extract::State;
+use axum::response::{Html, IntoResponse, Response};
+
+use super::chart::{self, Chart, Column};
+use super::session::Signed;
+use super::{ConsoleError, ConsoleState};
+use crate::directory::SyncError;
+use crate::ops::approvals::{self, PendingApproval};
+use crate::ops::history::{self, SyncCall};
+use crate::ops::{self, problems::ProblemReport, status::Reachability};
+
+/// Hours the overview's charts cover: seven days.
+const CHART_HOURS: u32 = 7 * 24;
+
+/// What the layout shows of the person and the page.
+pub struct Nav {
+    pub username: String,
+    pub role: &'static str,
+    pub csrf: String,
+    /// The page's path, marked as current in the menu.
+    pub current: &'static str,
+}
+
+impl Nav {
+    pub fn new(signed: &Signed, current: &'static str) -> Self {
+        Self {
+            username: signed.username.clone(),
+            role: signed.role.name(),
+            csrf: signed.csrf_token.clone(),
+            current,
+        }
+    }
+
+    /// `aria-current` for the menu entry of `path`.
+    pub fn aria_current(&self, path: &str) -> &'static str {
+        if self.current == path {
+            "page"
+        } else {
+            "false"
+        }
+    }
+}
+
+/// Renders a page, or the error page if the template fails.
+pub fn render(page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "console: a template failed to render");
+            ConsoleError::Internal.into_response()
+        }
+    }
+}
+
+/// Calls the overview looks through for the last served and refused one.
+const RECENT_CALLS: u32 = 200;
+
+#[derive(Template)]
+#[template(path = "console/overview.html")]
+struct Overview {
+    nav: Nav,
+    source: Reachability,
+    state: Reachability,
+    logins: Chart,
+    syncs: Chart,
+    failed_today: i64,
+    last_served: Option<SyncCall>,
+    last_refused: Option<SyncCall>,
+    recent: u32,
+    pending: Option<PendingApproval>,
+}
+
+/// `GET /`: is everything up, and what happened lately.
+pub async fn overview(
+    State(state): State<ConsoleState>,
+    signed: Signed,
+) -> Result<Response, ConsoleError> {
+    let db = &state.app.db;
+    let (source, state_db) = ops::status::databases(db, &state.app.source).await;
+    let hours = ops::logins::per_hour(db, CHART_HOURS).await?;
+    let failed_today = hours.iter().rev().take(24).map(|h| h.failures).sum();
+    let columns: Vec<Column> = hours
+        .into_iter()
+        .map(|h| Column {
+            hour: h.hour,
+            values: vec![h.successes, h.failures],
+        })
+        .collect();
+    let logins = chart::stacked(
+        &columns,
+        &[("successful", "bar-ok"), ("failed", "bar-bad")],
+        "Logins",
+    );
+    let recent = history::list(db, RECENT_CALLS, None).await?;
+    let last_served = recent.iter().find(|c| c.outcome == "served").cloned();
+    let last_refused = recent
+        .iter()
+        .find(|c| c.outcome.starts_with("refused"))
+        .cloned();
+    let syncs = sync_chart(db, &columns).await?;
+    Ok(render(&Overview {
+        nav: Nav::new(&signed, "/"),
+        source,
+        state: state_db,
+        logins,
+        syncs,
+        failed_today,
+        last_served,
+        last_refused,
+        recent: RECENT_CALLS,
+        pending: approvals::pending(db).await?,
+    }))
+}
+
+/// `/sync` calls per hour over the hours of `hours` (the login chart's), by
+/// outcome: served, refused (guard or data), failed (database down, errors).
+async fn sync_chart(db: &crate::db::Db, hours: &[Column]) -> Result<Chart, ConsoleError> {
+    let first = hours.first().map(|c| c.hour.clone()).unwrap_or_default();
+    let since = humantime::parse_rfc3339(&format!("{first}:00:00Z"))
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
+    let counts = history::per_hour(db, since).await?;
+    let mut columns: Vec<Column> = hours
+        .iter()
+        .map(|c| Column {
+            hour: c.hour.clone(),
+            values: vec![0, 0, 0],
+        })
+        .collect();
+    for count in counts {
+        let hour: String = history::rfc3339_ms(count.hour_ms)
+            .chars()
+            .take(13)
+            .collect();
+        let series = match count.outcome.as_str() {
+            "served" => 0,
+            o if o.starts_with("refused") => 1,
+            _ => 2,
+        };
+        if let Some(column) = columns.iter_mut().find(|c| c.hour == hour) {
+            column.values[series] += count.calls;
+        }
+    }
+    Ok(chart::stacked(
+        &columns,
+        &[
+            ("served", "bar-served"),
+            ("refused", "bar-refused"),
+            ("failed", "bar-bad"),
+        ],
+        "Syncs",
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "console/problems.html")]
+struct Problems {
+    nav: Nav,
+    report: ProblemReport,
+    mapped: bool,
+}
+
+/// `GET /problems`: every problem that makes `/sync` refuse, as `check` says it.
+pub async fn problems(
+    State(state): State<ConsoleState>,
+    signed: Signed,
+) -> Result<Response, ConsoleError> {
+    let report = match ops::problems::check(&state.app.source).await {
+        Ok(report) => report,
+        Err(SyncError::Db(e)) => return Err(e.into()),
+        Err(e) => {
+            tracing::error!(error = %e, "console: the data check failed");
+            return Err(ConsoleError::Internal);
+        }
+    };
+    Ok(render(&Problems {
+        nav: Nav::new(&signed, "/problems"),
+        report,
+        mapped: state.app.source.is_mapped(),
+    }))
+}

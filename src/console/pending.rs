@@ -1,0 +1,185 @@
+//! The pending approval: who the refused `/sync` would drop (paginated and
+//! searchable, however many), the guard's numbers, and Approve for operators,
+//! with the count typed out as confirmation.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::Deserialize;
+
+use super::pages::{render, Nav};
+use super::session::Signed;
+use super::{ConsoleError, ConsoleState};
+use crate::ops::approvals::{self, ApproveError, DroppedName, PendingApproval};
+use crate::ops::history::Kind;
+
+/// Drops shown per page.
+pub const PAGE: u32 = 50;
+
+#[derive(Deserialize, Default)]
+pub struct PendingQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    page: u32,
+    /// Set after an approval, to say so.
+    #[serde(default)]
+    approved: Option<i64>,
+}
+
+/// One row of the drops table.
+pub struct Drop {
+    pub kind: &'static str,
+    pub name: String,
+}
+
+impl From<DroppedName> for Drop {
+    fn from(d: DroppedName) -> Self {
+        Self {
+            kind: match d.kind {
+                Kind::User => "user",
+                Kind::Department => "department",
+            },
+            name: d.name,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/pending.html")]
+struct PendingPage {
+    nav: Nav,
+    operator: bool,
+    pending: Option<PendingApproval>,
+    total: i64,
+    drops: Vec<Drop>,
+    q: String,
+    page: u32,
+    has_next: bool,
+    approved: Option<i64>,
+    error: Option<String>,
+}
+
+async fn page(
+    state: &ConsoleState,
+    signed: &Signed,
+    query: PendingQuery,
+    error: Option<String>,
+) -> Result<PendingPage, ConsoleError> {
+    let db = &state.app.db;
+    let pending = approvals::pending(db).await?;
+    let (drops, has_next) = match &pending {
+        Some(p) => {
+            let mut drops = approvals::pending_drops(
+                db,
+                p.id,
+                Some(&query.q),
+                query.page.saturating_mul(PAGE),
+                PAGE + 1,
+            )
+            .await?;
+            let has_next = drops.len() > PAGE as usize;
+            drops.truncate(PAGE as usize);
+            (drops.into_iter().map(Drop::from).collect(), has_next)
+        }
+        None => (Vec::new(), false),
+    };
+    Ok(PendingPage {
+        nav: Nav::new(signed, "/pending"),
+        operator: signed.is_operator(),
+        total: pending
+            .as_ref()
+            .map_or(0, |p| p.users_dropped + p.departments_dropped),
+        pending,
+        drops,
+        q: query.q,
+        page: query.page,
+        has_next,
+        approved: query.approved,
+        error,
+    })
+}
+
+/// `GET /pending`.
+pub async fn show(
+    State(state): State<ConsoleState>,
+    signed: Signed,
+    Query(query): Query<PendingQuery>,
+) -> Result<Response, ConsoleError> {
+    Ok(render(&page(&state, &signed, query, None).await?))
+}
+
+#[derive(Deserialize)]
+pub struct ApproveForm {
+    #[serde(default)]
+    csrf: String,
+    id: i64,
+    digest: String,
+    /// The number of drops, typed by the operator.
+    #[serde(default)]
+    confirm: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /pending/approve`: operators only; the typed count must be the set's.
+pub async fn approve(
+    State(state): State<ConsoleState>,
+    signed: Signed,
+    Form(form): Form<ApproveForm>,
+) -> Result<Response, ConsoleError> {
+    signed.check_csrf(&form.csrf)?;
+    signed.require_operator()?;
+    let db = &state.app.db;
+    let refuse = |message: String| async {
+        let page = page(&state, &signed, PendingQuery::default(), Some(message)).await?;
+        Ok::<_, ConsoleError>(match page.render() {
+            Ok(html) => (StatusCode::CONFLICT, axum::response::Html(html)).into_response(),
+            Err(_) => ConsoleError::Internal.into_response(),
+        })
+    };
+    let Some(pending) = approvals::pending(db).await? else {
+        return refuse("Nothing is pending any more.".into()).await;
+    };
+    let total = pending.users_dropped + pending.departments_dropped;
+    if pending.id != form.id || pending.digest != form.digest {
+        return refuse(
+            "The pending set changed since this page was shown; review it again.".into(),
+        )
+        .await;
+    }
+    if form.confirm.trim().parse::<i64>().ok() != Some(total) {
+        return refuse(format!(
+            "Type the number of objects to drop ({total}) to confirm the approval."
+        ))
+        .await;
+    }
+    let reason = Some(form.reason.trim()).filter(|r| !r.is_empty());
+    match approvals::approve(
+        db,
+        &state.app.source,
+        form.id,
+        &form.digest,
+        &crate::console::sign_in::console_actor(&signed.username),
+        reason,
+    )
+    .await
+    {
+        Ok(approved) => {
+            tracing::info!(
+                approver = %signed.username, id = approved.id,
+                users = approved.users_dropped, departments = approved.departments_dropped,
+                "console: deletions approved"
+            );
+            Ok(Redirect::to(&format!("/pending?approved={}", approved.id)).into_response())
+        }
+        Err(ApproveError::NotPending(m) | ApproveError::Changed(m)) => refuse(m).await,
+        Err(ApproveError::Db(e)) => Err(e.into()),
+        Err(ApproveError::Sync(e)) => {
+            tracing::error!(error = %e, "console: approval could not check the HR data");
+            Err(ConsoleError::Internal)
+        }
+    }
+}

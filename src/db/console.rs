@@ -1,0 +1,135 @@
+//! Statements of the web console's own state: its sessions (migration 0010) and
+//! the login figures its overview draws from the audit trail.
+
+use super::{on_pool, Db, DbError};
+
+/// A console session as stored (the token itself is never stored, only its hash).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConsoleSessionRow {
+    pub username: String,
+    pub csrf_token: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// Unix milliseconds.
+    pub last_seen: i64,
+}
+
+/// Logins of one hour and outcome, from the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginHourRow {
+    /// The hour as the audit trail's text begins it: `2026-11-24T18`.
+    pub hour: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    pub count: i64,
+}
+
+impl Db {
+    /// Stores a new session under the hash of its token.
+    pub async fn insert_console_session(
+        &self,
+        id_hash: &str,
+        username: &str,
+        csrf_token: &str,
+        now_ms: i64,
+    ) -> Result<(), DbError> {
+        let sql = "INSERT INTO console_sessions (id, username, csrf_token, created_at, last_seen) \
+                   VALUES (?, ?, ?, ?, ?)";
+        on_pool!(self, |pool, sql| sqlx::query(sql)
+            .bind(id_hash)
+            .bind(username)
+            .bind(csrf_token)
+            .bind(now_ms)
+            .bind(now_ms)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// The session stored under `id_hash`, if any (expired or not).
+    pub async fn console_session(
+        &self,
+        id_hash: &str,
+    ) -> Result<Option<ConsoleSessionRow>, DbError> {
+        // MySQL keeps the username as VARBINARY: read it back as text.
+        let sql = match self {
+            Db::MySql(_) => {
+                "SELECT CONVERT(username USING utf8mb4) AS username, csrf_token, created_at, \
+                 last_seen FROM console_sessions WHERE id = ?"
+            }
+            _ => {
+                "SELECT username, csrf_token, created_at, last_seen FROM console_sessions \
+                 WHERE id = ?"
+            }
+        };
+        Ok(on_pool!(self, |pool, sql| sqlx::query_as::<
+            _,
+            ConsoleSessionRow,
+        >(sql)
+        .bind(id_hash)
+        .fetch_optional(pool)
+        .await)?)
+    }
+
+    /// Marks the session used at `now_ms`.
+    pub async fn touch_console_session(&self, id_hash: &str, now_ms: i64) -> Result<(), DbError> {
+        let sql = "UPDATE console_sessions SET last_seen = ? WHERE id = ? AND last_seen < ?";
+        on_pool!(self, |pool, sql| sqlx::query(sql)
+            .bind(now_ms)
+            .bind(id_hash)
+            .bind(now_ms)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Ends one session.
+    pub async fn delete_console_session(&self, id_hash: &str) -> Result<(), DbError> {
+        let sql = "DELETE FROM console_sessions WHERE id = ?";
+        on_pool!(self, |pool, sql| sqlx::query(sql)
+            .bind(id_hash)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Deletes sessions idle since before `idle_before_ms` or created before
+    /// `created_before_ms`; returns how many.
+    pub async fn prune_console_sessions(
+        &self,
+        idle_before_ms: i64,
+        created_before_ms: i64,
+    ) -> Result<u64, DbError> {
+        let sql = "DELETE FROM console_sessions WHERE last_seen < ? OR created_at < ?";
+        Ok(on_pool!(self, |pool, sql| sqlx::query(sql)
+            .bind(idle_before_ms)
+            .bind(created_before_ms)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?)
+    }
+
+    /// Logins per hour and outcome since `since` (RFC 3339 UTC, as the audit
+    /// trail writes it), oldest hour first. The range reads the `occurred_at`
+    /// index; the text's first 13 characters are the hour.
+    pub async fn login_counts_per_hour(&self, since: &str) -> Result<Vec<LoginHourRow>, DbError> {
+        let sql = "SELECT SUBSTR(occurred_at, 1, 13) AS hour, outcome, COUNT(*) AS n \
+                   FROM auth_audit WHERE occurred_at >= ? \
+                   GROUP BY SUBSTR(occurred_at, 1, 13), outcome ORDER BY hour, outcome";
+        let rows: Vec<(String, String, i64)> = on_pool!(self, |pool, sql| sqlx::query_as(sql)
+            .bind(since)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(hour, outcome, count)| LoginHourRow {
+                hour,
+                outcome,
+                count,
+            })
+            .collect())
+    }
+}

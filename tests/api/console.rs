@@ -1,0 +1,699 @@
+//! The web console's own HTTP behaviour: its port, sign-in with HR credentials
+//! (audited as channel `console`), roles, sessions and their expiry, CSRF and
+//! Origin checks, security headers and escaping.
+
+use std::time::Duration;
+
+use hr_bridge::config::Settings;
+use reqwest::header::{CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
+use reqwest::{Response, StatusCode};
+
+use crate::authenticate::{add_employee, argon2id};
+use crate::helpers::{TestApp, LOCAL_FREE_PORT};
+use crate::on_all_backends;
+
+/// The console's session cookie over plain HTTP.
+const COOKIE: &str = "hrb_session";
+const PASSWORD: &str = "console-test-password";
+
+/// A console client on one app: no redirects followed, cookies by hand.
+struct Console {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Console {
+    fn of(app: &TestApp) -> Self {
+        let addr = app.admin_addr().expect("the console listens");
+        Self {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+        }
+    }
+
+    async fn get(&self, path: &str, cookie: Option<&str>) -> Response {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(token) = cookie {
+            request = request.header("cookie", format!("{COOKIE}={token}"));
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// A form POST from this console's own origin (as a browser sends it).
+    async fn post(&self, path: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> Response {
+        self.post_from(path, cookie, form, Some(&self.base)).await
+    }
+
+    async fn post_from(
+        &self,
+        path: &str,
+        cookie: Option<&str>,
+        form: &[(&str, &str)],
+        origin: Option<&str>,
+    ) -> Response {
+        let mut request = self.client.post(format!("{}{path}", self.base)).form(form);
+        if let Some(token) = cookie {
+            request = request.header("cookie", format!("{COOKIE}={token}"));
+        }
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// Signs in; the session token on success.
+    async fn sign_in(&self, username: &str, password: &str) -> Option<String> {
+        let response = self
+            .post(
+                "/sign-in",
+                None,
+                &[("username", username), ("password", password)],
+            )
+            .await;
+        if response.status() != StatusCode::SEE_OTHER {
+            return None;
+        }
+        assert_eq!(location(&response), "/");
+        Some(session_token(&response).expect("a session cookie"))
+    }
+
+    /// The page at `path` for a session, which must answer 200.
+    async fn page(&self, path: &str, token: &str) -> String {
+        let response = self.get(path, Some(token)).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        response.text().await.expect("body")
+    }
+
+    /// The CSRF token the page's forms carry.
+    async fn csrf(&self, token: &str) -> String {
+        let page = self.page("/", token).await;
+        let marker = "name=\"csrf\" value=\"";
+        let start = page.find(marker).expect("a form with a CSRF token") + marker.len();
+        page[start..].split('"').next().expect("token").to_owned()
+    }
+}
+
+fn location(response: &Response) -> String {
+    response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn set_cookie(response: &Response) -> Option<String> {
+    response
+        .headers()
+        .get(SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn session_token(response: &Response) -> Option<String> {
+    let cookie = set_cookie(response)?;
+    let value = cookie.strip_prefix(&format!("{COOKIE}="))?;
+    Some(value.split(';').next()?.to_owned())
+}
+
+/// Settings with the console on a free port, `operators` and `viewers` set.
+fn console_settings(base: Settings, operators: &[&str], viewers: &[&str]) -> Settings {
+    let mut settings = base;
+    settings.admin.listen = Some(LOCAL_FREE_PORT);
+    settings.admin.operators = operators.iter().map(|s| (*s).to_owned()).collect();
+    settings.admin.viewers = viewers.iter().map(|s| (*s).to_owned()).collect();
+    settings
+}
+
+async fn with_people(app: &TestApp, usernames: &[&str]) {
+    let hash = argon2id(PASSWORD);
+    for username in usernames {
+        add_employee(app, username, Some(&hash), true).await;
+    }
+}
+
+/// Redirected to the sign-in page: no (longer a) live session.
+fn assert_sent_to_sign_in(response: &Response) {
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(response), "/sign-in");
+}
+
+on_all_backends!(
+    console_sign_in_uses_hr_credentials_and_is_audited_as_console,
+    |db: TestDb| async move {
+        let settings = console_settings(db.settings(), &["alice"], &[]);
+        let app = db.spawn_with(settings).await;
+        with_people(&app, &["alice", "bob"]).await;
+        let console = Console::of(&app);
+        // Pages need a session.
+        assert_sent_to_sign_in(&console.get("/", None).await);
+        let form = console.get("/sign-in", None).await;
+        assert_eq!(form.status(), StatusCode::OK);
+        let form = form.text().await.unwrap();
+        assert!(form.contains("<label for=\"username\">"), "{form}");
+        // A wrong password, and the right one of someone without a role, get
+        // the same refusal and no cookie.
+        for (username, password) in [("alice", "wrong"), ("bob", PASSWORD), ("nobody", "x")] {
+            let response = console
+                .post(
+                    "/sign-in",
+                    None,
+                    &[("username", username), ("password", password)],
+                )
+                .await;
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{username}");
+            assert!(set_cookie(&response).is_none(), "{username}");
+            let body = response.text().await.unwrap();
+            assert!(body.contains("Invalid username or password"), "{body}");
+        }
+        let response = console
+            .post(
+                "/sign-in",
+                None,
+                &[("username", "alice"), ("password", PASSWORD)],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let cookie = set_cookie(&response).expect("a session cookie");
+        for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+            assert!(cookie.contains(attribute), "{cookie}");
+        }
+        // Plain HTTP: no Secure (browsers would drop it), so no __Host- prefix.
+        assert!(!cookie.contains("Secure"), "{cookie}");
+        let token = session_token(&response).expect("token");
+        assert_eq!(token.len(), 43, "256 random bits, base64url");
+        let overview = console.page("/", &token).await;
+        assert!(overview.contains("alice (operator)"), "{overview}");
+        assert!(overview.contains("<svg class=\"chart\""), "{overview}");
+        // The token itself is never stored: only its hash.
+        let stored = app.rows("SELECT id FROM console_sessions").await;
+        assert_eq!(stored.len(), 1);
+        assert_ne!(stored[0][0].as_deref(), Some(token.as_str()));
+        // Every attempt is in the audit trail, channel console.
+        let audit = app
+            .rows("SELECT username, reason, channel FROM auth_audit ORDER BY id")
+            .await;
+        let audit: Vec<Vec<String>> = audit
+            .into_iter()
+            .map(|r| r.into_iter().map(Option::unwrap_or_default).collect())
+            .collect();
+        assert_eq!(
+            audit,
+            [
+                ["alice", "bad_password", "console"],
+                ["bob", "success", "console"],
+                ["nobody", "unknown_user", "console"],
+                ["alice", "success", "console"],
+            ]
+        );
+        // OMFLOW's own logins stay channel omflow.
+        app.post_authenticate("alice", PASSWORD).await;
+        let last = app
+            .rows("SELECT channel FROM auth_audit ORDER BY id DESC")
+            .await;
+        assert_eq!(last[0][0].as_deref(), Some("omflow"));
+    }
+);
+
+on_all_backends!(
+    console_sign_in_shares_the_lockout_of_authenticate,
+    |db: TestDb| async move {
+        let mut settings = console_settings(db.settings(), &["alice"], &[]);
+        settings.auth.max_failures = 2;
+        let app = db.spawn_with(settings).await;
+        with_people(&app, &["alice"]).await;
+        let console = Console::of(&app);
+        for _ in 0..2 {
+            assert!(console.sign_in("alice", "wrong").await.is_none());
+        }
+        // Locked: the right password is refused too, here and on OMFLOW's port.
+        assert!(console.sign_in("alice", PASSWORD).await.is_none());
+        let answer =
+            crate::helpers::json_body(app.post_authenticate("alice", PASSWORD).await).await;
+        assert_eq!(answer["status"], "fail");
+        let reasons = app.audit().await;
+        assert_eq!(reasons[2].2, "locked");
+    }
+);
+
+on_all_backends!(
+    state_changing_requests_need_the_csrf_token_and_the_same_origin,
+    |db: TestDb| async move {
+        let settings = console_settings(db.settings(), &["alice"], &[]);
+        let app = db.spawn_with(settings).await;
+        with_people(&app, &["alice"]).await;
+        let console = Console::of(&app);
+        let token = console.sign_in("alice", PASSWORD).await.expect("signed in");
+        let csrf = console.csrf(&token).await;
+        // No token, a wrong one: 403, the session lives on.
+        for form in [vec![], vec![("csrf", "forged")]] {
+            let response = console.post("/sign-out", Some(&token), &form).await;
+            assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        }
+        console.page("/", &token).await;
+        // The right token from another origin, or with no Origin: 403.
+        for origin in [Some("http://evil.example"), None] {
+            let response = console
+                .post_from("/sign-out", Some(&token), &[("csrf", &csrf)], origin)
+                .await;
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{origin:?}");
+        }
+        // Under Referrer-Policy: no-referrer, Chromium sends `Origin: null` for
+        // the console's own forms; its Sec-Fetch-Site must then say same-origin.
+        for (fetch_site, status) in [
+            ("cross-site", StatusCode::FORBIDDEN),
+            ("same-origin", StatusCode::SEE_OTHER),
+        ] {
+            let response = console
+                .client
+                .post(format!("{}/sign-in", console.base))
+                .header("origin", "null")
+                .header("sec-fetch-site", fetch_site)
+                .form(&[("username", "alice"), ("password", PASSWORD)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), status, "{fetch_site}");
+        }
+        // Sign-in itself is refused cross-origin (login CSRF).
+        let response = console
+            .post_from(
+                "/sign-in",
+                None,
+                &[("username", "alice"), ("password", PASSWORD)],
+                Some("http://evil.example"),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        // A POST without a session at all: 403, not a redirect.
+        let response = console.post("/sign-out", None, &[("csrf", &csrf)]).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        console.page("/", &token).await;
+    }
+);
+
+on_all_backends!(
+    sign_out_ends_the_session_in_the_database,
+    |db: TestDb| async move {
+        let settings = console_settings(db.settings(), &[], &["alice"]);
+        let app = db.spawn_with(settings).await;
+        with_people(&app, &["alice"]).await;
+        let console = Console::of(&app);
+        let token = console.sign_in("alice", PASSWORD).await.expect("signed in");
+        assert!(console.page("/", &token).await.contains("alice (viewer)"));
+        let csrf = console.csrf(&token).await;
+        let response = console
+            .post("/sign-out", Some(&token), &[("csrf", &csrf)])
+            .await;
+        assert_sent_to_sign_in(&response);
+        let cleared = set_cookie(&response).expect("the cookie is cleared");
+        assert!(cleared.starts_with(&format!("{COOKIE}=;")), "{cleared}");
+        // The old cookie, replayed, signs nobody in.
+        assert_sent_to_sign_in(&console.get("/", Some(&token)).await);
+        assert!(app.rows("SELECT id FROM console_sessions").await.is_empty());
+    }
+);
+
+on_all_backends!(
+    sessions_end_when_idle_and_at_their_age_limit,
+    |db: TestDb| async move {
+        let mut settings = console_settings(db.settings(), &["alice"], &[]);
+        settings.admin.session_idle_secs = 2;
+        settings.admin.session_max_secs = 3;
+        let app = db.spawn_with(settings).await;
+        with_people(&app, &["alice"]).await;
+        let console = Console::of(&app);
+        // Kept busy, a session still ends at its age limit.
+        let token = console.sign_in("alice", PASSWORD).await.expect("signed in");
+        for _ in 0..2 {
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+            console.page("/", &token).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_sent_to_sign_in(&console.get("/", Some(&token)).await);
+        // Left alone, a session ends after the idle timeout.
+        let token = console.sign_in("alice", PASSWORD).await.expect("signed in");
+        console.page("/", &token).await;
+        tokio::time::sleep(Duration::from_millis(2200)).await;
+        assert_sent_to_sign_in(&console.get("/", Some(&token)).await);
+        // Expired sessions are deleted, not kept.
+        assert!(app.rows("SELECT id FROM console_sessions").await.is_empty());
+    }
+);
+
+on_all_backends!(
+    a_person_who_leaves_loses_the_console_at_once,
+    |db: TestDb| async move {
+        let settings = console_settings(db.settings(), &["alice"], &[]);
+        let app = db.spawn_with(settings).await;
+        with_people(&app, &["alice"]).await;
+        let console = Console::of(&app);
+        let token = console.sign_in("alice", PASSWORD).await.expect("signed in");
+        console.page("/", &token).await;
+        app.exec("UPDATE employees SET active = FALSE WHERE username = 'alice'")
+            .await;
+        assert_sent_to_sign_in(&console.get("/", Some(&token)).await);
+        // Back again, the old session stays ended.
+        app.exec("UPDATE employees SET active = TRUE WHERE username = 'alice'")
+            .await;
+        assert_sent_to_sign_in(&console.get("/", Some(&token)).await);
+    }
+);
+
+on_all_backends!(
+    console_answers_carry_the_security_headers,
+    |db: TestDb| async move {
+        let settings = console_settings(db.settings(), &["alice"], &[]);
+        let app = db.spawn_with(settings).await;
+        with_people(&app, &["alice"]).await;
+        let console = Console::of(&app);
+        let token = console.sign_in("alice", PASSWORD).await.expect("signed in");
+        for (path, cookie, status) in [
+            ("/sign-in", None, StatusCode::OK),
+            ("/", Some(token.as_str()), StatusCode::OK),
+            ("/problems", Some(token.as_str()), StatusCode::OK),
+            ("/no-such-page", None, StatusCode::NOT_FOUND),
+            ("/assets/console.css", None, StatusCode::OK),
+        ] {
+            let response = console.get(path, cookie).await;
+            assert_eq!(response.status(), status, "{path}");
+            let header = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_else(|| panic!("{path}: no {name}"))
+                    .to_owned()
+            };
+            let csp = header(CONTENT_SECURITY_POLICY.as_str());
+            assert!(csp.contains("default-src 'none'"), "{csp}");
+            assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+            assert!(!csp.contains("unsafe-inline"), "{csp}");
+            assert_eq!(header("x-content-type-options"), "nosniff");
+            assert_eq!(header("referrer-policy"), "no-referrer");
+            assert_eq!(header("x-frame-options"), "DENY");
+        }
+        // No inline script or style in the pages themselves.
+        let page = console.page("/", &token).await;
+        assert!(!page.contains("<script"), "{page}");
+        assert!(!page.contains("style="), "{page}");
+    }
+);
+
+on_all_backends!(
+    hostile_usernames_are_shown_as_text,
+    |db: TestDb| async move {
+        let hostile = "<script>alert(1)</script>";
+        const ESCAPED: &str = "&#60;script&#62;alert(1)&#60;/script&#62;";
+        let settings = console_settings(db.settings(), &[hostile], &[]);
+        let app = db.spawn_with(settings).await;
+        let hash = argon2id(PASSWORD);
+        app.exec(&format!(
+            "INSERT INTO employees (username, email, nick_name, password_hash, active) \
+             VALUES ('{hostile}', 'x@example.com', 'x', '{hash}', TRUE)"
+        ))
+        .await;
+        let console = Console::of(&app);
+        // Echoed back in a refused sign-in form...
+        let refused = console
+            .post(
+                "/sign-in",
+                None,
+                &[("username", hostile), ("password", "wrong")],
+            )
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(!refused.contains(hostile), "{refused}");
+        assert!(refused.contains(ESCAPED), "{refused}");
+        // ... and as the signed-in person.
+        let token = console.sign_in(hostile, PASSWORD).await.expect("signed in");
+        let page = console.page("/", &token).await;
+        assert!(!page.contains(hostile), "{page}");
+        assert!(page.contains(&format!("{ESCAPED} (operator)")), "{page}");
+    }
+);
+
+on_all_backends!(
+    the_data_problems_page_lists_what_check_reports,
+    |db: TestDb| async move {
+        let settings = console_settings(db.settings(), &[], &["alice"]);
+        let app = db.spawn_with(settings).await;
+        with_people(&app, &["alice"]).await;
+        app.exec_without_foreign_keys(
+            "INSERT INTO departments (group_no, display_name, parent_group_no, active) \
+             VALUES ('O''B', 'Orphans', 'NOPE', TRUE);",
+        )
+        .await;
+        let console = Console::of(&app);
+        let token = console.sign_in("alice", PASSWORD).await.expect("signed in");
+        let page = console.page("/problems", &token).await;
+        assert!(page.contains("1 problem(s)"), "{page}");
+        assert!(page.contains("missing parent"), "{page}");
+        // The hint is ready to copy, its values quoted for SQL (and escaped for HTML).
+        assert!(
+            page.contains(
+                "UPDATE departments SET parent_group_no = NULL WHERE group_no = \
+                 &#39;O&#39;&#39;B&#39;;"
+            ),
+            "{page}"
+        );
+    }
+);
+
+on_all_backends!(the_console_has_a_port_of_its_own, |db: TestDb| async move {
+    let settings = console_settings(db.settings(), &["alice"], &[]);
+    let app = db.spawn_with(settings).await;
+    let console = Console::of(&app);
+    assert_ne!(app.admin_addr(), Some(app.addr));
+    // OMFLOW's port has no console; the console's has no /sync.
+    let omflow = app
+        .client
+        .get(format!("{}/sign-in", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(omflow.status(), StatusCode::NOT_FOUND);
+    let sync = console.post("/sync", None, &[]).await;
+    assert!(
+        sync.status() == StatusCode::NOT_FOUND || sync.status() == StatusCode::METHOD_NOT_ALLOWED
+    );
+    let healthz = console.get("/healthz", None).await;
+    assert_eq!(healthz.status(), StatusCode::NOT_FOUND);
+});
+
+on_all_backends!(
+    the_console_is_off_unless_configured,
+    |db: TestDb| async move {
+        let app = db.spawn().await;
+        assert_eq!(app.admin_addr(), None);
+    }
+);
+
+#[test]
+fn the_console_never_shares_the_omflow_port() {
+    let env = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    for admin in ["127.0.0.1:8080", "0.0.0.0:8080"] {
+        let err = Settings::load_from(
+            None,
+            env(&[
+                ("HR_BRIDGE__SERVER__LISTEN", "127.0.0.1:8080"),
+                ("HR_BRIDGE__ADMIN__LISTEN", admin),
+            ]),
+        )
+        .expect_err("the same port");
+        assert!(err.to_string().contains("admin.listen"), "{err}");
+    }
+    let settings = Settings::load_from(
+        None,
+        env(&[
+            ("HR_BRIDGE__ADMIN__LISTEN", "127.0.0.1:8081"),
+            ("HR_BRIDGE__ADMIN__OPERATORS", "alice, bob"),
+        ]),
+    )
+    .expect("valid");
+    assert_eq!(settings.admin.operators, ["alice", "bob"]);
+    let err = Settings::load_from(None, env(&[("HR_BRIDGE__ADMIN__LISTEN", "console")]))
+        .expect_err("not an address");
+    assert!(
+        err.to_string().contains("admin.listen = \"console\""),
+        "{err}"
+    );
+}
+
+/// The value of the hidden input `name` in a page.
+fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker).expect(name) + marker.len();
+    page[start..].split('"').next().expect(name).to_owned()
+}
+
+on_all_backends!(
+    an_operator_approves_the_pending_drops_and_a_viewer_cannot,
+    |db: TestDb| async move {
+        let mut settings = console_settings(db.settings(), &["alice"], &["bob"]);
+        settings.sync.max_deletions = 1;
+        settings.sync.max_deletion_ratio = 0.0;
+        let app = db.spawn_with(settings).await;
+        with_people(&app, &["alice", "bob"]).await;
+        crate::guard::seed_people(&app, 20).await;
+        assert_eq!(app.post_sync().await.status(), 200);
+        app.exec("UPDATE employees SET active = FALSE WHERE username IN ('e010', 'e011', 'e012')")
+            .await;
+        assert_eq!(app.post_sync().await.status(), 409);
+        let console = Console::of(&app);
+
+        // The overview says so; the pending page names the right people.
+        let viewer = console.sign_in("bob", PASSWORD).await.expect("signed in");
+        let overview = console.page("/", &viewer).await;
+        assert!(overview.contains("refused_guard"), "{overview}");
+        assert!(
+            overview.contains("3 user(s) and 0 department(s) would be dropped"),
+            "{overview}"
+        );
+        let pending = console.page("/pending", &viewer).await;
+        for name in ["e010", "e011", "e012"] {
+            assert!(pending.contains(&format!("<td>{name}</td>")), "{pending}");
+        }
+        assert!(!pending.contains("<td>e013</td>"), "{pending}");
+        // A viewer gets no Approve, and a forged one is refused.
+        assert!(
+            !pending.contains("action=\"/pending/approve\""),
+            "{pending}"
+        );
+        let operator = console.sign_in("alice", PASSWORD).await.expect("signed in");
+        let form = console.page("/pending", &operator).await;
+        assert!(form.contains("action=\"/pending/approve\""), "{form}");
+        let (id, digest) = (hidden(&form, "id"), hidden(&form, "digest"));
+        let viewer_csrf = console.csrf(&viewer).await;
+        let forged = console
+            .post(
+                "/pending/approve",
+                Some(&viewer),
+                &[
+                    ("csrf", &viewer_csrf),
+                    ("id", &id),
+                    ("digest", &digest),
+                    ("confirm", "3"),
+                ],
+            )
+            .await;
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+        // Search narrows the list.
+        let searched = console.page("/pending?q=e011", &operator).await;
+        assert!(searched.contains("<td>e011</td>"), "{searched}");
+        assert!(!searched.contains("<td>e010</td>"), "{searched}");
+
+        // The typed count must be the set's.
+        let csrf = console.csrf(&operator).await;
+        let wrong = console
+            .post(
+                "/pending/approve",
+                Some(&operator),
+                &[
+                    ("csrf", &csrf),
+                    ("id", &id),
+                    ("digest", &digest),
+                    ("confirm", "2"),
+                ],
+            )
+            .await;
+        assert_eq!(wrong.status(), StatusCode::CONFLICT);
+        assert!(wrong
+            .text()
+            .await
+            .unwrap()
+            .contains("Type the number of objects to drop (3)"));
+        assert_eq!(app.post_sync().await.status(), 409, "not approved yet");
+        let approved = console
+            .post(
+                "/pending/approve",
+                Some(&operator),
+                &[
+                    ("csrf", &csrf),
+                    ("id", &id),
+                    ("digest", &digest),
+                    ("confirm", "3"),
+                    ("reason", "leavers of <March>"),
+                ],
+            )
+            .await;
+        assert_eq!(approved.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&approved), format!("/pending?approved={id}"));
+        // OMFLOW's next /sync passes, and the history says who let it through.
+        assert_eq!(app.post_sync().await.status(), 200);
+        let history = console.page("/history", &viewer).await;
+        assert!(history.contains("served"), "{history}");
+        let person = console.page("/history?person=e011", &viewer).await;
+        assert!(person.contains("alice"), "{person}");
+        assert!(person.contains("leavers of &#60;March&#62;"), "{person}");
+        let activity = console.page("/activity", &viewer).await;
+        assert!(activity.contains("console_sign_in"), "{activity}");
+    }
+);
+
+on_all_backends!(
+    over_tls_the_console_shares_the_certificate_and_its_cookie_is_host_prefixed,
+    |db: TestDb| async move {
+        let (_dir, (cert, _), settings) = crate::tls::tls_settings(&db);
+        let settings = console_settings(settings, &["alice"], &[]);
+        let app = db.spawn_with(settings).await;
+        with_people(&app, &["alice"]).await;
+        let admin = app.admin_addr().expect("the console listens");
+        let base = format!("https://localhost:{}", admin.port());
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(cert.as_bytes()).unwrap())
+            .tls_built_in_root_certs(false)
+            .resolve("localhost", admin)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let response = client
+            .post(format!("{base}/sign-in"))
+            .header("origin", &base)
+            .form(&[("username", "alice"), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let cookie = set_cookie(&response).expect("a session cookie");
+        assert!(cookie.starts_with("__Host-hrb_session="), "{cookie}");
+        for attribute in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+            assert!(cookie.contains(attribute), "{cookie}");
+        }
+        assert!(!cookie.contains("Domain"), "{cookie}");
+        let token = cookie
+            .trim_start_matches("__Host-hrb_session=")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let get = |name: &'static str| {
+            client
+                .get(format!("{base}/"))
+                .header("cookie", format!("{name}={token}"))
+                .send()
+        };
+        assert_eq!(
+            get("__Host-hrb_session").await.unwrap().status(),
+            StatusCode::OK
+        );
+        // Over HTTPS only the prefixed cookie counts.
+        assert_eq!(
+            get("hrb_session").await.unwrap().status(),
+            StatusCode::SEE_OTHER
+        );
+        // Plain HTTP is not spoken on the console's port.
+        let plain = reqwest::get(format!("http://{admin}/sign-in")).await;
+        assert!(plain.map_or(true, |r| !r.status().is_success()));
+    }
+);

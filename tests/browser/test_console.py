@@ -1,0 +1,190 @@
+"""The web console in chromium: sign-in, roles, CSRF, escaping, sign-out, session
+expiry, keyboard use and an axe-core check of every page."""
+
+import os
+import re
+import time
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import expect
+
+import sqlite3
+
+from conftest import HOSTILE, Server, omflow_sync, sign_in
+
+
+def test_the_banner_names_the_console(server):
+    assert f"the web console is at {server.console}/" in server.banner
+
+
+def test_an_operator_signs_in_and_sees_the_overview(server, page):
+    page.goto(server.console + "/")
+    # No session: the sign-in page.
+    expect(page).to_have_url(server.console + "/sign-in")
+    sign_in(page, server, "alice")
+    expect(page).to_have_url(server.console + "/")
+    expect(page.get_by_role("heading", name="Overview", level=1)).to_be_visible()
+    expect(page.locator(".who span")).to_have_text("alice (operator)")
+    expect(page.get_by_text("reachable: answers").first).to_be_visible()
+    chart = page.get_by_role("img", name=re.compile(r"^Logins per hour over the last 168 hours"))
+    expect(chart).to_be_visible()
+
+
+def test_keyboard_alone_signs_in(server, page):
+    page.goto(server.console + "/sign-in")
+    # Skip link and fields in order: Tab reaches the username first.
+    page.keyboard.press("Tab")
+    page.keyboard.type("bob")
+    page.keyboard.press("Tab")
+    page.keyboard.type(server.password)
+    page.keyboard.press("Enter")
+    expect(page.locator(".who span")).to_have_text("bob (viewer)")
+
+
+def test_a_refused_sign_in_says_nothing_more(server, page):
+    sign_in(page, server, "carol")  # right password, no console role
+    expect(page).to_have_url(server.console + "/sign-in")
+    expect(page.get_by_role("alert")).to_have_text(
+        "Invalid username or password, or no access to this console."
+    )
+
+
+def test_a_markup_username_renders_as_text(server, page):
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    sign_in(page, server, HOSTILE)
+    expect(page.locator(".who span")).to_have_text(f"{HOSTILE} (viewer)")
+    page.goto(server.console + "/problems")
+    expect(page.locator(".who span")).to_have_text(f"{HOSTILE} (viewer)")
+    assert dialogs == [], "the username ran as script"
+
+
+def test_posts_without_the_csrf_token_or_from_elsewhere_are_403(server, page):
+    sign_in(page, server, "alice")
+    expect(page.locator(".who span")).to_have_text("alice (operator)")
+    origin = {"Origin": server.console}
+    # The session cookie goes along (same browser context), the token does not.
+    assert page.request.post(server.console + "/sign-out", form={}, headers=origin).status == 403
+    token = page.locator("input[name=csrf]").first.get_attribute("value")
+    wrong_origin = {"Origin": "http://evil.example"}
+    response = page.request.post(
+        server.console + "/sign-out", form={"csrf": token}, headers=wrong_origin
+    )
+    assert response.status == 403
+    # Still signed in.
+    page.reload()
+    expect(page.locator(".who span")).to_have_text("alice (operator)")
+
+
+def test_sign_out_ends_the_session(server, page):
+    sign_in(page, server, "alice")
+    expect(page.locator(".who span")).to_have_text("alice (operator)")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(server.console + "/sign-in")
+    page.goto(server.console + "/")
+    expect(page).to_have_url(server.console + "/sign-in")
+
+
+def test_an_idle_session_expires(browser):
+    short = Server(idle_secs=2, max_secs=4)
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        sign_in(page, short, "alice")
+        expect(page.locator(".who span")).to_have_text("alice (operator)")
+        time.sleep(2.5)
+        page.goto(short.console + "/")
+        expect(page).to_have_url(short.console + "/sign-in")
+    finally:
+        context.close()
+        short.stop()
+
+
+def test_a_guard_refusal_is_reviewed_and_approved(server, browser):
+    assert omflow_sync(server) == 200
+    with sqlite3.connect(server.db) as con:
+        con.execute("UPDATE employees SET active = 0 WHERE username IN ('ivan', 'judy')")
+    assert omflow_sync(server) == 409
+
+    # A viewer sees the refusal and who would go, and cannot approve.
+    viewer = browser.new_context()
+    page = viewer.new_page()
+    sign_in(page, server, "bob")
+    expect(page.locator(".who span")).to_have_text("bob (viewer)")
+    expect(page.get_by_text("refused_guard").first).to_be_visible()
+    expect(page.get_by_role("link", name=re.compile("2 user\\(s\\) and 0 department\\(s\\) would be dropped"))).to_be_visible()
+    page.get_by_role("link", name="Pending approval").click()
+    rows = page.locator("tbody tr td:nth-child(2)")
+    expect(rows).to_have_text(["ivan", "judy"])
+    expect(page.get_by_role("button", name=re.compile("^Approve"))).to_have_count(0)
+    expect(page.get_by_text("Only operators may approve.")).to_be_visible()
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+    forged = page.request.post(
+        server.console + "/pending/approve",
+        form={"csrf": csrf, "id": "1", "digest": "x", "confirm": "2"},
+        headers={"Origin": server.console},
+    )
+    assert forged.status == 403
+    viewer.close()
+
+    # An operator approves, typing the count.
+    operator = browser.new_context()
+    page = operator.new_page()
+    sign_in(page, server, "alice")
+    page.get_by_role("link", name="Pending approval").click()
+    page.get_by_label("Name contains").fill("judy")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("tbody tr td:nth-child(2)")).to_have_text(["judy"])
+    page.get_by_label(re.compile("^Type the number of objects to drop")).fill("3")
+    page.get_by_role("button", name="Approve 2 deletion(s)").click()
+    expect(page.get_by_role("alert")).to_contain_text("Type the number of objects to drop (2)")
+    assert omflow_sync(server) == 409
+    page.get_by_label(re.compile("^Type the number of objects to drop")).fill("2")
+    page.get_by_label(re.compile("^Reason")).fill("left in March")
+    page.get_by_role("button", name="Approve 2 deletion(s)").click()
+    expect(page.get_by_role("status")).to_contain_text("recorded")
+
+    # OMFLOW's next /sync passes, and the history says who approved it.
+    assert omflow_sync(server) == 200
+    page.get_by_role("link", name="History").click()
+    expect(page.get_by_role("cell", name="served").first).to_be_visible()
+    page.get_by_label("Person or department").fill("ivan")
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("cell", name="alice (left in March)").first).to_be_visible()
+    page.get_by_role("link", name="Activity").click()
+    expect(page.get_by_role("cell", name="console_sign_in").first).to_be_visible()
+    # The overview after all this, for docs/console.png.
+    screenshot = os.environ.get("SCREENSHOT")
+    if screenshot:
+        page.get_by_role("link", name="Overview").click()
+        page.screenshot(path=screenshot, full_page=True)
+    operator.close()
+
+
+SERIOUS = {"serious", "critical"}
+
+
+def serious_violations(page):
+    results = Axe().run(page)
+    return [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]])
+        for v in results.response["violations"]
+        if v.get("impact") in SERIOUS
+    ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/sign-in", "/", "/history", "/history/1", "/pending", "/problems", "/activity", "/no-such-page"],
+)
+def test_every_page_passes_axe(server, browser, path):
+    # axe is injected as a script: allowed past the console's CSP in this context only.
+    context = browser.new_context(bypass_csp=True)
+    page = context.new_page()
+    if path != "/sign-in":
+        sign_in(page, server, "alice")
+        expect(page.locator(".who span")).to_have_text("alice (operator)")
+    page.goto(server.console + path)
+    assert serious_violations(page) == []
+    context.close()
