@@ -16,6 +16,7 @@ use rand::distributions::{Alphanumeric, DistString};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 
+use crate::clock::ClockHandle;
 use crate::config::{AuthSettings, GuardSwitch, Settings, SyncSettings};
 use crate::db::{Db, DbError, PoolSettings};
 use crate::directory::{demo, GuardLimits};
@@ -49,6 +50,9 @@ pub struct Options {
     /// at start-up). `None`: settings given in-process have nothing to re-read,
     /// so a SIGHUP brings the same settings again and reloads the TLS files.
     pub reload: Option<reload::Loader>,
+    /// The clock lockouts are set and expired by: the system's, unless a test
+    /// gives one it moves itself.
+    pub clock: ClockHandle,
 }
 
 /// What `--demo` did, for the banner `serve` prints.
@@ -115,7 +119,7 @@ impl Application {
         };
 
         let gate = DatabaseGate::closed();
-        let mut state = build_state(&settings, db.clone(), source.clone()).await?;
+        let mut state = build_state(&settings, db.clone(), source.clone(), options.clock).await?;
         state.startup = gate.clone();
         let (started_tx, started) = watch::channel(false);
         let mut tasks = vec![AbortOnDrop(tokio::spawn(start_up(
@@ -237,7 +241,12 @@ pub fn guard_limits(sync: &SyncSettings) -> GuardLimits {
 
 /// Builds the shared state over opened stores: hashing pool, dummy hash, OMFLOW
 /// credential; the database gate starts open (the caller closes it).
-async fn build_state(settings: &Settings, db: Db, source: Source) -> anyhow::Result<AppState> {
+async fn build_state(
+    settings: &Settings,
+    db: Db,
+    source: Source,
+    clock: ClockHandle,
+) -> anyhow::Result<AppState> {
     let credential = omflow_credential(settings)?;
     let hashing = HashingPool::new(
         settings.auth.max_concurrent_checks,
@@ -257,6 +266,7 @@ async fn build_state(settings: &Settings, db: Db, source: Source) -> anyhow::Res
             hashing.clone(),
             dummy,
             policy,
+            clock,
         ),
         trusted_proxies: Arc::new(settings.auth.trusted_proxies.clone()),
         db,

@@ -22,6 +22,7 @@ pub async fn run(
         Options {
             demo,
             reload: Some(reload),
+            ..Options::default()
         },
     )
     .await?;

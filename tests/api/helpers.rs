@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hr_bridge::app::{Application, Options};
+use hr_bridge::clock::{ClockHandle, ManualClock};
 use hr_bridge::config::Settings;
 use hr_bridge::db::{Backend, Db};
 use secrecy::SecretString;
@@ -216,8 +217,10 @@ impl TestDb {
     /// [`TestDb::spawn_with`] without waiting for the database: for a database
     /// that is down (or refuses) at start-up, where the server listens anyway.
     pub async fn spawn_unprepared(self, settings: Settings) -> TestApp {
-        let app = start(settings).await;
+        let clock = ManualClock::default();
+        let app = start_with_clock(settings, &clock).await;
         TestApp {
+            clock,
             base_url: app.base_url(),
             addr: app.local_addr(),
             metrics_addr: app.metrics_addr(),
@@ -233,11 +236,24 @@ impl TestDb {
 /// Starts an application as `serve` does, with the settings given in-process,
 /// without waiting for its database.
 pub async fn start(settings: Settings) -> Application {
+    start_with_options(settings, Options::default()).await
+}
+
+/// [`start`] with lockouts timed by `clock` instead of the system clock.
+pub async fn start_with_clock(settings: Settings, clock: &ManualClock) -> Application {
+    let options = Options {
+        clock: ClockHandle::new(clock.clone()),
+        ..Options::default()
+    };
+    start_with_options(settings, options).await
+}
+
+async fn start_with_options(settings: Settings, options: Options) -> Application {
     let _ = rustls::crypto::ring::default_provider().install_default();
     if std::env::var_os("TEST_LOG").is_some() {
         hr_bridge::telemetry::init(&settings.log);
     }
-    Application::build(settings, Options::default())
+    Application::build(settings, options)
         .await
         .expect("the application starts")
 }
@@ -287,6 +303,9 @@ pub struct TestApp {
     /// The separate `/metrics` listener, when `server.metrics_listen` is set.
     pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
+    /// The clock lockouts are timed by, here and in every sibling: it stands
+    /// still until the test moves it ([`ManualClock::advance`]).
+    pub clock: ManualClock,
     /// The app's own pool, for fixtures.
     pub db: Db,
     app: Option<Application>,
@@ -340,7 +359,7 @@ impl TestApp {
     /// Starts a second server (its own pool, as another replica would have) over
     /// the same database, and returns its base URL.
     pub async fn spawn_sibling(&mut self, settings: Settings) -> String {
-        let sibling = start(settings).await;
+        let sibling = start_with_clock(settings, &self.clock).await;
         tokio::time::timeout(STARTUP_LIMIT, sibling.startup_finished())
             .await
             .expect("the sibling's start-up work did not finish");
