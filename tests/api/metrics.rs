@@ -385,8 +385,8 @@ on_all_backends!(
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("empty.toml");
         std::fs::write(&config, "").unwrap();
-        let port = crate::operator::free_port();
-        let listen = format!("127.0.0.1:{port}");
+        let port = crate::helpers::free_port();
+        let listen = port.addr();
         let mut env = crate::operator::CREDENTIALS.to_vec();
         env.extend([
             ("HR_BRIDGE__DATABASE__URL", app.test_db.url.as_str()),

@@ -240,15 +240,8 @@ async fn hold_directory_lock(app: &TestApp) -> DirectoryLock {
 
 /// `hr-bridge check` run by the real binary over the app's database.
 fn check_output(app: &TestApp) -> std::process::Output {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hr-bridge"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("HR_BRIDGE") {
-            command.env_remove(key);
-        }
-    }
-    command
+    crate::helpers::binary()
         .env("HR_BRIDGE__DATABASE__URL", &app.test_db.url)
-        .env("RUST_LOG", "warn")
         .arg("check")
         .output()
         .expect("hr-bridge check runs")
