@@ -48,6 +48,7 @@ on_all_backends!(
             "hr_bridge_sync_users ",
             "hr_bridge_sync_bytes ",
             "hr_bridge_db_pool_connections ",
+            "hr_bridge_sync_calls_in_flight 0",
         ] {
             assert!(text.contains(expected), "missing {expected} in:\n{text}");
         }
@@ -245,15 +246,32 @@ on_all_backends!(
     }
 );
 
+/// The unlabelled gauge `name` as `/metrics` shows it now.
+pub async fn gauge(app: &TestApp, name: &str) -> f64 {
+    let text = metrics_text(app).await;
+    series(&text, name).unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+}
+
+/// Waits until the gauge `name` shows `value` (within a minute, however loaded
+/// the machine): a state to wait on instead of a sleep.
+pub async fn wait_for_gauge(app: &TestApp, name: &str, value: f64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = gauge(app, name).await;
+        if now == value {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} stayed at {now}, not {value}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// `hr_bridge_password_checks_in_flight` as `/metrics` shows it now.
 async fn in_flight(app: &TestApp) -> f64 {
-    let text = metrics_text(app).await;
-    text.lines()
-        .find_map(|l| l.strip_prefix("hr_bridge_password_checks_in_flight "))
-        .expect("the in-flight gauge")
-        .trim()
-        .parse()
-        .unwrap()
+    gauge(app, "hr_bridge_password_checks_in_flight").await
 }
 
 /// One reading of the in-flight gauge: when `/metrics` was asked, when it

@@ -127,17 +127,10 @@ on_all_backends!(concurrent_syncs_share_one_build, |db: TestDb| async move {
         .collect();
     let mut waiting = 0;
     if let Some(lock) = lock {
-        // Wait until a build is stuck on the lock, give the other callers time to
-        // arrive, then count the connections waiting: one shared build means one
-        // waiter, whatever the number of callers.
-        for _ in 0..100 {
-            waiting = waiters(&app).await;
-            if waiting > 0 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        // Wait until every caller has arrived (the build they wait for is stuck on
+        // the lock), then count the connections waiting: one shared build means
+        // one waiter, whatever the number of callers.
+        crate::metrics::wait_for_gauge(&app, "hr_bridge_sync_calls_in_flight", 20.0).await;
         waiting = waiters(&app).await;
         lock.release().await;
     }
