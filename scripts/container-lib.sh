@@ -13,9 +13,12 @@
 WORK="$PWD/target/container"
 BASE_IMAGE=localhost/hr-bridge-base:bookworm
 BUILDER_IMAGE=localhost/hr-bridge-builder:bookworm
-# Ports from the range this project's helpers may use for servers started by hand.
-SQLITE_PORT=18510
-POSTGRES_PORT=18511
+# Free loopback ports unless given (a fixed port may be taken on a shared machine).
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+SQLITE_PORT=${HR_BRIDGE_CI_SQLITE_PORT:-$(free_port)}
+POSTGRES_PORT=${HR_BRIDGE_CI_POSTGRES_PORT:-$(free_port)}
 PG_ADMIN_URL=${HR_BRIDGE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 
 step() { printf '\n==== %s (at %ds)\n' "$*" "$SECONDS"; }
