@@ -273,8 +273,16 @@ async fn follow_guard_settings(
         };
         let new = &settings.sync;
         let changes: Vec<String> = [
-            ("sync.guard", format!("{:?}", running.guard), format!("{:?}", new.guard)),
-            ("sync.max_deletions", running.max_deletions.to_string(), new.max_deletions.to_string()),
+            (
+                "sync.guard",
+                format!("{:?}", running.guard),
+                format!("{:?}", new.guard),
+            ),
+            (
+                "sync.max_deletions",
+                running.max_deletions.to_string(),
+                new.max_deletions.to_string(),
+            ),
             (
                 "sync.max_deletion_ratio",
                 running.max_deletion_ratio.to_string(),

@@ -142,8 +142,8 @@ async fn show(db: &crate::db::Db, pending: &PendingApproval, all: bool) -> anyho
     let mut shown = 0u32;
     let mut kind = None;
     while shown < limit {
-        let page = approvals::pending_drops(db, pending.id, None, shown, PAGE.min(limit - shown))
-            .await?;
+        let page =
+            approvals::pending_drops(db, pending.id, None, shown, PAGE.min(limit - shown)).await?;
         if page.is_empty() {
             break;
         }

@@ -171,7 +171,9 @@ async fn show(db: &Db, id: i64, json: bool) -> anyhow::Result<ExitCode> {
             "payload {} bytes, digest {}; compared with snapshot {}",
             call.bytes.unwrap_or_default(),
             short(digest),
-            call.base_digest.as_deref().map_or("(none: first sync)", short)
+            call.base_digest
+                .as_deref()
+                .map_or("(none: first sync)", short)
         );
     }
     if let Some(detail) = &call.detail {

@@ -274,11 +274,12 @@ impl Db {
             (Some(_), Db::MySql(_)) => " AND CONVERT(name USING utf8mb4) LIKE ? ESCAPE '!'",
             (Some(_), Db::Sqlite(_)) => " AND name LIKE ? ESCAPE '!'",
         };
-        let sql = self.dialect(&format!(
-            "SELECT kind, name FROM sync_approval_drops WHERE approval_id = ?{filter} \
+        let sql = self
+            .dialect(&format!(
+                "SELECT kind, name FROM sync_approval_drops WHERE approval_id = ?{filter} \
              ORDER BY kind, name LIMIT ? OFFSET ?"
-        ))
-        .into_owned();
+            ))
+            .into_owned();
         let pattern = search.map(|s| {
             let escaped: String = s
                 .chars()
@@ -301,7 +302,9 @@ impl Db {
                 .await?;
             rows.iter()
                 .map(|row| {
-                    let kind = text_at(row, 0).and_then(|k| k.chars().next()).unwrap_or('?');
+                    let kind = text_at(row, 0)
+                        .and_then(|k| k.chars().next())
+                        .unwrap_or('?');
                     (kind, text_at(row, 1).unwrap_or_default())
                 })
                 .collect::<Vec<_>>()
@@ -334,24 +337,30 @@ impl Db {
         if changed > 0 {
             return Ok(ApproveRow::Approved);
         }
-        Ok(ApproveRow::NotPending(self.approval(id).await?.map(Box::new)))
+        Ok(ApproveRow::NotPending(
+            self.approval(id).await?.map(Box::new),
+        ))
     }
 
     /// Deletes approvals created before `cutoff_ms` that are neither pending nor
     /// approved (waiting to be consumed), with their drops.
     pub async fn prune_approvals(&self, cutoff_ms: i64) -> Result<u64, DbError> {
         let done = "created_ms < ? AND status IN ('consumed', 'superseded')";
-        let drops = self.dialect(&format!(
-            "DELETE FROM sync_approval_drops WHERE approval_id IN \
+        let drops = self
+            .dialect(&format!(
+                "DELETE FROM sync_approval_drops WHERE approval_id IN \
              (SELECT id FROM sync_approvals WHERE {done})"
-        ))
-        .into_owned();
+            ))
+            .into_owned();
         let approvals = self
             .dialect(&format!("DELETE FROM sync_approvals WHERE {done}"))
             .into_owned();
         Ok(on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query(&drops).bind(cutoff_ms).execute(&mut *tx).await?;
+            sqlx::query(&drops)
+                .bind(cutoff_ms)
+                .execute(&mut *tx)
+                .await?;
             let removed = sqlx::query(&approvals)
                 .bind(cutoff_ms)
                 .execute(&mut *tx)

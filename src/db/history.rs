@@ -141,9 +141,10 @@ where
         client_addr: text_at(row, 2),
         request_id: text_at(row, 3),
         outcome: text_at(row, 4).unwrap_or_default(),
-        status: i32::try_from(row.try_get_unchecked::<i64, _>(5).or_else(|_| {
-            row.try_get_unchecked::<i32, _>(5).map(i64::from)
-        })?)
+        status: i32::try_from(
+            row.try_get_unchecked::<i64, _>(5)
+                .or_else(|_| row.try_get_unchecked::<i32, _>(5).map(i64::from))?,
+        )
         .unwrap_or_default(),
         duration_ms: row.try_get_unchecked(6)?,
         bytes: int(7)?,
@@ -166,7 +167,11 @@ where
     for<'r> Option<Vec<u8>>: sqlx::Decode<'r, R::Database>,
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
-    let letter = |i| text_at(row, i).and_then(|t| t.chars().next()).unwrap_or('?');
+    let letter = |i| {
+        text_at(row, i)
+            .and_then(|t| t.chars().next())
+            .unwrap_or('?')
+    };
     Ok(NameRow {
         call_id: row.try_get_unchecked(0)?,
         kind: letter(1),

@@ -118,8 +118,10 @@ impl Db {
         let insert = sql("INSERT INTO sync_snapshot \
              (id, taken_at, payload_digest, user_count, group_count) VALUES (1, ?, ?, ?, ?)");
         let insert_piece = sql("INSERT INTO sync_snapshot_pieces (seq, piece) VALUES (?, ?)");
-        let consume_approval = sql("UPDATE sync_approvals SET status = 'consumed', consumed_ms = ? \
-             WHERE id = ? AND status = 'approved'");
+        let consume_approval = sql(
+            "UPDATE sync_approvals SET status = 'consumed', consumed_ms = ? \
+             WHERE id = ? AND status = 'approved'",
+        );
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             // Claiming the header row first serialises concurrent writers: the

@@ -153,9 +153,10 @@ pub async fn approve(
     approver: &str,
     reason: Option<&str>,
 ) -> Result<Approved, ApproveError> {
-    let row = db.approval(id).await?.ok_or_else(|| {
-        ApproveError::NotPending(format!("there is no approval {id}"))
-    })?;
+    let row = db
+        .approval(id)
+        .await?
+        .ok_or_else(|| ApproveError::NotPending(format!("there is no approval {id}")))?;
     if row.status != "pending" {
         return Err(ApproveError::NotPending(not_pending(&row)));
     }

@@ -4,7 +4,7 @@
 
 mod record;
 
-pub use record::{CallRecord, Recorder, RecordedOutcome, NAMES_KEPT};
+pub use record::{CallRecord, RecordedOutcome, Recorder, NAMES_KEPT};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -212,10 +212,7 @@ on_all_backends!(
         let history = cli(&app, &["history"]);
         let shown = text(&history);
         assert!(history.status.success(), "{shown}");
-        assert!(
-            shown.contains(&format!("used approval {id}")),
-            "{shown}"
-        );
+        assert!(shown.contains(&format!("used approval {id}")), "{shown}");
         assert!(
             shown.contains("approved by hr-lead") && shown.contains("three leavers, ticket HR-42"),
             "{shown}"
@@ -275,7 +272,11 @@ on_all_backends!(
         assert_eq!(app.post_sync().await.status(), 200);
         let output = cli(&app, &["accept-deletions", "--yes"]);
         assert!(output.status.success(), "{}", text(&output));
-        assert!(text(&output).contains("nothing pending"), "{}", text(&output));
+        assert!(
+            text(&output).contains("nothing pending"),
+            "{}",
+            text(&output)
+        );
         // Without --yes as well, and stdin not a terminal: nothing to confirm.
         let mut child = binary()
             .env("HR_BRIDGE__DATABASE__URL", &app.test_db.url)

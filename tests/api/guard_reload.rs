@@ -137,6 +137,9 @@ on_all_backends!(
         );
         assert!(!logged.contains("guard_min_objects 10"), "{logged}");
         pool.close().await;
-        assert!(server.0.try_wait().unwrap().is_none(), "serve exited on SIGHUP");
+        assert!(
+            server.0.try_wait().unwrap().is_none(),
+            "serve exited on SIGHUP"
+        );
     }
 );

@@ -90,10 +90,7 @@ on_all_backends!(
         let c = calls[1].changes.unwrap();
         assert_eq!(c, Default::default(), "an unchanged sync");
         let c = calls[2].changes.unwrap();
-        assert_eq!(
-            (c.users_added, c.users_changed, c.users_dropped),
-            (1, 1, 1)
-        );
+        assert_eq!((c.users_added, c.users_changed, c.users_dropped), (1, 1, 1));
         assert_eq!(calls[2].base_digest, first.digest);
         assert_eq!(calls[3].changes, None);
         assert!(calls[3].detail.as_deref().unwrap().contains("1 problem(s)"));
@@ -131,7 +128,11 @@ on_all_backends!(
 
         // The list, newest first, as text and JSON.
         let listed = stdout(&cli(&app, &["history", "--limit", "2"]));
-        assert_eq!(listed.lines().filter(|l| l.contains("refused")).count(), 2, "{listed}");
+        assert_eq!(
+            listed.lines().filter(|l| l.contains("refused")).count(),
+            2,
+            "{listed}"
+        );
         assert!(!listed.contains("served"), "{listed}");
         let json: serde_json::Value =
             serde_json::from_str(&stdout(&cli(&app, &["history", "--json"]))).unwrap();
@@ -145,7 +146,12 @@ on_all_backends!(
         assert_eq!(calls[5].names_of, Some(guard.id));
         assert_eq!(calls[5].changes, guard.changes);
         assert_eq!(
-            history::show(&app.db, calls[5].id).await.unwrap().unwrap().names.len(),
+            history::show(&app.db, calls[5].id)
+                .await
+                .unwrap()
+                .unwrap()
+                .names
+                .len(),
             3
         );
     }
@@ -169,7 +175,13 @@ on_all_backends!(
         let id = pending.id.to_string();
         let approved = cli(
             &app,
-            &["accept-deletions", &id, "--yes", "--reason", "left the company"],
+            &[
+                "accept-deletions",
+                &id,
+                "--yes",
+                "--reason",
+                "left the company",
+            ],
         );
         stdout(&approved);
         assert_eq!(app.post_sync().await.status(), 200);
@@ -180,7 +192,11 @@ on_all_backends!(
             .iter()
             .map(|e| {
                 let change = serde_json::to_value(e.change).unwrap();
-                (e.call_id, change.as_str().unwrap().to_owned(), e.outcome.as_str())
+                (
+                    e.call_id,
+                    change.as_str().unwrap().to_owned(),
+                    e.outcome.as_str(),
+                )
             })
             .collect();
         let expected = [
@@ -194,16 +210,23 @@ on_all_backends!(
             expected.map(|(id, change, outcome)| (id, change.to_owned(), outcome))
         );
         assert_eq!(
-            events[3].approval.as_ref().and_then(|a| a.approved_by.as_deref()),
+            events[3]
+                .approval
+                .as_ref()
+                .and_then(|a| a.approved_by.as_deref()),
             Some("hr-lead")
         );
         let text = stdout(&cli(&app, &["history", "person", "e002"]));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4, "{text}");
-        assert!(lines[0].contains("user added") && lines[0].contains("served to OMFLOW"), "{text}");
+        assert!(
+            lines[0].contains("user added") && lines[0].contains("served to OMFLOW"),
+            "{text}"
+        );
         assert!(lines[1].contains("user changed (nick_name)"), "{text}");
         assert!(
-            lines[2].contains("user dropped") && lines[2].contains("refused_guard: OMFLOW changed nothing"),
+            lines[2].contains("user dropped")
+                && lines[2].contains("refused_guard: OMFLOW changed nothing"),
             "{text}"
         );
         assert!(
@@ -293,10 +316,7 @@ on_all_backends!(
         let removed = history::prune(&app.db, 30).await.unwrap();
         assert_eq!(removed, 1);
         let left = history::list(&app.db, 10, None).await.unwrap();
-        assert_eq!(
-            left.iter().map(|c| c.id).collect::<Vec<_>>(),
-            [calls[1].id]
-        );
+        assert_eq!(left.iter().map(|c| c.id).collect::<Vec<_>>(), [calls[1].id]);
         assert!(history::show(&app.db, calls[0].id).await.unwrap().is_none());
         assert!(
             history::person(&app.db, "e000").await.unwrap().is_empty(),

@@ -221,8 +221,9 @@ async fn write(db: &Db, call: CallRecord) -> Result<(), DbError> {
     row.names = "pending";
     let id = insert(db, &row).await?;
     let all_drops = refusal.is_some();
-    let diff = tokio::task::spawn_blocking(move || diff_names(previous.as_ref(), &payload, all_drops))
-        .await;
+    let diff =
+        tokio::task::spawn_blocking(move || diff_names(previous.as_ref(), &payload, all_drops))
+            .await;
     let diff = match diff {
         Ok(Ok(diff)) => diff,
         Ok(Err(e)) => {
@@ -352,7 +353,9 @@ fn diff_names(
         };
         let (change, name, fields) = match event {
             Event::Added(name) => (Change::Added, name, None),
-            Event::Changed(changed) => (Change::Changed, changed.key, Some(changed.fields.join(","))),
+            Event::Changed(changed) => {
+                (Change::Changed, changed.key, Some(changed.fields.join(",")))
+            }
             Event::Dropped(name) => (Change::Dropped, name, None),
         };
         let c = &mut out.counts;
