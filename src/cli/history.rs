@@ -229,10 +229,9 @@ async fn person(db: &Db, username: &str, json: bool) -> anyhow::Result<ExitCode>
     }
     if events.is_empty() {
         println!(
-            "{} is named by no /sync call in the history (kept {} days, and at most {} names of \
-             each sort per call)",
+            "{} is named by no /sync call in the history (kept sync.history_retention_days \
+             days, and at most {} names of each sort per call)",
             escape(username),
-            "sync.history_retention_days",
             history::NAMES_KEPT
         );
         return Ok(ExitCode::SUCCESS);

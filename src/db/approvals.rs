@@ -196,7 +196,7 @@ impl Db {
              groups_dropped, previous_total, previous_groups, max_deletions, \
              max_deletion_ratio, guard_min_objects, reasons) \
              VALUES (?, ?, 1, 'pending', 1, {})",
-            vec!["?"; 11].join(", ")
+            ["?"; 11].join(", ")
         );
         let insert = self.dialect(&insert).into_owned();
         let returning = format!("{insert} RETURNING id");
