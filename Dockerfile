@@ -12,8 +12,10 @@
 #            for networks that intercept TLS; mount it for the build only
 # Targets:
 #   runtime  (the default, last stage) compiles the binary in BUILDER
-#   prebuilt takes target/release/hr-bridge from the build context instead: for a
-#            binary already built on a bookworm (glibc 2.36) machine, as CI does
+#   prebuilt takes a binary already built on a bookworm (glibc 2.36) machine from
+#            the build context instead: target/release/hr-bridge, or the path in
+#            the PREBUILT build argument (CI: its test build's binary, stripped,
+#            at target/container/hr-bridge)
 ARG BUILDER=docker.io/library/rust:1-bookworm
 ARG BASE=docker.io/library/debian:bookworm-slim
 
@@ -64,7 +66,8 @@ ENTRYPOINT ["/usr/local/bin/hr-bridge"]
 CMD ["serve"]
 
 FROM runtime-base AS prebuilt
-COPY target/release/hr-bridge /usr/local/bin/hr-bridge
+ARG PREBUILT=target/release/hr-bridge
+COPY ${PREBUILT} /usr/local/bin/hr-bridge
 
 FROM runtime-base AS runtime
 COPY --from=build /src/target/release/hr-bridge /usr/local/bin/hr-bridge

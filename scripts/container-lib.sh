@@ -13,9 +13,13 @@
 WORK="$PWD/target/container"
 BASE_IMAGE=localhost/hr-bridge-base:bookworm
 BUILDER_IMAGE=localhost/hr-bridge-builder:bookworm
-# Ports from the range this project's helpers may use for servers started by hand.
-SQLITE_PORT=18510
-POSTGRES_PORT=18511
+DEBOOTSTRAP_CACHE=${HR_BRIDGE_CI_DEBOOTSTRAP_CACHE:-/var/cache/hr-bridge-ci/debootstrap}
+# Free loopback ports unless given (a fixed port may be taken on a shared machine).
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+SQLITE_PORT=${HR_BRIDGE_CI_SQLITE_PORT:-$(free_port)}
+POSTGRES_PORT=${HR_BRIDGE_CI_POSTGRES_PORT:-$(free_port)}
 PG_ADMIN_URL=${HR_BRIDGE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 
 step() { printf '\n==== %s (at %ds)\n' "$*" "$SECONDS"; }
@@ -86,7 +90,11 @@ base_image() {
     local tarball="$WORK/bookworm-minbase.tar"
     if [ ! -s "$tarball" ]; then
         as_root rm -rf "$WORK/rootfs"
-        as_root debootstrap --variant=minbase bookworm "$WORK/rootfs" "$(apt_mirror bookworm)" \
+        # The packages are kept outside the clone, as cargo keeps its downloads,
+        # so that a later clean clone on this machine does not fetch them again.
+        as_root mkdir -p "$DEBOOTSTRAP_CACHE"
+        as_root debootstrap --variant=minbase --cache-dir="$DEBOOTSTRAP_CACHE" \
+            bookworm "$WORK/rootfs" "$(apt_mirror bookworm)" \
             > "$WORK/debootstrap.log" 2>&1 || { tail -20 "$WORK/debootstrap.log"; fail debootstrap; }
         as_root tar -C "$WORK/rootfs" -cf "$tarball.tmp" .
         mv "$tarball.tmp" "$tarball"

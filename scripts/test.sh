@@ -2,9 +2,19 @@
 # The test command of the README: starts the local databases if this machine has
 # them, then runs every test. Tests whose database is unreachable print SKIPPED
 # (or fail, with HR_BRIDGE_REQUIRE_DBS=1 as in CI).
+#
+# With cargo-nextest installed, tests run under it (each in its own process,
+# several at once: see .config/nextest.toml; NEXTEST_PROFILE=ci is CI's profile);
+# without it, under `cargo test`. Arguments go to either, e.g. a name filter:
+#   scripts/test.sh lockout::
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if command -v pg_ctlcluster >/dev/null || [ -x /usr/sbin/mariadbd ]; then
   scripts/ensure-databases.sh || echo "warning: a database server is down; its tests will be skipped" >&2
 fi
-cargo test --locked "$@"
+if cargo nextest --version >/dev/null 2>&1; then
+  # The crate has no doctests, the one kind of test nextest does not run.
+  exec cargo nextest run --locked "$@"
+fi
+echo "cargo-nextest is not installed: running the tests with cargo test" >&2
+exec cargo test --locked "$@"

@@ -16,6 +16,7 @@ use rand::distributions::{Alphanumeric, DistString};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 
+use crate::clock::ClockHandle;
 use crate::config::{AuthSettings, GuardSwitch, Settings, SyncSettings};
 use crate::db::{Db, DbError, PoolSettings};
 use crate::directory::{demo, GuardLimits};
@@ -57,6 +58,9 @@ pub struct Options {
     pub reload: Option<reload::Loader>,
     /// The notifier's working limits (timeouts, retries); tests shorten them.
     pub notify: notify::Tuning,
+    /// The clock lockouts are set and expired by: the system's, unless a test
+    /// gives one it moves itself.
+    pub clock: ClockHandle,
 }
 
 /// What `--demo` did, for the banner `serve` prints.
@@ -155,6 +159,7 @@ impl Application {
             guard_limits_now,
             history,
             notifier.clone(),
+            options.clock,
         )
         .await?;
         state.startup = gate.clone();
@@ -402,6 +407,7 @@ async fn build_state(
     guard: watch::Receiver<GuardLimits>,
     history: crate::ops::history::Recorder,
     notifier: Notifier,
+    clock: ClockHandle,
 ) -> anyhow::Result<AppState> {
     let credential = omflow_credential(settings)?;
     let hashing = HashingPool::new(
@@ -422,6 +428,7 @@ async fn build_state(
             hashing.clone(),
             dummy,
             policy,
+            clock,
         )
         .with_notifier(notifier.clone()),
         trusted_proxies: Arc::new(settings.auth.trusted_proxies.clone()),

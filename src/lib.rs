@@ -3,6 +3,7 @@
 pub mod alloc;
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod console;
 pub mod db;

@@ -6,6 +6,7 @@
 //! by more than one build.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -54,6 +55,24 @@ type Slot = Arc<Mutex<Option<watch::Receiver<Option<Outcome>>>>>;
 #[derive(Debug, Clone, Default)]
 pub struct SyncFlight {
     current: Slot,
+    /// Calls between arrival and answer.
+    callers: Arc<AtomicUsize>,
+}
+
+/// Counts one call in [`SyncFlight::callers`] until dropped.
+struct Caller(Arc<AtomicUsize>);
+
+impl Caller {
+    fn enter(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count.clone())
+    }
+}
+
+impl Drop for Caller {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Empties the slot when the flight ends, even by a panic.
@@ -68,12 +87,19 @@ impl Drop for ClearOnDrop {
 }
 
 impl SyncFlight {
+    /// Calls waiting for an answer right now: the one that started the build in
+    /// progress and every one that joined it.
+    pub fn callers(&self) -> usize {
+        self.callers.load(Ordering::Relaxed)
+    }
+
     /// Joins the build in progress, or starts `start()` as a new one.
     pub async fn run<F, Fut>(&self, start: F) -> Outcome
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Outcome> + Send + 'static,
     {
+        let _caller = Caller::enter(&self.callers);
         let mut receiver = {
             let Ok(mut current) = self.current.lock() else {
                 // Poisoned: a build panicked while holding it.

@@ -30,6 +30,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     // format, and a figure anyone can poll must not show when.
     metrics::gauge!("hr_bridge_password_checks_in_flight")
         .set(state.authenticator.in_progress() as f64);
+    // `/sync` calls waiting for the build in progress (they share one).
+    metrics::gauge!("hr_bridge_sync_calls_in_flight").set(state.sync_flight.callers() as f64);
     let handle = metrics_handle();
     handle.run_upkeep();
     (

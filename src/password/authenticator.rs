@@ -27,6 +27,7 @@ use super::audit::{AuditRecord, AuditTrail, Unrecorded};
 use super::caps::MAX_USERNAME_BYTES;
 use super::outcome::{AuthOutcome, FailureReason};
 use super::{hash_argon2id, Argon2Settings, DummyHash, HashingPool, PasswordError, StoredHash};
+use crate::clock::{unix_seconds, ClockHandle};
 use crate::db::{Credentials, Db, DbError};
 use crate::password::Busy;
 use crate::source::{CredentialLookup, Source, SourceError};
@@ -110,13 +111,13 @@ pub struct Authenticator {
     policy: AuthPolicy,
     /// Told when an attempt locks an existing account.
     notifier: crate::notify::Notifier,
+    /// What lockouts are set and expired by.
+    clock: ClockHandle,
 }
 
-/// Seconds since the Unix epoch.
+/// Seconds since the Unix epoch, by the system clock.
 pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    unix_seconds(SystemTime::now())
 }
 
 /// The audit trail keeps the username as given, cut to what the column holds, with
@@ -189,6 +190,7 @@ impl Authenticator {
         pool: HashingPool,
         dummy: DummyHash,
         policy: AuthPolicy,
+        clock: ClockHandle,
     ) -> Self {
         Self {
             audit: AuditTrail::new(db.clone()),
@@ -199,6 +201,7 @@ impl Authenticator {
             dummy,
             policy,
             notifier: crate::notify::Notifier::disabled(),
+            clock,
         }
     }
 
@@ -371,7 +374,7 @@ impl Authenticator {
         // Count the attempt before checking it. Unknown names are counted too, so
         // that a lockout's fast answer cannot tell an existing account apart.
         if self.policy.max_failures > 0 && plausible {
-            let now = unix_now();
+            let now = self.clock.unix_seconds();
             let lock_until = now
                 .saturating_add(i64::try_from(self.policy.lockout.as_secs()).unwrap_or(i64::MAX));
             let attempt = self

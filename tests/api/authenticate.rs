@@ -209,7 +209,22 @@ on_all_backends!(
                 tokio::spawn(request)
             })
             .collect();
-        tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+        // Shut down once every check has reached the server: each is either
+        // answered or counted in flight. (Answers are counted first: one answered
+        // after that is no longer in flight, so none is counted twice.)
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let answered = in_flight.iter().filter(|r| r.is_finished()).count();
+            let checking = crate::metrics::gauge(&app, "hr_bridge_password_checks_in_flight").await;
+            if answered + checking as usize == in_flight.len() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the checks did not all arrive"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         let addr = app.addr;
         app.stop().await;
         for request in in_flight {

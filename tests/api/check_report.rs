@@ -98,11 +98,8 @@ async fn sync_logs_memberships_that_name_nobody() {
     };
     let app = db.spawn().await;
     seed_with_strays(&app).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let reserved = crate::helpers::free_port();
+    let port = reserved.port();
     let mut child = binary()
         .env("HR_BRIDGE__DATABASE__URL", &app.test_db.url)
         .env("HR_BRIDGE__SERVER__LISTEN", format!("127.0.0.1:{port}"))

@@ -1,55 +1,28 @@
 //! The real `hr-bridge` binary: every command, its exit codes and its messages.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::helpers::free_port;
 use crate::on_all_backends;
 use hr_bridge::password::StoredHash;
 use secrecy::SecretString;
 
 /// The binary with a clean environment pointing at `db_url`.
 fn hr_bridge(db_url: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_hr-bridge"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("HR_BRIDGE") {
-            command.env_remove(key);
-        }
-    }
-    command
-        .env("HR_BRIDGE__DATABASE__URL", db_url)
-        .env("RUST_LOG", "warn")
-        .env("NO_COLOR", "1");
+    let mut command = crate::helpers::binary();
+    command.env("HR_BRIDGE__DATABASE__URL", db_url);
     command
 }
 
 fn run_with_stdin(mut command: Command, stdin: &str) -> Output {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    crate::helpers::run_with_stdin(&mut command, stdin)
 }
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Lines a child prints on stdout, readable with a timeout.
@@ -256,10 +229,12 @@ on_all_backends!(
 on_all_backends!(
     serve_demo_prints_a_working_curl_and_stops_on_sigterm,
     |db: TestDb| async move {
-        let port = free_port();
+        let reserved = free_port();
+        let port = reserved.port();
         // The demo's console would take 127.0.0.1:8081, shared by the three
         // backends' runs: give it a free port.
-        let admin_port = free_port();
+        let admin_reserved = free_port();
+        let admin_port = admin_reserved.port();
         let mut child = hr_bridge(&db.url)
             .env("HR_BRIDGE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
             .env(
@@ -321,7 +296,8 @@ async fn serve_reloads_the_tls_certificate_on_sighup() {
     let dir = tempfile::tempdir().unwrap();
     let first = self_signed();
     write_pair(dir.path(), &first);
-    let port = free_port();
+    let reserved = free_port();
+    let port = reserved.port();
     let url = format!("sqlite://{}/hr.db?mode=rwc", dir.path().display());
     let mut child = hr_bridge(&url)
         .env("HR_BRIDGE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
@@ -370,7 +346,8 @@ async fn serve_reloads_the_tls_certificate_on_sighup() {
 }
 
 on_all_backends!(passwords_never_reach_the_logs, |db: TestDb| async move {
-    let port = free_port();
+    let reserved = free_port();
+    let port = reserved.port();
     let app = db.spawn().await;
     crate::authenticate::add_employee(
         &app,
@@ -441,11 +418,9 @@ fn both_omflow_passwords_stop_start_up_naming_both_keys() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/x.db?mode=rwc", dir.path().display());
     let hash = crate::authenticate::argon2id("hashed-secret");
+    let port = free_port();
     let mut child = hr_bridge(&url)
-        .env(
-            "HR_BRIDGE__SERVER__LISTEN",
-            format!("127.0.0.1:{}", free_port()),
-        )
+        .env("HR_BRIDGE__SERVER__LISTEN", port.addr())
         .env("HR_BRIDGE__OMFLOW__USERNAME", "omflow")
         .env("HR_BRIDGE__OMFLOW__PASSWORD", "plain-secret")
         .env("HR_BRIDGE__OMFLOW__PASSWORD_HASH", &hash)
@@ -482,7 +457,8 @@ fn both_omflow_passwords_stop_start_up_naming_both_keys() {
 async fn serve_warns_at_start_up_that_the_deletion_guard_is_off() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/hr.db?mode=rwc", dir.path().display());
-    let port = free_port();
+    let reserved = free_port();
+    let port = reserved.port();
     let child = hr_bridge(&url)
         .env("HR_BRIDGE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("HR_BRIDGE__OMFLOW__USERNAME", "omflow")
@@ -625,11 +601,9 @@ fn an_omflow_hash_beyond_the_cost_caps_stops_serve_naming_the_key() {
     // 1 GiB of memory: a valid Argon2 PHC string far beyond the caps.
     let hash = "$argon2id$v=19$m=1048576,t=2,p=1$c2FsdHNhbHQ$\
                 Yl7B3jLdQ2cE3BqH0dJZ1Qo5mXq2Gq0m8QmYkq6cNbk";
+    let port = free_port();
     let output = hr_bridge(&url)
-        .env(
-            "HR_BRIDGE__SERVER__LISTEN",
-            format!("127.0.0.1:{}", free_port()),
-        )
+        .env("HR_BRIDGE__SERVER__LISTEN", port.addr())
         .env("HR_BRIDGE__OMFLOW__USERNAME", "omflow")
         .env("HR_BRIDGE__OMFLOW__PASSWORD_HASH", hash)
         .arg("serve")

@@ -7,30 +7,14 @@ use std::io::{Read, Write};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{OMFLOW_PASSWORD, OMFLOW_USER};
+use crate::helpers::{free_port, OMFLOW_PASSWORD, OMFLOW_USER};
 use crate::on_all_backends;
 
 /// The binary with a clean environment pointing at `db_url`.
 fn hr_bridge(db_url: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_hr-bridge"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("HR_BRIDGE") {
-            command.env_remove(key);
-        }
-    }
+    let mut command = crate::helpers::binary();
+    command.env("HR_BRIDGE__DATABASE__URL", db_url);
     command
-        .env("HR_BRIDGE__DATABASE__URL", db_url)
-        .env("RUST_LOG", "warn")
-        .env("NO_COLOR", "1");
-    command
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -98,7 +82,9 @@ fn assert_one_line_failure(output: &Output, expected: &str) {
 on_all_backends!(
     healthcheck_finds_the_server_from_the_serve_settings,
     |db: TestDb| async move {
-        let port = free_port();
+        // Kept until the end: once the server stops, nothing else may answer there.
+        let reserved = free_port();
+        let port = reserved.port();
         // The container's own setting: every address, reached on loopback.
         let listen = format!("0.0.0.0:{port}");
         let mut serve = hr_bridge(&db.url);
@@ -131,7 +117,8 @@ on_all_backends!(
 fn healthcheck_speaks_https_when_the_config_file_sets_tls() {
     let dir = tempfile::tempdir().expect("temp dir");
     crate::tls::write_pair(dir.path(), &crate::tls::self_signed());
-    let port = free_port();
+    let reserved = free_port();
+    let port = reserved.port();
     let file = dir.path().join("hr-bridge.toml");
     std::fs::write(
         &file,

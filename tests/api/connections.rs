@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
-use crate::helpers::{TestApp, TestDb, OMFLOW_PASSWORD, OMFLOW_USER};
+use crate::helpers::{free_port, TestApp, TestDb, OMFLOW_PASSWORD, OMFLOW_USER};
 use hr_bridge::db::Backend;
 
 /// The idle bound the tests run with.
@@ -293,14 +293,6 @@ async fn the_metrics_listener_closes_half_sent_requests() {
     assert_eq!(response.status(), 200);
 }
 
-/// A free port on 127.0.0.1.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
 /// Stops the child however the test ends.
 struct Child(std::process::Child);
 
@@ -317,16 +309,12 @@ impl Drop for Child {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_on_the_metrics_port_cannot_starve_the_omflow_port() {
     let dir = tempfile::tempdir().unwrap();
-    let (port, metrics_port) = (free_port(), free_port());
-    let mut command = std::process::Command::new("sh");
+    let reserved = (free_port(), free_port());
+    let (port, metrics_port) = (reserved.0.port(), reserved.1.port());
+    let mut command = crate::helpers::clean_command("sh");
     command
         .args(["-c", "ulimit -n 100 && exec \"$0\" serve"])
-        .arg(env!("CARGO_BIN_EXE_hr-bridge"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("HR_BRIDGE") {
-            command.env_remove(key);
-        }
-    }
+        .arg(crate::helpers::BINARY);
     let child = command
         .env("RUST_LOG", "warn")
         .env("NO_COLOR", "1")

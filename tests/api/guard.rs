@@ -1,7 +1,5 @@
 //! The deletion guard, `preview` and `accept-deletions`.
 
-use std::process::Command;
-
 use hr_bridge::db::Backend;
 
 use crate::helpers::{fail_message, json_body, TestApp};
@@ -33,11 +31,10 @@ async fn deactivate(app: &TestApp, from: usize, to: usize) {
 }
 
 fn hr_bridge(url: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_hr-bridge"))
+    crate::helpers::binary()
         .env("HR_BRIDGE__DATABASE__URL", url)
         // The same limit the preview test's server runs with.
         .env("HR_BRIDGE__SYNC__MAX_DELETIONS", "1")
-        .env("RUST_LOG", "warn")
         .args(args)
         .output()
         .unwrap()

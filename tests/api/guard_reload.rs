@@ -18,14 +18,6 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 fn config(max_deletions: u64, min_objects: u64) -> String {
     format!(
         "[sync]\nmax_deletions = {max_deletions}\nmax_deletion_ratio = 0.2\n\
@@ -50,7 +42,8 @@ on_all_backends!(
         let file = dir.path().join("hr-bridge.toml");
         let log = dir.path().join("serve.log");
         std::fs::write(&file, config(1, 10)).unwrap();
-        let port = free_port();
+        let reserved = crate::helpers::free_port();
+        let port = reserved.port();
         let child = binary()
             .env("HR_BRIDGE__DATABASE__URL", &db.url)
             .env("HR_BRIDGE__SERVER__LISTEN", format!("127.0.0.1:{port}"))

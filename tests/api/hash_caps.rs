@@ -2,7 +2,6 @@
 //! with their own audit reason, leave other logins alone, and `hr-bridge check`
 //! lists them. Also the measurements behind the caps (ignored by default).
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::authenticate::{add_employee, argon2id};
@@ -104,15 +103,8 @@ on_all_backends!(
         for (user, hash) in planted() {
             add_employee(&app, user, Some(&hash), true).await;
         }
-        let mut command = Command::new(env!("CARGO_BIN_EXE_hr-bridge"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("HR_BRIDGE") {
-                command.env_remove(key);
-            }
-        }
-        let output = command
+        let output = crate::helpers::binary()
             .env("HR_BRIDGE__DATABASE__URL", &app.test_db.url)
-            .env("RUST_LOG", "warn")
             .arg("check")
             .output()
             .expect("hr-bridge runs");

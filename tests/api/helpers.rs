@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hr_bridge::app::{Application, Options};
+use hr_bridge::clock::{ClockHandle, ManualClock};
 use hr_bridge::config::Settings;
 use hr_bridge::db::{Backend, Db};
 use secrecy::SecretString;
@@ -225,10 +226,17 @@ impl TestDb {
             .await
     }
 
-    /// [`TestDb::spawn_unprepared`] with start options.
+    /// [`TestDb::spawn_unprepared`] with start options; lockouts are timed by
+    /// the test's own clock.
     pub async fn spawn_unprepared_with(self, settings: Settings, options: Options) -> TestApp {
+        let clock = ManualClock::default();
+        let options = Options {
+            clock: ClockHandle::new(clock.clone()),
+            ..options
+        };
         let app = start_with(settings, options).await;
         TestApp {
+            clock,
             base_url: app.base_url(),
             addr: app.local_addr(),
             metrics_addr: app.metrics_addr(),
@@ -245,6 +253,15 @@ impl TestDb {
 /// without waiting for its database.
 pub async fn start(settings: Settings) -> Application {
     start_with(settings, Options::default()).await
+}
+
+/// [`start`] with lockouts timed by `clock` instead of the system clock.
+pub async fn start_with_clock(settings: Settings, clock: &ManualClock) -> Application {
+    let options = Options {
+        clock: ClockHandle::new(clock.clone()),
+        ..Options::default()
+    };
+    start_with(settings, options).await
 }
 
 /// [`start`] with start options.
@@ -303,6 +320,9 @@ pub struct TestApp {
     /// The separate `/metrics` listener, when `server.metrics_listen` is set.
     pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
+    /// The clock lockouts are timed by, here and in every sibling: it stands
+    /// still until the test moves it ([`ManualClock::advance`]).
+    pub clock: ManualClock,
     /// The app's own pool, for fixtures.
     pub db: Db,
     app: Option<Application>,
@@ -374,7 +394,7 @@ impl TestApp {
     /// Starts a second server (its own pool, as another replica would have) over
     /// the same database, and returns its base URL.
     pub async fn spawn_sibling(&mut self, settings: Settings) -> String {
-        let sibling = start(settings).await;
+        let sibling = start_with_clock(settings, &self.clock).await;
         tokio::time::timeout(STARTUP_LIMIT, sibling.startup_finished())
             .await
             .expect("the sibling's start-up work did not finish");
@@ -738,14 +758,92 @@ pub fn mapped_settings(mapping: &std::path::Path, hr_url: &str, state: &TestDb) 
     settings
 }
 
-/// The real `hr-bridge` binary with no `HR_BRIDGE*` variables inherited.
-pub fn binary() -> std::process::Command {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hr-bridge"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("HR_BRIDGE") {
-            command.env_remove(key);
+/// Variables a child keeps from the test's environment: enough to find programs
+/// and a temporary directory, nothing that configures hr-bridge (`HR_BRIDGE*`),
+/// its logs, its proxies (`HTTPS_PROXY`) or anything else behind the test's back.
+const KEPT_VARIABLES: [&str; 2] = ["PATH", "TMPDIR"];
+
+/// `program` with a cleared environment but [`KEPT_VARIABLES`]: every spawned
+/// process starts from this (or from [`binary`]), so what it sees is only what the
+/// test sets.
+pub fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let mut command = std::process::Command::new(program);
+    command.env_clear();
+    for key in KEPT_VARIABLES {
+        if let Some(value) = std::env::var_os(key) {
+            command.env(key, value);
         }
     }
+    command
+}
+
+/// The path of the real `hr-bridge` binary.
+pub const BINARY: &str = env!("CARGO_BIN_EXE_hr-bridge");
+
+/// The real `hr-bridge` binary with a cleared environment ([`clean_command`]),
+/// logging warnings without colour.
+pub fn binary() -> std::process::Command {
+    let mut command = clean_command(BINARY);
     command.env("RUST_LOG", "warn").env("NO_COLOR", "1");
     command
+}
+
+/// Runs `command` with `stdin` written to its standard input, and collects its
+/// output. A child may exit without reading its input (a refused configuration
+/// does): the pipe it closed is not an error here, its exit status tells.
+pub fn run_with_stdin(command: &mut std::process::Command, stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    if let Some(mut input) = child.stdin.take() {
+        match input.write_all(stdin.as_bytes()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(e) => panic!("writing the child's standard input: {e}"),
+        }
+    }
+    child.wait_with_output().expect("the binary ends")
+}
+
+/// A loopback port kept for a server the test starts as a child process, until
+/// dropped. The port is bound (with `SO_REUSEADDR`) but not listening: the kernel
+/// gives it to no other socket (no `bind` to port 0, no outgoing connection,
+/// no other `FreePort`), while the child, whose listener sets `SO_REUSEADDR` as
+/// std's and tokio's do, binds it and listens. So there is no window between
+/// choosing the port and the child binding it in which anything else can take it.
+///
+/// Keep it in a variable for as long as the child may (re)bind the port:
+/// `free_port().port()` alone gives the port back at once.
+pub struct FreePort {
+    _socket: tokio::net::TcpSocket,
+    port: u16,
+}
+
+impl FreePort {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// A free loopback port, kept until the returned [`FreePort`] is dropped.
+pub fn free_port() -> FreePort {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+    socket
+        .bind(LOCAL_FREE_PORT)
+        .expect("bind a free loopback port");
+    let port = socket.local_addr().expect("the bound address").port();
+    FreePort {
+        _socket: socket,
+        port,
+    }
 }

@@ -214,13 +214,9 @@ on_all_backends!(
         let mut command = binary();
         command
             .env("HR_BRIDGE__DATABASE__URL", &app.test_db.url)
-            .args(["set-password", &long])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = command.spawn().unwrap();
-        std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"Some-Pa55word\n").unwrap();
-        let out = child.wait_with_output().unwrap();
+            .args(["set-password", &long]);
+        // It refuses the name, perhaps before it reads the password.
+        let out = crate::helpers::run_with_stdin(&mut command, "Some-Pa55word\n");
         let stderr = text(&out.stderr);
         assert!(!out.status.success(), "{stderr}");
         assert!(

@@ -2,17 +2,16 @@
 //! number, nothing written on error.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use crate::helpers::{json_body, TestApp};
 use crate::on_all_backends;
 
 fn import(app: &TestApp, dir: &Path, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_hr-bridge"));
+    let mut command = crate::helpers::binary();
     command
         .current_dir(dir)
         .env("HR_BRIDGE__DATABASE__URL", &app.test_db.url)
-        .env("RUST_LOG", "warn")
         .arg("import");
     command.args(args).output().unwrap()
 }

@@ -1,6 +1,8 @@
 //! `/metrics` exposes request, authentication and sync figures after traffic,
 //! and nothing (no label, no figure) that tells apart why a login failed.
 
+use std::time::{Duration, Instant};
+
 use hr_bridge::db::Backend;
 
 use crate::authenticate::{add_employee, argon2id};
@@ -46,6 +48,7 @@ on_all_backends!(
             "hr_bridge_sync_users ",
             "hr_bridge_sync_bytes ",
             "hr_bridge_db_pool_connections ",
+            "hr_bridge_sync_calls_in_flight 0",
         ] {
             assert!(text.contains(expected), "missing {expected} in:\n{text}");
         }
@@ -243,61 +246,140 @@ on_all_backends!(
     }
 );
 
+/// The unlabelled gauge `name` as `/metrics` shows it now.
+pub async fn gauge(app: &TestApp, name: &str) -> f64 {
+    let text = metrics_text(app).await;
+    series(&text, name).unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+}
+
+/// Waits until the gauge `name` shows `value` (within a minute, however loaded
+/// the machine): a state to wait on instead of a sleep.
+pub async fn wait_for_gauge(app: &TestApp, name: &str, value: f64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = gauge(app, name).await;
+        if now == value {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} stayed at {now}, not {value}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// `hr_bridge_password_checks_in_flight` as `/metrics` shows it now.
 async fn in_flight(app: &TestApp) -> f64 {
-    let text = metrics_text(app).await;
-    text.lines()
-        .find_map(|l| l.strip_prefix("hr_bridge_password_checks_in_flight "))
-        .expect("the in-flight gauge")
-        .trim()
-        .parse()
-        .unwrap()
+    gauge(app, "hr_bridge_password_checks_in_flight").await
 }
+
+/// One reading of the in-flight gauge: when `/metrics` was asked, when it
+/// answered, and what it showed.
+struct Sample {
+    asked: Instant,
+    answered: Instant,
+    value: f64,
+}
+
+/// Longest pause between two readings of the gauge.
+const POLL: Duration = Duration::from_millis(20);
+const FLOOR: Duration = Duration::from_millis(1500);
 
 /// A hash ends sooner or later by format (or is skipped: unknown hash, locked
 /// account), but the failure is held until the floor. A figure anyone can poll
 /// must show the login in flight until its answer, not until its hash ended.
-/// One backend: the gauge is process-wide, and the test samples it in a loop.
+/// One backend: the gauge is process-wide (nextest gives each test a process of
+/// its own), and the test samples it in a loop.
+///
+/// Judged by time, not by the number of readings: no failure can be answered
+/// before the floor has passed since it was sent, so every reading taken after
+/// one that saw the login, and answered before `sent + FLOOR`, must see it too.
+/// A reading that ends after that point may race with the answer and is not
+/// judged. A machine too loaded to read the gauge late in the hold (where a
+/// gauge that followed the hash would show 0) proves nothing either way: the
+/// login is tried again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_login_is_in_flight_until_its_answer() {
     let Some(db) = TestDb::create(Backend::Sqlite).await else {
         return;
     };
     let mut settings = db.settings();
-    settings.auth.failure_floor_ms = 1500;
+    settings.auth.failure_floor_ms = u64::try_from(FLOOR.as_millis()).unwrap();
     let app = db.spawn_with(settings).await;
-    let login = {
-        let (client, url) = (app.client.clone(), format!("{}/authenticate", app.base_url));
-        tokio::spawn(async move {
-            client
-                .post(url)
-                .basic_auth(
-                    crate::helpers::OMFLOW_USER,
-                    Some(crate::helpers::OMFLOW_PASSWORD),
-                )
-                .json(&serde_json::json!({"username": "ghost", "password": "x"}))
-                .send()
-                .await
-                .unwrap()
-        })
-    };
-    let mut samples = Vec::new();
-    while !login.is_finished() {
-        samples.push(in_flight(&app).await);
+    let mut runs = Vec::new();
+    for _ in 0..5 {
+        let sent = Instant::now();
+        let login = {
+            let (client, url) = (app.client.clone(), format!("{}/authenticate", app.base_url));
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .basic_auth(
+                        crate::helpers::OMFLOW_USER,
+                        Some(crate::helpers::OMFLOW_PASSWORD),
+                    )
+                    .json(&serde_json::json!({"username": "ghost", "password": "x"}))
+                    .send()
+                    .await
+                    .unwrap()
+            })
+        };
+        let mut samples = Vec::new();
+        while !login.is_finished() {
+            let asked = Instant::now();
+            let value = in_flight(&app).await;
+            samples.push(Sample {
+                asked,
+                answered: Instant::now(),
+                value,
+            });
+            tokio::time::sleep(POLL).await;
+        }
+        let answer = login.await.unwrap();
+        assert!(
+            sent.elapsed() >= FLOOR,
+            "answered before the floor: {:?}",
+            sent.elapsed()
+        );
+        let body = crate::helpers::json_body(answer).await;
+        assert_eq!(body["status"], "fail");
+
+        let held_until = sent + FLOOR;
+        let seen = samples.iter().position(|s| s.value > 0.0);
+        let judged: Vec<&Sample> = seen
+            .map(|first| {
+                let since = samples[first].answered;
+                samples
+                    .iter()
+                    .filter(|s| s.asked >= since && s.answered < held_until)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let timeline: Vec<(u128, u128, f64)> = samples
+            .iter()
+            .map(|s| {
+                let ms = |at: Instant| at.saturating_duration_since(sent).as_millis();
+                (ms(s.asked), ms(s.answered), s.value)
+            })
+            .collect();
+        let dropped: Vec<_> = judged.iter().filter(|s| s.value == 0.0).collect();
+        assert!(
+            dropped.is_empty(),
+            "the login dropped out before its answer \
+             (ms after sending: asked, answered, value): {timeline:?}"
+        );
+        // A reading in the last third of the hold, long after the dummy hash (tens
+        // of milliseconds) ended, is what tells this gauge from the pool's.
+        let late = judged.iter().any(|s| s.asked >= sent + FLOOR * 2 / 3);
+        if late {
+            return;
+        }
+        runs.push(timeline);
     }
-    let body = crate::helpers::json_body(login.await.unwrap()).await;
-    assert_eq!(body["status"], "fail");
-    let first = samples
-        .iter()
-        .position(|v| *v > 0.0)
-        .expect("the login was never seen in flight");
-    let seen = &samples[first..];
-    assert!(seen.len() > 10, "too few samples to judge: {samples:?}");
-    // The sample that raced with the answer may show it gone; no other may.
-    let gone = seen[..seen.len() - 1].iter().filter(|v| **v == 0.0).count();
-    assert_eq!(
-        gone, 0,
-        "the login dropped out before its answer: {samples:?}"
+    panic!(
+        "the gauge never saw the login late in its hold, in 5 tries \
+         (ms after sending: asked, answered, value): {runs:?}"
     );
 }
 
@@ -321,8 +403,8 @@ on_all_backends!(
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("empty.toml");
         std::fs::write(&config, "").unwrap();
-        let port = crate::operator::free_port();
-        let listen = format!("127.0.0.1:{port}");
+        let port = crate::helpers::free_port();
+        let listen = port.addr();
         let mut env = crate::operator::CREDENTIALS.to_vec();
         env.extend([
             ("HR_BRIDGE__DATABASE__URL", app.test_db.url.as_str()),

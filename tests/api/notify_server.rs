@@ -240,13 +240,15 @@ fn write_config(dir: &std::path::Path, port: u16, url: &str, format: &str) -> st
 on_all_backends!(
     sighup_switches_the_webhook_and_its_format,
     |db: TestDb| async move {
-        use crate::operator::{free_port, Served, CREDENTIALS};
+        use crate::helpers::free_port;
+        use crate::operator::{Served, CREDENTIALS};
         // Tokenless paths: a URL with a token may not come from the file.
         let mut first = Receiver::start(Behaviour::Accept).await;
         let mut second = Receiver::start(Behaviour::Accept).await;
         let plain = |r: &Receiver| r.url.replace("t0ken-5ecret-0123456789abcdef", "hr-bridge");
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
+        let reserved = free_port();
+        let port = reserved.port();
         let config = write_config(dir.path(), port, &plain(&first), "json");
         let mut env = CREDENTIALS.to_vec();
         env.push(("HR_BRIDGE__DATABASE__URL", &db.url));

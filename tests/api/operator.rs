@@ -3,7 +3,9 @@
 //! so when a change, such as switching HTTP and HTTPS, needs a restart).
 
 use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
+
+use crate::helpers::free_port;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -17,15 +19,11 @@ pub struct Served {
 }
 
 impl Served {
-    /// Starts `serve` with `config` as its file and `env` on top of a clean
-    /// `HR_BRIDGE*` environment; `NO_COLOR` is not set.
+    /// Starts `serve` with `config` as its file and `env` on top of a cleared
+    /// environment; `NO_COLOR` is not set.
     pub fn start(config: &std::path::Path, env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_hr-bridge"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("HR_BRIDGE") || key == "NO_COLOR" {
-                command.env_remove(key);
-            }
-        }
+        let mut command = crate::helpers::binary();
+        command.env_remove("NO_COLOR");
         let mut child = command
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
@@ -91,13 +89,6 @@ impl Drop for Served {
     }
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
 pub const CREDENTIALS: &[(&str, &str)] = &[
     ("HR_BRIDGE__OMFLOW__USERNAME", "omflow"),
     ("HR_BRIDGE__OMFLOW__PASSWORD", "pw"),
@@ -130,7 +121,8 @@ fn tls_lines(dir: &std::path::Path) -> String {
 #[test]
 fn log_lines_written_to_a_pipe_carry_no_colour_codes() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), free_port(), "");
+    let port = free_port();
+    let config = write_config(dir.path(), port.port(), "");
     let mut served = Served::start(&config, CREDENTIALS);
     served.wait_for("listening");
     served.wait_for("database ready");
@@ -142,7 +134,8 @@ fn log_lines_written_to_a_pipe_carry_no_colour_codes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_after_adding_tls_to_a_plain_server_says_a_restart_is_needed() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let reserved = free_port();
+    let port = reserved.port();
     let config = write_config(dir.path(), port, "");
     let mut served = Served::start(&config, CREDENTIALS);
     served.wait_for("listening");
@@ -174,7 +167,8 @@ async fn sighup_after_adding_tls_to_a_plain_server_says_a_restart_is_needed() {
 async fn sighup_after_removing_tls_says_a_restart_is_needed_and_still_reloads_the_certificate() {
     use crate::tls::{client_trusting, healthz_over_tls, self_signed, write_pair};
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let reserved = free_port();
+    let port = reserved.port();
     let first = self_signed();
     write_pair(dir.path(), &first);
     let config = write_config(dir.path(), port, &tls_lines(dir.path()));
@@ -241,17 +235,8 @@ crate::on_all_backends!(
         ];
         for args in commands {
             let mut command = crate::helpers::binary();
-            let mut child = command
-                .env("HR_BRIDGE__DATABASE__URL", &url)
-                .args(*args)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            use std::io::Write;
-            let _ = child.stdin.take().unwrap().write_all(b"pw\n");
-            let output = child.wait_with_output().unwrap();
+            command.env("HR_BRIDGE__DATABASE__URL", &url).args(*args);
+            let output = crate::helpers::run_with_stdin(&mut command, "pw\n");
             assert!(!output.status.success(), "{args:?} succeeded");
             let stderr = String::from_utf8_lossy(&output.stderr);
             assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
@@ -262,8 +247,8 @@ crate::on_all_backends!(
         // And `serve`'s log, while it waits for the database.
         let config = dir.path().join("empty.toml");
         std::fs::write(&config, "").unwrap();
-        let port = free_port().to_string();
-        let listen = format!("127.0.0.1:{port}");
+        let port = free_port();
+        let listen = port.addr();
         let mut env = CREDENTIALS.to_vec();
         env.extend([
             ("HR_BRIDGE__DATABASE__URL", url.as_str()),

@@ -4,7 +4,7 @@
 //! hostile ones (an endless answer, control characters in what it says).
 
 use std::net::SocketAddr;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -23,18 +23,12 @@ const LOGIN_PASSWORD: &str = "Login-Pa55-word";
 
 /// Runs `hr-bridge probe URL --username omflow ARGS` with `password` as OMFLOW's.
 async fn probe(url: &str, password: &str, args: &[&str]) -> (bool, String, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_hr-bridge"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("HR_BRIDGE") {
-            command.env_remove(key);
-        }
-    }
+    let mut command = crate::helpers::binary();
     command
         .args(["probe", url, "--username", OMFLOW_USER])
         .args(args)
         .env("HR_BRIDGE_PROBE_PASSWORD", password)
-        .env("HR_BRIDGE_PROBE_LOGIN_PASSWORD", LOGIN_PASSWORD)
-        .env("RUST_LOG", "warn");
+        .env("HR_BRIDGE_PROBE_LOGIN_PASSWORD", LOGIN_PASSWORD);
     let output: Output = tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
         .unwrap();
@@ -433,9 +427,8 @@ async fn probe_sends_no_password_over_http_without_allow_http() {
     }
 
     // Nor are they asked for: no password in the environment and no terminal.
-    let output = Command::new(env!("CARGO_BIN_EXE_hr-bridge"))
+    let output = crate::helpers::binary()
         .args(["probe", &url, "--username", OMFLOW_USER])
-        .env_remove("HR_BRIDGE_PROBE_PASSWORD")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -286,10 +286,8 @@ async fn orangehrm_uncomparable_login_is_a_plain_failed_login_in_the_log() {
             .expect("facts.json");
     hr.load(&repo_file(s(&facts, "schema"))).await;
     let state = TestDb::create(Backend::Sqlite).await.expect("SQLite state");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let reserved = crate::helpers::free_port();
+    let port = reserved.port();
     let log = tempfile::NamedTempFile::new().expect("log file");
     let mut child = binary()
         .arg("--config")

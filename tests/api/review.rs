@@ -113,7 +113,7 @@ on_all_backends!(
 
 #[test]
 fn probe_refuses_credentials_in_the_url_without_echoing_them() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_hr-bridge"))
+    let output = crate::helpers::binary()
         .args([
             "probe",
             "http://om:UrlSecretZZ@127.0.0.1:9/",
@@ -121,7 +121,6 @@ fn probe_refuses_credentials_in_the_url_without_echoing_them() {
             "om",
         ])
         .env("HR_BRIDGE_PROBE_PASSWORD", "x")
-        .env("RUST_LOG", "warn")
         .output()
         .expect("runs");
     assert!(!output.status.success());
@@ -147,9 +146,8 @@ on_all_backends!(
             "UPDATE employees SET password_hash = CAST(x'ff00' AS TEXT) WHERE username = 'e000'",
         )
         .await;
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_hr-bridge"))
+        let output = crate::helpers::binary()
             .env("HR_BRIDGE__DATABASE__URL", &app.test_db.url)
-            .env("RUST_LOG", "warn")
             .arg("check")
             .output()
             .expect("runs");

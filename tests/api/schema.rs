@@ -157,9 +157,8 @@ on_all_backends!(
             "username,email,nick_name,active\nodd,odd@e.com,Odd,true\n",
         )
         .unwrap();
-        let import = std::process::Command::new(env!("CARGO_BIN_EXE_hr-bridge"))
+        let import = crate::helpers::binary()
             .env("HR_BRIDGE__DATABASE__URL", &settings_url)
-            .env("RUST_LOG", "warn")
             .args(["import", "--employees"])
             .arg(dir.path().join("employees.csv"))
             .output()

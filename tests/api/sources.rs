@@ -418,6 +418,7 @@ pub fn run_mapped(
     }
     let mut child = command.spawn().expect("hr-bridge starts");
     if let Some(mut input) = child.stdin.take() {
+        // A command that refuses at start-up never reads it.
         let _ = input.write_all(stdin.as_bytes());
     }
     // `serve` must refuse at start-up; never leave it running if it does not.

@@ -8,16 +8,9 @@ use std::time::{Duration, Instant};
 use crate::helpers::{fail_message, url_socket_addr, Proxy, OMFLOW_PASSWORD, OMFLOW_USER};
 use crate::on_all_backends;
 
-/// The binary with a clean `HR_BRIDGE*` environment.
+/// The binary with a cleared environment.
 fn hr_bridge() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_hr-bridge"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("HR_BRIDGE") {
-            command.env_remove(key);
-        }
-    }
-    command.env("RUST_LOG", "warn").env("NO_COLOR", "1");
-    command
+    crate::helpers::binary()
 }
 
 /// `hash-password` (which needs no database) with `toml` as the config file.
@@ -25,21 +18,14 @@ fn hash_password_with_config(toml: &str) -> Output {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("hr-bridge.toml");
     std::fs::write(&file, toml).expect("write config");
-    let mut child = hr_bridge()
-        .args([
-            "--config",
-            file.to_str().expect("utf-8 path"),
-            "hash-password",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary starts");
-    use std::io::Write;
+    let mut command = hr_bridge();
+    command.args([
+        "--config",
+        file.to_str().expect("utf-8 path"),
+        "hash-password",
+    ]);
     // A refused configuration exits before reading stdin: a closed pipe is fine.
-    let _ = child.stdin.take().expect("stdin").write_all(b"pw\n");
-    child.wait_with_output().expect("binary ends")
+    crate::helpers::run_with_stdin(&mut command, "pw\n")
 }
 
 fn stderr(output: &Output) -> String {
@@ -143,13 +129,6 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
 on_all_backends!(
     serve_listens_while_the_database_is_down_and_serves_once_it_answers,
     |db: TestDb| async move {
@@ -160,7 +139,8 @@ on_all_backends!(
         proxy.cut();
         let target = url_socket_addr(&db.url).to_string();
         let url = db.url.replacen(&target, &proxy.addr.to_string(), 1);
-        let port = free_port();
+        let reserved = crate::helpers::free_port();
+        let port = reserved.port();
         let mut server = Server(
             hr_bridge()
                 .env("HR_BRIDGE__DATABASE__URL", &url)

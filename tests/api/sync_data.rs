@@ -127,17 +127,10 @@ on_all_backends!(concurrent_syncs_share_one_build, |db: TestDb| async move {
         .collect();
     let mut waiting = 0;
     if let Some(lock) = lock {
-        // Wait until a build is stuck on the lock, give the other callers time to
-        // arrive, then count the connections waiting: one shared build means one
-        // waiter, whatever the number of callers.
-        for _ in 0..100 {
-            waiting = waiters(&app).await;
-            if waiting > 0 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        // Wait until every caller has arrived (the build they wait for is stuck on
+        // the lock), then count the connections waiting: one shared build means
+        // one waiter, whatever the number of callers.
+        crate::metrics::wait_for_gauge(&app, "hr_bridge_sync_calls_in_flight", 20.0).await;
         waiting = waiters(&app).await;
         lock.release().await;
     }
@@ -240,15 +233,8 @@ async fn hold_directory_lock(app: &TestApp) -> DirectoryLock {
 
 /// `hr-bridge check` run by the real binary over the app's database.
 fn check_output(app: &TestApp) -> std::process::Output {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hr-bridge"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("HR_BRIDGE") {
-            command.env_remove(key);
-        }
-    }
-    command
+    crate::helpers::binary()
         .env("HR_BRIDGE__DATABASE__URL", &app.test_db.url)
-        .env("RUST_LOG", "warn")
         .arg("check")
         .output()
         .expect("hr-bridge check runs")

@@ -2,9 +2,6 @@
 //! lockout counter and `set-password`; and any string JSON allows (NUL included)
 //! gets the normal fail answer.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use crate::authenticate::{add_employee, argon2id};
 use crate::helpers::{fail_message, json_body, TestApp};
 use crate::on_all_backends;
@@ -54,28 +51,12 @@ on_all_backends!(
         let app = db.spawn().await;
         add_employee(&app, "alice", Some(&argon2id("right")), true).await;
         for name in LOOKALIKES {
-            let mut command = Command::new(env!("CARGO_BIN_EXE_hr-bridge"));
-            for (key, _) in std::env::vars() {
-                if key.starts_with("HR_BRIDGE") {
-                    command.env_remove(key);
-                }
-            }
-            let mut child = command
+            let mut command = crate::helpers::binary();
+            command
                 .env("HR_BRIDGE__DATABASE__URL", &app.test_db.url)
-                .env("RUST_LOG", "warn")
-                .args(["set-password", name])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("hr-bridge runs");
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(b"taken-over\n")
-                .expect("password written");
-            let output = child.wait_with_output().expect("hr-bridge exits");
+                .args(["set-password", name]);
+            // It may refuse the name before it reads the password.
+            let output = crate::helpers::run_with_stdin(&mut command, "taken-over\n");
             assert_eq!(output.status.code(), Some(1), "{name:?}");
         }
         assert_eq!(status(&app, "alice", "right").await, "success");
