@@ -5,7 +5,10 @@
 #
 # With cargo-nextest installed, tests run under it (each in its own process,
 # several at once: see .config/nextest.toml; NEXTEST_PROFILE=ci is CI's profile);
-# without it, under `cargo test`. Arguments go to either, e.g. a name filter:
+# without it, under `cargo test`. Then the web console's browser tests
+# (scripts/browser-test.sh: Debian's chromium driven by Playwright, installed on
+# first use). Arguments go to the Rust runner only, e.g. a name filter, and then
+# the browser tests are left out:
 #   scripts/test.sh lockout::
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +17,11 @@ if command -v pg_ctlcluster >/dev/null || [ -x /usr/sbin/mariadbd ]; then
 fi
 if cargo nextest --version >/dev/null 2>&1; then
   # The crate has no doctests, the one kind of test nextest does not run.
-  exec cargo nextest run --locked "$@"
+  cargo nextest run --locked "$@"
+else
+  echo "cargo-nextest is not installed: running the tests with cargo test" >&2
+  cargo test --locked "$@"
 fi
-echo "cargo-nextest is not installed: running the tests with cargo test" >&2
-exec cargo test --locked "$@"
+if [ "$#" -eq 0 ]; then
+  scripts/browser-test.sh
+fi
