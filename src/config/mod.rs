@@ -74,6 +74,7 @@ pub struct Settings {
     pub state: StateSettings,
     #[serde(default)]
     pub notify: NotifySettings,
+    #[serde(default)]
     pub admin: AdminSettings,
 }
 
