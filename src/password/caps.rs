@@ -65,3 +65,9 @@ pub const BASIC_AUTH_TRACKED_CLIENTS: usize = 16_384;
 /// employee checks of `/authenticate`, so wrong Basic Auth cannot starve logins.
 pub const OMFLOW_ARGON2_CONCURRENT: usize = 1;
 pub const OMFLOW_ARGON2_QUEUED: usize = 4;
+/// Refused (429) Basic Auth attempts are logged once per address per this
+/// window, with their count, so that a flood cannot fill the logs.
+pub const REFUSAL_LOG_WINDOW: Duration = Duration::from_secs(60);
+/// Addresses the refusal log names one by one each window (about 40 bytes
+/// each); refusals from further ones are summed on one line.
+pub const REFUSAL_LOG_ADDRESSES: usize = 1024;

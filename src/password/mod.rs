@@ -7,6 +7,7 @@ mod authenticator;
 pub mod caps;
 mod omflow;
 mod pool;
+mod refusals;
 mod throttle;
 
 pub use audit::MAX_WAITING_BUSY_ROWS;

@@ -16,6 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use super::refusals::RefusalLog;
 use super::throttle::FailureThrottle;
 use super::{caps, HashingPool, PasswordError, StoredHash};
 
@@ -55,6 +56,7 @@ pub struct OmflowCredential {
     hash: Option<OmflowHash>,
     argon2: HashingPool,
     throttle: Arc<FailureThrottle>,
+    refusals: RefusalLog,
 }
 
 impl OmflowCredential {
@@ -78,6 +80,7 @@ impl OmflowCredential {
             hash,
             argon2: HashingPool::new(caps::OMFLOW_ARGON2_CONCURRENT, caps::OMFLOW_ARGON2_QUEUED),
             throttle: Arc::new(FailureThrottle::default()),
+            refusals: RefusalLog::default(),
         })
     }
 
@@ -110,6 +113,12 @@ impl OmflowCredential {
             }
             Ok(_) => self.failed(client),
         }
+    }
+
+    /// Notes a 429 answered to `client`: counted each time, logged once per
+    /// address per minute.
+    pub fn refused(&self, client: IpAddr, why: &'static str) {
+        self.refusals.refused(client, why);
     }
 
     fn failed(&self, client: IpAddr) -> Verdict {
