@@ -398,11 +398,18 @@ async fn start_up(
     }
 }
 
-/// Prunes the audit trail and idle lockout rows.
+/// Prunes the audit trail and idle lockout rows, as a task of its own: a run
+/// that panics is logged, and the next hour's run happens all the same.
 async fn prune(db: &Db, auth: &AuthSettings) {
-    match prune_auth_state(db, auth.audit_retention_days, auth.lockout()).await {
-        Ok(removed) => tracing::info!(removed, "pruned the authentication audit trail"),
-        Err(e) => tracing::warn!(error = %e, "could not prune the audit trail"),
+    let (db, retention, lockout) = (db.clone(), auth.audit_retention_days, auth.lockout());
+    let run = tokio::spawn(async move { prune_auth_state(&db, retention, lockout).await });
+    match run.await {
+        Ok(Ok(removed)) => tracing::info!(removed, "pruned the authentication audit trail"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not prune the audit trail"),
+        Err(e) => tracing::error!(
+            error = %e,
+            "pruning the audit trail failed; trying again in an hour"
+        ),
     }
 }
 
