@@ -21,6 +21,9 @@ pub const HEADER_READ_TIMEOUT_SECS: u64 = 10;
 /// Open connections at once; more wait in the kernel's listen backlog, so a
 /// flood cannot exhaust file descriptors or memory.
 pub const MAX_CONNECTIONS: usize = 1024;
+/// Open connections at once from one client address (IPv6: one /64), so that
+/// one client cannot take every slot of `server.max_connections`.
+pub const MAX_CONNECTIONS_PER_IP: usize = 256;
 /// Open connections at once on the separate `/metrics` listener: a scraper
 /// or two need one each, and a flood there must never take the file
 /// descriptors the OMFLOW port needs.
@@ -35,3 +38,6 @@ pub const DEFAULT_FAILURE_FLOOR_MS: u64 = 1000;
 /// Highest `auth.failure_floor_ms`: a floor longer than this only holds
 /// connections open.
 pub const MAX_FAILURE_FLOOR_MS: u64 = 10_000;
+/// Longest `auth.audit_retention_days`: ten years, beyond any audit rule; a
+/// larger value is a typo (or an attempt to overflow the cut-off date).
+pub const MAX_AUDIT_RETENTION_DAYS: u32 = 3650;

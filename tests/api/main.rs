@@ -39,3 +39,5 @@ mod timing;
 mod tls;
 mod unavailable;
 mod usernames;
+mod hardening;
+mod secrets;
