@@ -284,6 +284,7 @@ fn omflow_credential(settings: &Settings) -> anyhow::Result<OmflowCredential> {
         omflow.password_hash.as_ref(),
         omflow.password.as_ref(),
     )
+    .map(|credential| credential.with_failure_floor(settings.auth.failure_floor()))
     .map_err(|e| match (&omflow.password_hash, e) {
         (Some(_), e @ (PasswordError::TooCostly | PasswordError::Unrecognised)) => {
             anyhow::Error::new(crate::config::ConfigError::new(format!(

@@ -41,3 +41,4 @@ mod unavailable;
 mod usernames;
 mod hardening;
 mod secrets;
+mod flood;
