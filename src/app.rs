@@ -115,17 +115,24 @@ impl Application {
         };
 
         let gate = DatabaseGate::closed();
-        let mut state = build_state(&settings, db.clone(), source.clone()).await?;
+        let (guard, guard_limits_now) = watch::channel(guard_limits(&settings.sync));
+        let (history, history_writer) = crate::ops::history::Recorder::start(db.clone());
+        let mut state =
+            build_state(&settings, db.clone(), source.clone(), guard_limits_now, history).await?;
         state.startup = gate.clone();
         let (started_tx, started) = watch::channel(false);
-        let mut tasks = vec![AbortOnDrop(tokio::spawn(start_up(
-            db.clone(),
-            source,
-            gate.clone(),
-            settings.database.auto_migrate,
-            settings.auth.clone(),
-            started_tx,
-        )))];
+        let mut tasks = vec![
+            AbortOnDrop(history_writer),
+            AbortOnDrop(tokio::spawn(start_up(
+                db.clone(),
+                source,
+                gate.clone(),
+                settings.database.auto_migrate,
+                settings.auth.clone(),
+                settings.sync.history_retention_days,
+                started_tx,
+            ))),
+        ];
         let _ = tokio::time::timeout(STARTUP_READY_WAIT, gate.wait_open()).await;
 
         // SIGHUP re-reads the settings from the same file and environment. (A
@@ -137,6 +144,11 @@ impl Application {
         });
         let (reloads, sighup) = reload::on_sighup(load);
         tasks.push(AbortOnDrop(sighup));
+        tasks.push(AbortOnDrop(tokio::spawn(follow_guard_settings(
+            settings.sync.clone(),
+            guard,
+            reloads.clone(),
+        ))));
         let server = RunningServer::start(&settings.server, state, reloads).await?;
         Ok(Self {
             server,
@@ -235,9 +247,62 @@ pub fn guard_limits(sync: &SyncSettings) -> GuardLimits {
     }
 }
 
+/// Applies the guard settings (`sync.guard`, `max_deletions`,
+/// `max_deletion_ratio`, `guard_min_objects`) of each SIGHUP that loads, and logs
+/// what changed; the next `/sync` uses them. The history's retention is read at
+/// start-up only.
+async fn follow_guard_settings(
+    mut running: SyncSettings,
+    guard: watch::Sender<GuardLimits>,
+    mut reloads: reload::Reloads,
+) {
+    while let Some(reload) = reloads.next().await {
+        let reload::Reload::Loaded(settings) = reload else {
+            continue;
+        };
+        let new = &settings.sync;
+        let changes: Vec<String> = [
+            ("sync.guard", format!("{:?}", running.guard), format!("{:?}", new.guard)),
+            ("sync.max_deletions", running.max_deletions.to_string(), new.max_deletions.to_string()),
+            (
+                "sync.max_deletion_ratio",
+                running.max_deletion_ratio.to_string(),
+                new.max_deletion_ratio.to_string(),
+            ),
+            (
+                "sync.guard_min_objects",
+                running.guard_min_objects.to_string(),
+                new.guard_min_objects.to_string(),
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, old, new)| old != new)
+        .map(|(key, old, new)| format!("{key} {old} -> {new}"))
+        .collect();
+        if changes.is_empty() {
+            tracing::info!("SIGHUP: the deletion guard settings are unchanged");
+            continue;
+        }
+        guard.send_replace(guard_limits(new));
+        tracing::info!(changes = %changes.join(", "), "SIGHUP: applied new deletion guard settings");
+        if new.guard == GuardSwitch::Off && running.guard != GuardSwitch::Off {
+            tracing::warn!(
+                "the deletion guard is now OFF (sync.guard = \"off\"): every /sync is served whatever it drops"
+            );
+        }
+        running = new.clone();
+    }
+}
+
 /// Builds the shared state over opened stores: hashing pool, dummy hash, OMFLOW
 /// credential; the database gate starts open (the caller closes it).
-async fn build_state(settings: &Settings, db: Db, source: Source) -> anyhow::Result<AppState> {
+async fn build_state(
+    settings: &Settings,
+    db: Db,
+    source: Source,
+    guard: watch::Receiver<GuardLimits>,
+    history: crate::ops::history::Recorder,
+) -> anyhow::Result<AppState> {
     let credential = omflow_credential(settings)?;
     let hashing = HashingPool::new(
         settings.auth.max_concurrent_checks,
@@ -265,7 +330,8 @@ async fn build_state(settings: &Settings, db: Db, source: Source) -> anyhow::Res
         hashing,
         omflow: Arc::new(credential),
         body_limit: settings.server.body_limit_bytes,
-        guard: guard_limits(&settings.sync),
+        guard,
+        history,
         startup: DatabaseGate::opened(),
         request_timeout: settings.server.request_timeout(),
     })
@@ -385,6 +451,7 @@ async fn start_up(
     gate: DatabaseGate,
     auto_migrate: bool,
     auth: AuthSettings,
+    history_retention_days: u32,
     started: watch::Sender<bool>,
 ) {
     prepare_database(&db, &source, &gate, auto_migrate).await;
@@ -392,10 +459,20 @@ async fn start_up(
     let mut hourly = tokio::time::interval(PRUNE_EVERY);
     hourly.tick().await;
     prune(&db, &auth).await;
+    prune_history(&db, history_retention_days).await;
     started.send_replace(true);
     loop {
         hourly.tick().await;
         prune(&db, &auth).await;
+        prune_history(&db, history_retention_days).await;
+    }
+}
+
+/// Prunes the sync history and finished approvals.
+async fn prune_history(db: &Db, retention_days: u32) {
+    match crate::ops::history::prune(db, retention_days).await {
+        Ok(removed) => tracing::info!(removed, "pruned the sync history"),
+        Err(e) => tracing::warn!(error = %e, "could not prune the sync history"),
     }
 }
 

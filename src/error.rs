@@ -131,7 +131,7 @@ impl From<SyncFailure> for ApiError {
     fn from(e: SyncFailure) -> Self {
         match e {
             SyncFailure::Invalid(problems) => Self::InvalidData(problems),
-            SyncFailure::GuardTripped(message) => Self::DeletionGuard(message),
+            SyncFailure::GuardTripped(refusal) => Self::DeletionGuard(refusal.message.clone()),
             SyncFailure::Unavailable(cause) => {
                 Self::DatabaseUnavailable(DbError::Unavailable(sqlx::Error::Protocol(cause)))
             }

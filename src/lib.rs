@@ -11,6 +11,7 @@ pub mod escape;
 pub mod healthcheck;
 pub mod http;
 pub mod notify;
+pub mod ops;
 pub mod password;
 pub mod probe;
 pub mod server;

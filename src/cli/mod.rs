@@ -7,6 +7,7 @@ mod accept_deletions;
 mod check;
 mod hash_password;
 mod healthcheck;
+mod history;
 mod import;
 mod input;
 mod migrate;
@@ -65,9 +66,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Approve the current data as the new snapshot, so that the next /sync passes
-    /// the deletion guard
-    AcceptDeletions,
+    /// Show the set of deletions the guard refused and approve exactly that set,
+    /// so that the next /sync serving it passes the guard once
+    AcceptDeletions {
+        /// The pending set's id (as shown); scripts pass it to be exact
+        id: Option<i64>,
+        /// Approve without asking (needed when stdin is not a terminal)
+        #[arg(long)]
+        yes: bool,
+        /// Why, recorded with the approval
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// List every name of the set, not only the first 200
+        #[arg(long)]
+        all: bool,
+    },
+    /// The sync history: every /sync call, one call's changes (`show ID`), or one
+    /// person's (`person USERNAME`)
+    History(history::HistoryArgs),
     /// Upsert CSV files (header row, column names as in the schema) in one
     /// transaction; on any error print each bad row and write nothing
     #[command(group(clap::ArgGroup::new("files").required(true).multiple(true)))]
@@ -164,7 +180,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::SetPassword { username } => set_password::run(&logged(file)?, &username).await,
         Command::Check => check::run(&logged(file)?).await,
         Command::Preview { json } => preview::run(&logged(file)?, json).await,
-        Command::AcceptDeletions => accept_deletions::run(&logged(file)?).await,
+        Command::AcceptDeletions {
+            id,
+            yes,
+            reason,
+            all,
+        } => accept_deletions::run(&logged(file)?, id, yes, reason, all).await,
+        Command::History(args) => history::run(&logged(file)?, args).await,
         Command::Import {
             employees,
             departments,

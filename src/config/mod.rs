@@ -578,6 +578,11 @@ mod tests {
                 "0",
                 "auth.audit_retention_days",
             ),
+            (
+                "HR_BRIDGE__SYNC__HISTORY_RETENTION_DAYS",
+                "0",
+                "sync.history_retention_days",
+            ),
             ("HR_BRIDGE__OMFLOW__USERNAME", "a:b", "omflow.username"),
             (
                 "HR_BRIDGE__OMFLOW__PASSWORD_HASH",

@@ -49,6 +49,9 @@ impl<'de> Deserialize<'de> for GuardSwitch {
     }
 }
 
+/// A hundred years: beyond that a retention is a typo.
+const MAX_HISTORY_RETENTION_DAYS: u32 = 36_500;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyncSettings {
@@ -59,6 +62,8 @@ pub struct SyncSettings {
     pub max_deletion_ratio: f64,
     /// The ratio applies only when more objects than this would go.
     pub guard_min_objects: u64,
+    /// Days the sync history (and finished approvals) are kept.
+    pub history_retention_days: u32,
 }
 
 impl Default for SyncSettings {
@@ -68,6 +73,7 @@ impl Default for SyncSettings {
             max_deletions: 500,
             max_deletion_ratio: 0.2,
             guard_min_objects: 10,
+            history_retention_days: 400,
         }
     }
 }
@@ -79,6 +85,11 @@ impl SyncSettings {
             return Err(ConfigError::new(
                 "sync.max_deletion_ratio must be between 0.0 and 1.0",
             ));
+        }
+        if !(1..=MAX_HISTORY_RETENTION_DAYS).contains(&self.history_retention_days) {
+            return Err(ConfigError::new(format!(
+                "sync.history_retention_days must be between 1 and {MAX_HISTORY_RETENTION_DAYS}"
+            )));
         }
         Ok(())
     }

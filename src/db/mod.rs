@@ -2,14 +2,20 @@
 //! URL scheme at run time, its migrations, and every SQL statement the service runs.
 //! Callers see functions named for what they return; the dialects stay in here.
 
+mod activity;
+mod approvals;
 mod auth;
 mod directory;
+mod history;
 mod import;
 mod migrations;
 mod rows;
 mod snapshot;
 
+pub use activity::{ActivityRow, NewActivity};
+pub use approvals::{ApprovalRow, ApproveRow, NewPending};
 pub use auth::{AuditEntry, MAX_AUDIT_BATCH};
+pub use history::{DiffCounts, HourRow, NameRow, NewName, NewSyncCall, SyncCallRow};
 pub use import::{Cell, DirectoryTables, KeyRow, TableWrite};
 pub use migrations::Schema;
 pub use rows::{Credentials, DepartmentRow, EmployeeRow, MembershipRow};

@@ -90,6 +90,19 @@ impl Db {
         expected: Option<&str>,
         new: &NewSnapshot<'_>,
     ) -> Result<bool, DbError> {
+        self.replace_snapshot_consuming(expected, new, None).await
+    }
+
+    /// As [`Self::replace_snapshot`], and in the same transaction consumes the
+    /// approval `consume` (id, unix ms now): false, changing nothing, if that
+    /// approval is no longer there to consume. So an approval serves exactly one
+    /// snapshot, whichever replica gets there first.
+    pub async fn replace_snapshot_consuming(
+        &self,
+        expected: Option<&str>,
+        new: &NewSnapshot<'_>,
+        consume: Option<(i64, i64)>,
+    ) -> Result<bool, DbError> {
         let postgres = matches!(self, Db::Postgres(_));
         let sql = |s: &'static str| -> Cow<'static, str> {
             if postgres {
@@ -105,6 +118,8 @@ impl Db {
         let insert = sql("INSERT INTO sync_snapshot \
              (id, taken_at, payload_digest, user_count, group_count) VALUES (1, ?, ?, ?, ?)");
         let insert_piece = sql("INSERT INTO sync_snapshot_pieces (seq, piece) VALUES (?, ?)");
+        let consume_approval = sql("UPDATE sync_approvals SET status = 'consumed', consumed_ms = ? \
+             WHERE id = ? AND status = 'approved'");
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             // Claiming the header row first serialises concurrent writers: the
@@ -138,6 +153,18 @@ impl Db {
             if claimed == 0 {
                 tx.rollback().await?;
                 return Ok(false);
+            }
+            if let Some((approval, now_ms)) = consume {
+                let consumed = sqlx::query(&consume_approval)
+                    .bind(now_ms)
+                    .bind(approval)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if consumed == 0 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
             }
             sqlx::query("DELETE FROM sync_snapshot_pieces")
                 .execute(&mut *tx)

@@ -10,14 +10,14 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-use super::{Problem, SyncError, SyncPayload};
+use super::{GuardRefusal, Problem, Served, SyncError};
 use crate::db::DbError;
 
 /// A failed flight, in a form every waiter can share.
 #[derive(Debug, Clone)]
 pub enum SyncFailure {
     Invalid(Arc<Vec<Problem>>),
-    GuardTripped(String),
+    GuardTripped(Arc<GuardRefusal>),
     /// The database cannot be reached; the text is for the log.
     Unavailable(String),
     /// A mapped query that no longer fits its contract.
@@ -30,7 +30,7 @@ impl From<SyncError> for SyncFailure {
     fn from(e: SyncError) -> Self {
         match e {
             SyncError::Invalid(problems) => Self::Invalid(Arc::new(problems)),
-            SyncError::GuardTripped(message) => Self::GuardTripped(message),
+            SyncError::GuardTripped(refusal) => Self::GuardTripped(Arc::from(refusal)),
             SyncError::Db(DbError::Unavailable(e)) => Self::Unavailable(e.to_string()),
             SyncError::Query(q) => Self::Query(q.0),
             other => {
@@ -41,7 +41,8 @@ impl From<SyncError> for SyncFailure {
     }
 }
 
-type Outcome = Result<SyncPayload, SyncFailure>;
+/// What one flight answers every caller that shares it.
+pub type Outcome = Result<Served, SyncFailure>;
 type Slot = Arc<Mutex<Option<watch::Receiver<Option<Outcome>>>>>;
 
 /// The one `/sync` build in progress, if any.

@@ -13,7 +13,7 @@ pub mod validate;
 
 pub use build::{BuildError, Built, Outcome};
 pub use findings::Findings;
-pub use flight::{SyncFailure, SyncFlight};
+pub use flight::{Outcome as SyncOutcome, SyncFailure, SyncFlight};
 pub use payload::SyncPayload;
 pub use snapshot::{DiffSummary, Drops, GuardLimits, SnapshotError};
 pub use validate::Problem;
@@ -31,8 +31,8 @@ const BATCHES_IN_FLIGHT: usize = 4;
 pub enum SyncError {
     #[error("the HR data has {} problem(s)", .0.len())]
     Invalid(Vec<Problem>),
-    #[error("{0}")]
-    GuardTripped(String),
+    #[error("{}", .0.message)]
+    GuardTripped(Box<GuardRefusal>),
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
     #[error("the sync snapshot kept changing under concurrent syncs")]
@@ -156,14 +156,55 @@ where
     }
 }
 
-/// What `/sync` answers: a valid payload that passes the deletion guard, recorded
-/// in `state` as the new snapshot. A refusal records nothing.
+/// A payload `/sync` serves, with what it was compared against (for the history).
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub payload: SyncPayload,
+    /// The digest of the snapshot it was compared with; `None` for the first sync.
+    pub base_digest: Option<String>,
+    /// The snapshot it replaced, when the payload differs from it and it could be read.
+    pub previous: Option<SnapshotRow>,
+    /// The approval this sync consumed.
+    pub approval: Option<i64>,
+}
+
+/// A sync the deletion guard refused, with what the history and the pending
+/// approval need.
+#[derive(Debug, Clone)]
+pub struct GuardRefusal {
+    /// The 409 message.
+    pub message: String,
+    /// The payload that was refused.
+    pub payload: SyncPayload,
+    /// The digest of the snapshot it was compared with.
+    pub base_digest: String,
+    /// That snapshot; `None` when it cannot be read.
+    pub previous: Option<SnapshotRow>,
+    /// What it would drop; `None` when the snapshot cannot be read.
+    pub drops: Option<Drops>,
+    /// What an approval of this refusal binds to (see [`Drops::set_digest`]).
+    pub set_digest: String,
+    /// Which limits the drops exceed, in the settings' words.
+    pub reasons: String,
+    pub limits: GuardLimits,
+}
+
+/// Unix milliseconds now.
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// What `/sync` answers: a valid payload that passes the deletion guard (or whose
+/// drops an operator approved, exactly as they are), recorded in `state` as the
+/// new snapshot. A refusal records nothing here; the history records it.
 #[tracing::instrument(skip_all)]
 pub async fn serve_sync(
     source: &Source,
     state: &Db,
     limits: &GuardLimits,
-) -> Result<SyncPayload, SyncError> {
+) -> Result<Served, SyncError> {
     let mut built = sync_payload(source).await?;
     for _ in 0..SNAPSHOT_RACES {
         let Some(digest) = state.snapshot_digest().await? else {
@@ -172,12 +213,22 @@ pub async fn serve_sync(
                 .replace_snapshot(None, &snapshot::snapshot_of(&built.payload))
                 .await?
             {
-                return Ok(built.payload);
+                return Ok(Served {
+                    payload: built.payload,
+                    base_digest: None,
+                    previous: None,
+                    approval: None,
+                });
             }
             continue;
         };
         if digest == built.payload.digest {
-            return Ok(built.payload);
+            return Ok(Served {
+                payload: built.payload,
+                base_digest: Some(digest),
+                previous: None,
+                approval: None,
+            });
         }
         let Some(previous) = state.snapshot().await? else {
             continue;
@@ -185,39 +236,84 @@ pub async fn serve_sync(
         if previous.payload_digest != digest {
             continue;
         }
-        let (drops, built_back) = off_runtime(move || {
+        let (drops, built_back, previous) = off_runtime(move || {
             let drops = snapshot::drops(&previous, &built);
-            (drops, built)
+            (drops, built, previous)
         })
         .await;
         built = built_back;
-        let drops = match drops {
-            Ok(drops) => drops,
+        // Only a sync the guard would refuse looks for an approval.
+        let (approval, previous) = match drops {
+            Ok(drops) => match drops.exceeds(limits) {
+                None => (None, Some(previous)),
+                Some(reasons) => {
+                    let set_digest = drops.set_digest(&digest);
+                    match state.approved_set(&set_digest).await? {
+                        Some(id) => (Some(id), Some(previous)),
+                        None => {
+                            metrics::counter!("hr_bridge_sync_refusals_total", "reason" => "deletion_guard")
+                                .increment(1);
+                            tracing::warn!(
+                                users = drops.users,
+                                departments = drops.groups,
+                                "deletion guard tripped"
+                            );
+                            return Err(SyncError::GuardTripped(Box::new(GuardRefusal {
+                                message: drops.refusal_message(limits),
+                                payload: built.payload,
+                                base_digest: digest,
+                                previous: Some(previous),
+                                drops: Some(drops),
+                                set_digest,
+                                reasons,
+                                limits: *limits,
+                            })));
+                        }
+                    }
+                }
+            },
             Err(e) => {
-                // Without the last snapshot the guard cannot tell what would be
-                // dropped: refuse rather than guess, and say how to recover.
-                tracing::error!(error = %e, "deletion guard cannot read the stored snapshot");
-                return Err(SyncError::GuardTripped(format!(
-                    "sync refused by the deletion guard, OMFLOW should change nothing: {e}; \
-                     check the HR data with `hr-bridge check`, then record the current data \
-                     as the new snapshot with `hr-bridge accept-deletions`"
-                )));
+                let set_digest = snapshot::unreadable_set_digest(&digest);
+                match state.approved_set(&set_digest).await? {
+                    Some(id) => (Some(id), None),
+                    None => {
+                        // Without the last snapshot the guard cannot tell what would be
+                        // dropped: refuse rather than guess, and say how to recover.
+                        tracing::error!(error = %e, "deletion guard cannot read the stored snapshot");
+                        return Err(SyncError::GuardTripped(Box::new(GuardRefusal {
+                            message: format!(
+                                "sync refused by the deletion guard, OMFLOW should change nothing: {e}; \
+                                 check the HR data with `hr-bridge check`, then approve replacing the \
+                                 unreadable snapshot with `hr-bridge accept-deletions`"
+                            ),
+                            payload: built.payload,
+                            base_digest: digest,
+                            previous: None,
+                            drops: None,
+                            set_digest,
+                            reasons: e.to_string(),
+                            limits: *limits,
+                        })));
+                    }
+                }
             }
         };
-        if drops.exceeds(limits).is_some() {
-            metrics::counter!("hr_bridge_sync_refusals_total", "reason" => "deletion_guard")
-                .increment(1);
-            tracing::warn!(
-                users = drops.users,
-                departments = drops.groups,
-                "deletion guard tripped"
-            );
-            return Err(SyncError::GuardTripped(drops.refusal_message(limits)));
-        }
         let next = snapshot::snapshot_of(&built.payload);
-        if state.replace_snapshot(Some(&digest), &next).await? {
+        let consume = approval.map(|id| (id, unix_ms()));
+        if state
+            .replace_snapshot_consuming(Some(&digest), &next, consume)
+            .await?
+        {
             drop(next);
-            return Ok(built.payload);
+            if let Some(id) = approval {
+                tracing::info!(approval = id, "served the approved deletions");
+            }
+            return Ok(Served {
+                payload: built.payload,
+                base_digest: Some(digest),
+                previous,
+                approval,
+            });
         }
     }
     Err(SyncError::Contended)
@@ -287,30 +383,47 @@ pub async fn preview(
     })
 }
 
-/// Records the current data as the snapshot, approving whatever it drops.
-pub async fn accept_deletions(
-    source: &Source,
-    state: &Db,
-) -> Result<(SyncPayload, Drops), SyncError> {
+/// What the current data would drop against the stored snapshot, and the digest
+/// an approval of exactly that would carry: `hr-bridge accept-deletions` checks
+/// it against the pending set before approving.
+#[derive(Debug, Clone)]
+pub struct CurrentDrops {
+    /// The stored snapshot's digest; `None` before the first sync.
+    pub base_digest: Option<String>,
+    /// `None` before the first sync.
+    pub set_digest: Option<String>,
+    /// Empty when the snapshot cannot be read.
+    pub drops: Drops,
+    /// True when the stored snapshot cannot be read.
+    pub unreadable: bool,
+}
+
+/// Builds the payload as `/sync` would and compares it with the stored snapshot.
+/// Records nothing.
+pub async fn current_drops(source: &Source, state: &Db) -> Result<CurrentDrops, SyncError> {
     let built = sync_payload(source).await?;
-    let previous = state.snapshot().await?;
-    let (drops, built) = off_runtime(move || {
-        let drops = previous.map(|previous| snapshot::drops(&previous, &built));
-        (drops, built)
-    })
-    .await;
-    let drops = match drops {
-        Some(Ok(drops)) => drops,
-        // An unreadable snapshot is exactly what an approval replaces.
-        Some(Err(e)) => {
-            tracing::warn!(error = %e, "the stored snapshot cannot be read; replacing it");
-            Drops::default()
-        }
-        None => Drops::default(),
+    let Some(previous) = state.snapshot().await? else {
+        return Ok(CurrentDrops {
+            base_digest: None,
+            set_digest: None,
+            drops: Drops::default(),
+            unreadable: false,
+        });
     };
-    let payload = built.payload;
-    state
-        .force_snapshot(&snapshot::snapshot_of(&payload))
-        .await?;
-    Ok((payload, drops))
+    let base = previous.payload_digest.clone();
+    let drops = off_runtime(move || snapshot::drops(&previous, &built)).await;
+    Ok(match drops {
+        Ok(drops) => CurrentDrops {
+            set_digest: Some(drops.set_digest(&base)),
+            base_digest: Some(base),
+            drops,
+            unreadable: false,
+        },
+        Err(_) => CurrentDrops {
+            set_digest: Some(snapshot::unreadable_set_digest(&base)),
+            base_digest: Some(base),
+            drops: Drops::default(),
+            unreadable: true,
+        },
+    })
 }

@@ -35,7 +35,7 @@ const RECORDS_PER_BATCH: usize = 256;
 /// at all (every one needs approval); only `enabled = false` (`sync.guard =
 /// "off"`) lets everything through, so that switching the safety off is never
 /// the side effect of a number.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GuardLimits {
     pub enabled: bool,
     /// Most users plus departments one sync may drop.
@@ -77,6 +77,9 @@ pub struct Drops {
     pub previous_total: usize,
     /// Departments in the snapshot (the rest of `previous_total` are users).
     pub previous_groups: usize,
+    /// The set of dropped keys, as the wrapping sum of each one's hash: the same
+    /// set gives the same value in whatever order it is walked (see [`Self::set_digest`]).
+    pub set_hash: u128,
 }
 
 impl Drops {
@@ -90,6 +93,18 @@ impl Drops {
         if sample.len() < SAMPLE {
             sample.push(key.to_owned());
         }
+        self.set_hash = self.set_hash.wrapping_add(key_hash(kind, key));
+    }
+
+    /// What an approval binds to: exactly these drops from the snapshot whose
+    /// digest is `base`. Another set of drops, or the same names dropped from
+    /// another snapshot, gives another digest.
+    pub fn set_digest(&self, base: &str) -> String {
+        let text = format!(
+            "drops:{base}:{}:{}:{:032x}",
+            self.users, self.groups, self.set_hash
+        );
+        format!("{:032x}", xxhash_rust::xxh3::xxh3_128(text.as_bytes()))
     }
 
     pub fn total(&self) -> usize {
@@ -166,10 +181,28 @@ impl Drops {
         }
         message.push_str(
             ". Check the HR data with `hr-bridge preview`; if the drops are intended, \
-             approve them with `hr-bridge accept-deletions` and sync again",
+             review and approve exactly this set with `hr-bridge accept-deletions` and sync again",
         );
         message
     }
+}
+
+/// One dropped key's share of [`Drops::set_hash`].
+fn key_hash(kind: Kind, key: &str) -> u128 {
+    let mut bytes = Vec::with_capacity(key.len() + 1);
+    bytes.push(match kind {
+        Kind::User => b'u',
+        Kind::Group => b'g',
+    });
+    bytes.extend_from_slice(key.as_bytes());
+    xxhash_rust::xxh3::xxh3_128(&bytes)
+}
+
+/// What an approval binds to when the snapshot `base` cannot be read (so no
+/// drop can be named): replacing that very snapshot.
+pub fn unreadable_set_digest(base: &str) -> String {
+    let text = format!("unreadable:{base}");
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(text.as_bytes()))
 }
 
 /// A snapshot that cannot be read back (corrupt or from a future version).
@@ -436,6 +469,7 @@ impl DiffSummary {
             group_sample: sample(&self.groups.dropped_sample),
             previous_total: previous_users + previous_groups,
             previous_groups,
+            set_hash: 0,
         }
     }
 }

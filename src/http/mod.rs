@@ -39,8 +39,10 @@ pub struct AppState {
     pub hashing: HashingPool,
     pub omflow: Arc<OmflowCredential>,
     pub body_limit: usize,
-    /// The deletion guard's limits.
-    pub guard: crate::directory::GuardLimits,
+    /// The deletion guard's limits, as last (re)loaded.
+    pub guard: tokio::sync::watch::Receiver<crate::directory::GuardLimits>,
+    /// Writes each `/sync` call to the sync history, in the background.
+    pub history: crate::ops::history::Recorder,
     /// Proxies whose `X-Forwarded-For` names the real client.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     /// Closed until the database has answered (and been migrated) at start-up.

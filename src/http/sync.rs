@@ -1,16 +1,20 @@
 //! `POST /sync`: every active employee and department in OMFLOW's shape.
 
 use std::io::Read;
+use std::net::SocketAddr;
+use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{header, HeaderValue};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
+use super::client_addr::client_ip;
 use super::schema::SyncSuccess;
 use super::AppState;
 use crate::directory::{self, SyncFailure};
 use crate::error::{ApiError, FailEnvelope};
+use crate::ops::history::{CallRecord, RecordedOutcome, Recorder};
 
 /// Bytes decompressed per chunk of the answer.
 const CHUNK: usize = 64 * 1024;
@@ -66,9 +70,32 @@ pub fn set_payload_gauges(users: usize, groups: usize, bytes: usize, origin: Ori
             example = json!({"status": "fail", "message": "database unavailable"})),
     )
 )]
-pub async fn sync(State(state): State<AppState>, _body: Bytes) -> Result<Response, ApiError> {
-    let (source, db, guard) = (state.source.clone(), state.db.clone(), state.guard);
-    let payload = state
+pub async fn sync(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    _body: Bytes,
+) -> Result<Response, ApiError> {
+    let mut call = PendingCall {
+        recorder: state.history.clone(),
+        started: Instant::now(),
+        record: Some(CallRecord {
+            occurred_ms: directory::unix_ms(),
+            client_addr: Some(client_ip(peer.ip(), &headers, &state.trusted_proxies).to_string()),
+            request_id: headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            duration_ms: 0,
+            outcome: RecordedOutcome::Unavailable(
+                "no answer within server.request_timeout_secs".into(),
+            ),
+        }),
+    };
+    let (source, db) = (state.source.clone(), state.db.clone());
+    // The guard's limits as they are now (SIGHUP may change them).
+    let guard = *state.guard.borrow();
+    let outcome = state
         .sync_flight
         .run(move || {
             metrics::counter!("hr_bridge_sync_builds_total").increment(1);
@@ -78,7 +105,9 @@ pub async fn sync(State(state): State<AppState>, _body: Bytes) -> Result<Respons
                     .map_err(SyncFailure::from)
             }
         })
-        .await?;
+        .await;
+    call.finish(RecordedOutcome::of(&outcome));
+    let payload = outcome?.payload;
     set_payload_gauges(payload.users, payload.groups, payload.bytes, Origin::Served);
     tracing::info!(
         users = payload.users,
@@ -113,4 +142,30 @@ pub async fn sync(State(state): State<AppState>, _body: Bytes) -> Result<Respons
         Body::from_stream(chunks),
     )
         .into_response())
+}
+
+/// A call on its way to the history: recorded when the outcome is known, or, if
+/// the handler is dropped first (the request deadline answered 503), as that.
+struct PendingCall {
+    recorder: Recorder,
+    started: Instant,
+    record: Option<CallRecord>,
+}
+
+impl PendingCall {
+    fn finish(&mut self, outcome: RecordedOutcome) {
+        if let Some(record) = self.record.as_mut() {
+            record.outcome = outcome;
+        }
+    }
+}
+
+impl Drop for PendingCall {
+    fn drop(&mut self) {
+        if let Some(mut record) = self.record.take() {
+            record.duration_ms =
+                i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+            self.recorder.record(record);
+        }
+    }
 }

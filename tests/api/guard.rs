@@ -154,9 +154,7 @@ on_all_backends!(
             message.contains("sync.max_deletions = 0: every deletion needs approval"),
             "{message}"
         );
-        assert!(hr_bridge(&app.test_db.url, &["accept-deletions"])
-            .status
-            .success());
+        crate::approvals::accept(&app, 1).await;
         assert_eq!(app.post_sync().await.status(), 200);
     }
 );
@@ -190,12 +188,7 @@ on_all_backends!(
         assert_eq!(app.post_sync().await.status(), 200);
         deactivate(&app, 0, 15).await;
         assert_eq!(app.post_sync().await.status(), 409);
-        let output = hr_bridge(&app.test_db.url, &["accept-deletions"]);
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let output = crate::approvals::accept(&app, 15).await;
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
             stdout.contains("drop 15 user(s) and 0 department(s)"),
@@ -332,9 +325,8 @@ on_all_backends!(
             "preview recorded something"
         );
         // `payload` is exactly what /sync serves once the drops are approved.
-        assert!(hr_bridge(&app.test_db.url, &["accept-deletions"])
-            .status
-            .success());
+        assert_eq!(app.post_sync().await.status(), 409);
+        crate::approvals::accept(&app, 3).await;
         let served = json_body(app.post_sync().await).await;
         assert_eq!(preview["payload"], served);
     }
@@ -424,10 +416,8 @@ on_all_backends!(
                 "{kind} {change}"
             );
         }
-        // Approval writes the snapshot anew, in byte order and in pieces.
-        assert!(hr_bridge(&app.test_db.url, &["accept-deletions"])
-            .status
-            .success());
+        // The approved sync writes the snapshot anew, in byte order and in pieces.
+        crate::approvals::accept(&app, 3).await;
         assert_eq!(app.post_sync().await.status(), 200);
     }
 );

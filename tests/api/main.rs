@@ -3,6 +3,8 @@
 
 mod helpers;
 
+mod activity;
+mod approvals;
 mod audit;
 mod authenticate;
 mod basic_auth;
@@ -13,9 +15,11 @@ mod compression;
 mod connections;
 mod errors;
 mod guard;
+mod guard_reload;
 mod hash_caps;
 mod hash_formats;
 mod health;
+mod history;
 mod hostile_keys;
 mod import;
 mod lockout;

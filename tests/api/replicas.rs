@@ -147,15 +147,23 @@ on_all_backends!(
         assert_eq!(app.db.snapshot_digest().await.unwrap(), before);
 
         // Approved once, served by both.
+        let pending = crate::approvals::wait_for_pending(&app, 4).await;
         let source = hr_bridge::source::Source::new(
             app.db.clone(),
             hr_bridge::source::Queries::built_in(),
             &secrecy::SecretString::from(app.test_db.url.clone()),
         )
         .unwrap();
-        hr_bridge::directory::accept_deletions(&source, &app.db)
-            .await
-            .unwrap();
+        hr_bridge::ops::approvals::approve(
+            &app.db,
+            &source,
+            pending.id,
+            &pending.digest,
+            "test",
+            None,
+        )
+        .await
+        .unwrap();
         let (status, approved) = sync_at(&app, &b).await;
         assert_eq!(status, 200);
         assert_eq!(sync_at(&app, &a).await, (200, approved.clone()));

@@ -99,16 +99,13 @@ on_all_backends!(
         assert_eq!(response.status(), 409);
         let message = fail_message(response).await;
         assert!(message.contains("accept-deletions"), "{message}");
-        let approved = std::process::Command::new(env!("CARGO_BIN_EXE_hr-bridge"))
-            .env("HR_BRIDGE__DATABASE__URL", &app.test_db.url)
-            .env("RUST_LOG", "warn")
-            .arg("accept-deletions")
-            .output()
-            .expect("runs");
+        let pending = crate::approvals::wait_for_pending(&app, 0).await;
+        assert!(pending.unreadable_snapshot);
+        let shown = crate::approvals::accept(&app, 0).await;
         assert!(
-            approved.status.success(),
+            String::from_utf8_lossy(&shown.stdout).contains("cannot be read"),
             "{}",
-            String::from_utf8_lossy(&approved.stderr)
+            String::from_utf8_lossy(&shown.stdout)
         );
         assert_eq!(app.post_sync().await.status(), 200);
     }

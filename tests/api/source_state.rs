@@ -32,11 +32,16 @@ async fn tables(backend: Backend, url: &str) -> Vec<String> {
 }
 
 const HR_TABLES: [&str; 3] = ["department_members", "departments", "employees"];
-const STATE_TABLES: [&str; 6] = [
+const STATE_TABLES: [&str; 11] = [
     "_sqlx_migrations",
+    "activity",
     "auth_audit",
     "auth_lockouts",
     "notify_state",
+    "sync_approval_drops",
+    "sync_approvals",
+    "sync_history",
+    "sync_history_names",
     "sync_snapshot",
     "sync_snapshot_pieces",
 ];
@@ -146,7 +151,7 @@ on_all_backends!(
         )
         .await;
         let versions: Vec<&str> = versions.iter().filter_map(|r| r[0].as_deref()).collect();
-        assert_eq!(versions, ["2", "3", "4", "6", "7"]);
+        assert_eq!(versions, ["2", "3", "4", "6", "7", "8", "9"]);
         // Migrating again changes nothing.
         let output = run_mapped(&["migrate"], backend, &hr.url, &state.url, &[], "");
         assert!(output.status.success(), "{}", out(&output));
@@ -172,10 +177,21 @@ on_all_backends!(
         let text = out(&output);
         assert!(output.status.success(), "{text}");
         assert!(text.contains("built-in HR tables with rows"), "{text}");
-        // Every table kept; the only one added is the newer release's own.
+        // Every table kept; the only ones added are the newer releases' own.
         let after = tables(backend, &state.url).await;
         let added: Vec<&String> = after.iter().filter(|t| !before.contains(t)).collect();
-        assert_eq!(added, ["notify_state"], "{after:?}");
+        assert_eq!(
+            added,
+            [
+                "activity",
+                "notify_state",
+                "sync_approval_drops",
+                "sync_approvals",
+                "sync_history",
+                "sync_history_names"
+            ],
+            "{after:?}"
+        );
         assert!(before.iter().all(|t| after.contains(t)), "{after:?}");
     }
 );
