@@ -454,3 +454,24 @@ fn a_per_address_cap_above_the_total_is_refused() {
         "{stderr}"
     );
 }
+
+on_all_backends!(
+    mariadb_sessions_refuse_over_long_values_whatever_the_server_sql_mode,
+    |db: TestDb| async move {
+        if db.backend != Backend::MySql {
+            return; // PostgreSQL always refuses; SQLite has no lengths
+        }
+        let app = db.spawn().await;
+        // The shared server's global mode cannot be emptied here; a table that
+        // is not transactional shows the difference instead: STRICT_TRANS_TABLES
+        // (the server default) truncates a later row of a multi-row insert there,
+        // STRICT_ALL_TABLES (as with sql_mode = '', truncation) refuses it.
+        app.exec("CREATE TABLE strictness (v VARCHAR(3)) ENGINE=MEMORY")
+            .await;
+        let insert = app
+            .db
+            .execute_script("INSERT INTO strictness VALUES ('ok'), ('too long')")
+            .await;
+        assert!(insert.is_err(), "an over-long value was truncated silently");
+    }
+);
