@@ -480,7 +480,9 @@ impl Authenticator {
                 Ok(true) => {
                     tracing::info!(username = %crate::escape::escape(&username), from = format, "upgraded password hash to argon2id")
                 }
-                Ok(false) => tracing::info!(username = %crate::escape::escape(&username), "hash changed meanwhile; rehash skipped"),
+                Ok(false) => {
+                    tracing::info!(username = %crate::escape::escape(&username), "hash changed meanwhile; rehash skipped")
+                }
                 Err(e) => {
                     tracing::warn!(username = %crate::escape::escape(&username), error = %e, "could not store the upgraded hash")
                 }

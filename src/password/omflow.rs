@@ -271,7 +271,10 @@ impl OmflowCredential {
         if failed.len() >= caps::OMFLOW_FAILED_REMEMBERED && !failed.contains_key(&credential) {
             failed.retain(|_, until| *until > now);
             if failed.len() >= caps::OMFLOW_FAILED_REMEMBERED {
-                let oldest = failed.iter().min_by_key(|(_, until)| **until).map(|(k, _)| *k);
+                let oldest = failed
+                    .iter()
+                    .min_by_key(|(_, until)| **until)
+                    .map(|(k, _)| *k);
                 if let Some(oldest) = oldest {
                     failed.remove(&oldest);
                 }

@@ -23,9 +23,9 @@ on_all_backends!(
     |db: TestDb| async move {
         let mut settings = db.settings();
         settings.omflow.password = None;
-        settings.omflow.password_hash = Some(SecretString::from(
-            crate::authenticate::argon2id(OMFLOW_PASSWORD),
-        ));
+        settings.omflow.password_hash = Some(SecretString::from(crate::authenticate::argon2id(
+            OMFLOW_PASSWORD,
+        )));
         settings.auth.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
         settings.auth.failure_floor_ms = FLOOR.as_millis() as u64;
         let app = db.spawn_with(settings).await;
@@ -98,7 +98,10 @@ on_all_backends!(
         for task in tasks {
             task.await.unwrap();
         }
-        assert!(sent.load(Ordering::Relaxed) >= ATTACKERS, "the flood did not run");
+        assert!(
+            sent.load(Ordering::Relaxed) >= ATTACKERS,
+            "the flood did not run"
+        );
     }
 );
 
@@ -107,9 +110,9 @@ on_all_backends!(
     |db: TestDb| async move {
         let mut settings = db.settings();
         settings.omflow.password = None;
-        settings.omflow.password_hash = Some(SecretString::from(
-            crate::authenticate::argon2id(OMFLOW_PASSWORD),
-        ));
+        settings.omflow.password_hash = Some(SecretString::from(crate::authenticate::argon2id(
+            OMFLOW_PASSWORD,
+        )));
         let app = db.spawn_with(settings).await;
         let url = format!("{}/sync", app.base_url);
         // Distinct guesses at once from one address: about one at a time is

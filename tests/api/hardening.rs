@@ -3,8 +3,8 @@
 //! duplicate JSON keys and Authorization headers, and hostile text in log lines.
 
 use crate::helpers::{fail_message, TestDb, OMFLOW_PASSWORD, OMFLOW_USER};
-use hr_bridge::db::Backend;
 use crate::on_all_backends;
+use hr_bridge::db::Backend;
 
 on_all_backends!(
     an_ipv4_mapped_forwarded_hop_matches_a_trusted_ipv4_range,
@@ -245,9 +245,7 @@ on_all_backends!(
             .await
             .unwrap();
         assert_eq!(response.status(), 503);
-        let logs = server
-            .wait_for_log("could not write the audit row")
-            .await;
+        let logs = server.wait_for_log("could not write the audit row").await;
         assert!(
             logs.contains(r"mallory\n2026-01-01T00:00:00Z ERROR forged: \u{1b}[2Jall clear"),
             "{logs}"
@@ -377,9 +375,7 @@ fn absurd_retention_and_timing_settings_are_refused_at_start_up() {
 /// client) to `to`.
 async fn connect_from(source: &str, to: std::net::SocketAddr) -> tokio::net::TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket
-        .bind(format!("{source}:0").parse().unwrap())
-        .unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
     socket.connect(to).await.unwrap()
 }
 
@@ -450,7 +446,9 @@ fn a_per_address_cap_above_the_total_is_refused() {
     ]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        stderr.contains("server.max_connections_per_ip (101) must not exceed server.max_connections (100)"),
+        stderr.contains(
+            "server.max_connections_per_ip (101) must not exceed server.max_connections (100)"
+        ),
         "{stderr}"
     );
 }

@@ -18,8 +18,8 @@ const LOGIN_SECRET: &str = "Login-S3cret-pw";
 
 /// Every spelling of a secret that a leak could show.
 fn forbidden() -> Vec<String> {
-    let header = base64::engine::general_purpose::STANDARD
-        .encode(format!("{OMFLOW_USER}:{OMFLOW_SECRET}"));
+    let header =
+        base64::engine::general_purpose::STANDARD.encode(format!("{OMFLOW_USER}:{OMFLOW_SECRET}"));
     vec![
         DB_PASSWORD.to_owned(),
         OMFLOW_SECRET.to_owned(),
@@ -68,7 +68,14 @@ on_all_backends!(
         // PostgreSQL trusts local connections whatever the password; MariaDB's
         // root has none, so there the URL's password is refused (and logged as
         // an unavailable database, which must not show it either).
-        let url = with_password(&db.url, if db.backend == Backend::MySql { "root" } else { "postgres" });
+        let url = with_password(
+            &db.url,
+            if db.backend == Backend::MySql {
+                "root"
+            } else {
+                "postgres"
+            },
+        );
         let server = LoggedServer::start(&[
             ("HR_BRIDGE__DATABASE__URL", url.as_str()),
             ("HR_BRIDGE__STATE__URL", url.as_str()),
@@ -86,7 +93,10 @@ on_all_backends!(
                     .await;
             }
         }
-        let _ = client.get(format!("{}/readyz", server.base_url)).send().await;
+        let _ = client
+            .get(format!("{}/readyz", server.base_url))
+            .send()
+            .await;
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         let logs = server.logs();
         assert!(logs.contains("listening"), "{logs}");
@@ -145,10 +155,22 @@ fn secrets_never_reach_a_configuration_error() {
     let cases: Vec<(Vec<&str>, Vec<(&str, &str)>)> = vec![
         (vec!["--config", broken, "migrate"], vec![]),
         (vec!["--config", secret, "migrate"], vec![]),
-        (vec!["migrate"], vec![("HR_BRIDGE__DATABASE__URL", &bad_port)]),
-        (vec!["migrate"], vec![("HR_BRIDGE__DATABASE__URL", &bad_mysql)]),
-        (vec!["migrate"], vec![("HR_BRIDGE__DATABASE__URL", &bad_scheme)]),
-        (vec!["migrate"], vec![("HR_BRIDGE__STATE__URL", &bad_scheme)]),
+        (
+            vec!["migrate"],
+            vec![("HR_BRIDGE__DATABASE__URL", &bad_port)],
+        ),
+        (
+            vec!["migrate"],
+            vec![("HR_BRIDGE__DATABASE__URL", &bad_mysql)],
+        ),
+        (
+            vec!["migrate"],
+            vec![("HR_BRIDGE__DATABASE__URL", &bad_scheme)],
+        ),
+        (
+            vec!["migrate"],
+            vec![("HR_BRIDGE__STATE__URL", &bad_scheme)],
+        ),
         (
             vec!["migrate"],
             vec![("HR_BRIDGE__DATABASE__MAX_CONNECTIONS", OMFLOW_SECRET)],
