@@ -53,11 +53,11 @@ pub async fn require_omflow(
     match state.omflow.check(client, &user, password).await {
         Verdict::Accepted => Ok(next.run(request).await),
         Verdict::Rejected => {
-            tracing::warn!(%client, "rejected OMFLOW Basic Auth credentials");
+            state.omflow.rejected(client);
             Err(ApiError::Unauthorized)
         }
         Verdict::Throttled(retry_after) => {
-            state.omflow.refused(client, "throttled");
+            state.omflow.throttled(client, "throttled");
             Err(ApiError::Throttled(retry_after))
         }
     }

@@ -66,7 +66,9 @@ pub struct OmflowCredential {
     hash: Option<OmflowHash>,
     argon2: HashingPool,
     throttle: Arc<FailureThrottle>,
-    refusals: RefusalLog,
+    /// Attempts answered 429 and 401, logged per address per minute.
+    throttled: RefusalLog,
+    rejected: RefusalLog,
     /// Argon2 checks admitted (running or waiting) per client address.
     checking: Arc<Mutex<HashMap<u128, usize>>>,
     /// Keyed hashes of credentials that failed their Argon2 check, until when
@@ -136,7 +138,8 @@ impl OmflowCredential {
             hash,
             argon2: HashingPool::new(caps::OMFLOW_ARGON2_CONCURRENT, caps::OMFLOW_ARGON2_QUEUED),
             throttle: Arc::new(FailureThrottle::default()),
-            refusals: RefusalLog::default(),
+            throttled: RefusalLog::of("too many failures, answered 429"),
+            rejected: RefusalLog::of("wrong credentials, answered 401"),
             checking: Arc::new(Mutex::new(HashMap::new())),
             failed: Mutex::new(HashMap::new()),
             hashing: Mutex::new(HashMap::new()),
@@ -299,10 +302,16 @@ impl OmflowCredential {
         })
     }
 
-    /// Notes a 429 answered to `client`: counted each time, logged once per
-    /// address per minute.
-    pub fn refused(&self, client: IpAddr, why: &'static str) {
-        self.refusals.refused(client, why);
+    /// Notes a 429 (`Verdict::Throttled`) answered to `client`: counted each
+    /// time, logged once per address per minute.
+    pub fn throttled(&self, client: IpAddr, why: &'static str) {
+        self.throttled.refused(client, why);
+    }
+
+    /// Notes a 401 (`Verdict::Rejected`) answered to `client`, as
+    /// [`OmflowCredential::throttled`].
+    pub fn rejected(&self, client: IpAddr) {
+        self.rejected.refused(client, "wrong_credentials");
     }
 
     fn failed(&self, client: IpAddr) -> Verdict {

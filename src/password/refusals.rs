@@ -1,7 +1,8 @@
-//! Log lines about refused (429) Basic Auth attempts, bounded: one line when an
-//! address is first refused, then one line a minute per address still being
-//! refused ("N requests refused from ADDR in the last minute"), so that a flood
-//! cannot fill the logs. The metric still counts every refusal.
+//! Log lines about refused Basic Auth attempts (wrong credentials, 401; too many
+//! of them, 429), bounded: one line when an address is first refused, then one
+//! line a minute per address still being refused ("N requests refused from ADDR
+//! in the last minute"), so that a flood from many addresses cannot fill the
+//! logs. The metric still counts every refusal.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -16,6 +17,8 @@ pub struct RefusalLog {
     counts: Arc<Mutex<Counts>>,
     window: Duration,
     reporter: OnceLock<()>,
+    /// What is refused, as the log lines name it (`wrong credentials (401)`).
+    what: &'static str,
 }
 
 #[derive(Debug, Default)]
@@ -27,18 +30,18 @@ struct Counts {
     others: u64,
 }
 
-impl Default for RefusalLog {
-    fn default() -> Self {
-        Self::new(caps::REFUSAL_LOG_WINDOW)
-    }
-}
-
 impl RefusalLog {
-    pub fn new(window: Duration) -> Self {
+    /// Refusals of `what`, reported every [`caps::REFUSAL_LOG_WINDOW`].
+    pub fn of(what: &'static str) -> Self {
+        Self::new(caps::REFUSAL_LOG_WINDOW, what)
+    }
+
+    pub fn new(window: Duration, what: &'static str) -> Self {
         Self {
             counts: Arc::new(Mutex::new(Counts::default())),
             window,
             reporter: OnceLock::new(),
+            what,
         }
     }
 
@@ -48,7 +51,7 @@ impl RefusalLog {
     pub fn refused(&self, client: IpAddr, why: &'static str) {
         metrics::counter!("hr_bridge_basic_auth_refused_total", "reason" => why).increment(1);
         self.reporter.get_or_init(|| {
-            tokio::spawn(report(Arc::downgrade(&self.counts), self.window));
+            tokio::spawn(report(Arc::downgrade(&self.counts), self.window, self.what));
         });
         let Ok(mut counts) = self.counts.lock() else {
             return;
@@ -66,15 +69,16 @@ impl RefusalLog {
         tracing::warn!(
             %client,
             reason = why,
-            "refusing OMFLOW Basic Auth attempts from this address (429); \
-             further refusals are logged once a minute"
+            "OMFLOW Basic Auth: {} from this address; further ones are logged \
+             once a minute",
+            self.what
         );
     }
 }
 
 /// Every `window`, one line per address refused in it; forgets addresses that
 /// were quiet for a whole window. Ends with its [`RefusalLog`].
-async fn report(counts: Weak<Mutex<Counts>>, window: Duration) {
+async fn report(counts: Weak<Mutex<Counts>>, window: Duration, what: &'static str) {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + window, window);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -93,7 +97,7 @@ async fn report(counts: Weak<Mutex<Counts>>, window: Duration) {
             tracing::warn!(
                 %client,
                 refused = *refused,
-                "{refused} requests refused from {client} in the last minute"
+                "{refused} requests refused from {client} in the last minute: {what}"
             );
             *refused = 0;
             true
@@ -101,7 +105,7 @@ async fn report(counts: Weak<Mutex<Counts>>, window: Duration) {
         if counts.others > 0 {
             tracing::warn!(
                 refused = counts.others,
-                "{} requests refused from other addresses in the last minute",
+                "{} requests refused from other addresses in the last minute: {what}",
                 counts.others
             );
             counts.others = 0;
@@ -115,7 +119,7 @@ mod tests {
 
     #[tokio::test]
     async fn counts_each_address_and_forgets_quiet_ones() {
-        let log = RefusalLog::new(Duration::from_millis(200));
+        let log = RefusalLog::new(Duration::from_millis(200), "a test");
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..5 {
             log.refused(a, "throttled");

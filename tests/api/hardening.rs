@@ -280,6 +280,12 @@ on_all_backends!(
             .count();
         assert_eq!(lines, 1, "{logs}");
         assert!(!logs.contains("throttled failed"), "{logs}");
+        // The ten wrong credentials before the throttle: one line too.
+        let wrong = logs
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains("401"))
+            .count();
+        assert_eq!(wrong, 1, "{logs}");
         // The metric still counts every refused request.
         let metrics = client
             .get(format!("{}/metrics", server.base_url))
