@@ -516,6 +516,7 @@ fn omflow_credential(settings: &Settings) -> anyhow::Result<OmflowCredential> {
         omflow.password_hash.as_ref(),
         omflow.password.as_ref(),
     )
+    .map(|credential| credential.with_failure_floor(settings.auth.failure_floor()))
     .map_err(|e| match (&omflow.password_hash, e) {
         (Some(_), e @ (PasswordError::TooCostly | PasswordError::Unrecognised)) => {
             anyhow::Error::new(crate::config::ConfigError::new(format!(
@@ -665,12 +666,19 @@ async fn prune_history(db: &Db, retention_days: u32) {
     }
 }
 
-/// Prunes the audit trail and idle lockout rows.
+/// Prunes the audit trail and idle lockout rows, as a task of its own: a run
+/// that panics is logged, and the next hour's run happens all the same.
 async fn prune(db: &Db, upkeep: &Upkeep) {
     let auth = &upkeep.auth;
-    match prune_auth_state(db, auth.audit_retention_days, auth.lockout()).await {
-        Ok(removed) => tracing::info!(removed, "pruned the authentication audit trail"),
-        Err(e) => tracing::warn!(error = %e, "could not prune the audit trail"),
+    let (owned, retention, lockout) = (db.clone(), auth.audit_retention_days, auth.lockout());
+    let run = tokio::spawn(async move { prune_auth_state(&owned, retention, lockout).await });
+    match run.await {
+        Ok(Ok(removed)) => tracing::info!(removed, "pruned the authentication audit trail"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not prune the audit trail"),
+        Err(e) => tracing::error!(
+            error = %e,
+            "pruning the audit trail failed; trying again in an hour"
+        ),
     }
     match crate::ops::sessions::prune(db, upkeep.sessions).await {
         Ok(removed) => tracing::debug!(removed, "pruned expired console sessions"),

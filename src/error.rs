@@ -85,6 +85,10 @@ pub enum BadRequest {
     NotAString(&'static str),
     #[error("field \"{0}\" is missing")]
     Missing(&'static str),
+    /// Parsers disagree on which of two values counts (the first, the last), so
+    /// a body that names a field twice is refused rather than read either way.
+    #[error("field \"{0}\" appears more than once")]
+    Duplicate(&'static str),
 }
 
 /// Why `/readyz` answers 503.

@@ -64,6 +64,12 @@ impl AdminListener {
         let (server, handle) = bounded_server(
             listener,
             crate::config::limits::CONSOLE_MAX_CONNECTIONS,
+            // One address may hold at most half the console's slots (0 = the
+            // operator turned the per-address cap off).
+            match settings.max_connections_per_ip() {
+                0 => 0,
+                cap => cap.min(crate::config::limits::CONSOLE_MAX_CONNECTIONS / 2),
+            },
             settings,
         )?;
         let make = tower::ServiceExt::map_response(
@@ -107,9 +113,11 @@ impl MetricsListener {
         let listener = std::net::TcpListener::bind(addr)
             .with_context(|| format!("cannot listen on {addr} (server.metrics_listen)"))?;
         let idle = settings.idle_timeout();
+        // A scraper or two; no per-address cap below the small total.
         let (server, handle) = bounded_server(
             listener,
             crate::config::limits::METRICS_MAX_CONNECTIONS,
+            0,
             settings,
         )?;
         let make = tower::ServiceExt::<PeerAddr>::map_response(
@@ -126,7 +134,8 @@ impl MetricsListener {
     }
 }
 
-/// An HTTP server on `listener` that takes at most `max_connections` at once and
+/// An HTTP server on `listener` that takes at most `max_connections` at once (at
+/// most `per_address` of them from one client address, 0 for no such cap) and
 /// bounds every connection: its first request and each later request head must
 /// arrive within `server.header_read_timeout_secs` (the first also bounds HTTP/2
 /// detection, so a half-sent preface is closed like a half-sent HTTP/1 head), and
@@ -135,12 +144,14 @@ impl MetricsListener {
 fn bounded_server(
     listener: std::net::TcpListener,
     max_connections: usize,
+    per_address: usize,
     settings: &ServerSettings,
 ) -> anyhow::Result<(axum_server::Server<PeerAddr>, Handle<PeerAddr>)> {
     listener.set_nonblocking(true)?;
     let listener = CappedListener::new(
         tokio::net::TcpListener::from_std(listener)?,
         max_connections,
+        per_address,
     );
     let handle = Handle::new();
     let header_timeout = Duration::from_secs(settings.header_read_timeout_secs);
@@ -190,7 +201,12 @@ impl RunningServer {
             ),
             move |service| IdleTracked::new(service, idle),
         );
-        let (server, handle) = bounded_server(listener, settings.max_connections, settings)?;
+        let (server, handle) = bounded_server(
+            listener,
+            settings.max_connections,
+            settings.max_connections_per_ip(),
+            settings,
+        )?;
         let (tls_config, tls_watcher) = match settings.tls_files() {
             Some((cert, key)) => {
                 let config = RustlsConfig::from_pem_file(cert, key)

@@ -117,6 +117,12 @@ impl AuthSettings {
                 "auth.audit_retention_days must be at least 1",
             ));
         }
+        if self.audit_retention_days > limits::MAX_AUDIT_RETENTION_DAYS {
+            return Err(ConfigError::new(format!(
+                "auth.audit_retention_days must be at most {} (ten years)",
+                limits::MAX_AUDIT_RETENTION_DAYS
+            )));
+        }
         Ok(())
     }
 

@@ -21,6 +21,9 @@ pub const HEADER_READ_TIMEOUT_SECS: u64 = 10;
 /// Open connections at once; more wait in the kernel's listen backlog, so a
 /// flood cannot exhaust file descriptors or memory.
 pub const MAX_CONNECTIONS: usize = 1024;
+/// Open connections at once from one client address (IPv6: one /64), so that
+/// one client cannot take every slot of `server.max_connections`.
+pub const MAX_CONNECTIONS_PER_IP: usize = 256;
 /// Open connections at once on the separate `/metrics` listener: a scraper
 /// or two need one each, and a flood there must never take the file
 /// descriptors the OMFLOW port needs.
@@ -46,3 +49,6 @@ pub const CONSOLE_SESSION_IDLE_SECS: u64 = 30 * 60;
 pub const CONSOLE_SESSION_MAX_SECS: u64 = 12 * 3600;
 /// Request bodies on the console: sign-in and approval forms are small.
 pub const CONSOLE_BODY_LIMIT_BYTES: usize = 16 * 1024;
+/// Longest `auth.audit_retention_days`: ten years, beyond any audit rule; a
+/// larger value is a typo (or an attempt to overflow the cut-off date).
+pub const MAX_AUDIT_RETENTION_DAYS: u32 = 3650;

@@ -135,6 +135,16 @@ impl Settings {
         }
         self.sync.validate()?;
         self.auth.validate()?;
+        // A failed login is held until the floor; held past the request timeout,
+        // every failed login would be answered 503 instead of "invalid".
+        let timeout_ms = self.server.request_timeout_secs.saturating_mul(1000);
+        if self.auth.failure_floor_ms >= timeout_ms {
+            return Err(ConfigError(format!(
+                "auth.failure_floor_ms ({}) must be below server.request_timeout_secs \
+                 ({} s = {timeout_ms} ms), or every failed login is answered 503",
+                self.auth.failure_floor_ms, self.server.request_timeout_secs
+            )));
+        }
         self.omflow.validate()?;
         self.log.validate()?;
         self.notify.validate()?;
@@ -212,7 +222,30 @@ fn loader_message(error: &config::ConfigError) -> String {
             }
         }
     }
-    one_line(&error.to_string())
+    without_quoted_strings(&one_line(&error.to_string()))
+}
+
+/// The loader's and serde's messages quote a value of the wrong type
+/// (`invalid type: string "…", expected an integer`); the value may be a secret
+/// set under the wrong key, so it is left out. The key is still named.
+fn without_quoted_strings(text: &str) -> String {
+    const QUOTED: &str = "string \"";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(QUOTED) {
+        out.push_str(&rest[..at]);
+        out.push_str("a string (not shown)");
+        let value = &rest[at + QUOTED.len()..];
+        let mut escaped = false;
+        let end = value.char_indices().find_map(|(i, c)| {
+            let closes = c == '"' && !escaped;
+            escaped = c == '\\' && !escaped;
+            closes.then_some(i + 1)
+        });
+        rest = end.map_or("", |end| &value[end..]);
+    }
+    out.push_str(rest);
+    out
 }
 
 /// What makes a key's value a secret that the TOML file may not hold.
@@ -257,7 +290,7 @@ fn forbid_file_secrets(text: &str, path: &Path) -> Result<(), ConfigError> {
         return Err(ConfigError(format!(
             "{} is not valid TOML: {}",
             path.display(),
-            one_line(&e.to_string())
+            toml_error(text, &e)
         )));
     }
     let file_only = Config::builder()
@@ -304,6 +337,19 @@ fn forbid_file_secrets(text: &str, path: &Path) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// Where and why a file is not TOML, without the parser's quote of the line:
+/// that line may be a password or a URL that carries one.
+fn toml_error(text: &str, error: &toml::de::Error) -> String {
+    let message = one_line(error.message());
+    let Some(span) = error.span() else {
+        return message;
+    };
+    let before = &text.as_bytes()[..span.start.min(text.len())];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let column = before.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+    format!("line {line}, column {column}: {message}")
 }
 
 /// The value at `section.key` of a configuration, whatever the letter case of the
@@ -434,9 +480,13 @@ mod tests {
             Settings::default().statement_timeout(),
             Duration::from_secs(25)
         );
+        // One second is the default failure floor: it must be lowered with it.
         let one = Settings::load_from(
             None,
-            env(&[("HR_BRIDGE__SERVER__REQUEST_TIMEOUT_SECS", "1")]),
+            env(&[
+                ("HR_BRIDGE__SERVER__REQUEST_TIMEOUT_SECS", "1"),
+                ("HR_BRIDGE__AUTH__FAILURE_FLOOR_MS", "500"),
+            ]),
         )
         .expect("valid");
         assert!(one.statement_timeout() < Duration::from_secs(1));

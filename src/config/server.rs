@@ -30,6 +30,11 @@ pub struct ServerSettings {
     pub idle_timeout_secs: Option<u64>,
     /// Open connections accepted at once; further ones wait in the listen backlog.
     pub max_connections: usize,
+    /// Open connections from one client address (IPv6: one /64); further ones
+    /// are closed at once. 0: no such cap. Unset: 256, or `max_connections` if
+    /// lower. Behind a proxy the peer is the proxy, so set 0 (or the proxy's own
+    /// connection count) there.
+    pub max_connections_per_ip: Option<usize>,
     /// A separate address for `/metrics`; when set, the main port answers 404 there.
     #[serde(deserialize_with = "metrics_addr")]
     pub metrics_listen: Option<SocketAddr>,
@@ -48,6 +53,7 @@ impl Default for ServerSettings {
             header_read_timeout_secs: limits::HEADER_READ_TIMEOUT_SECS,
             idle_timeout_secs: None,
             max_connections: limits::MAX_CONNECTIONS,
+            max_connections_per_ip: None,
             metrics_listen: None,
         }
     }
@@ -112,6 +118,15 @@ impl ServerSettings {
                 return Err(ConfigError::new(format!("{key} must be at least 1")));
             }
         }
+        if let Some(per_ip) = self.max_connections_per_ip {
+            if per_ip > self.max_connections {
+                return Err(ConfigError::new(format!(
+                    "server.max_connections_per_ip ({per_ip}) must not exceed \
+                     server.max_connections ({}); 0 sets no per-address cap",
+                    self.max_connections
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -123,6 +138,13 @@ impl ServerSettings {
             self.idle_timeout_secs
                 .unwrap_or(self.header_read_timeout_secs),
         )
+    }
+
+    /// Open connections one client address may hold (0: no cap): the configured
+    /// value, else the default or `max_connections` if that is lower.
+    pub fn max_connections_per_ip(&self) -> usize {
+        self.max_connections_per_ip
+            .unwrap_or_else(|| limits::MAX_CONNECTIONS_PER_IP.min(self.max_connections))
     }
 
     /// `server.header_read_timeout_secs`.
@@ -146,5 +168,26 @@ impl ServerSettings {
             (Some(cert), Some(key)) => Some((cert, key)),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ServerSettings;
+
+    #[test]
+    fn the_per_address_cap_follows_a_lower_total_unless_set() {
+        let mut settings = ServerSettings {
+            max_connections: 100,
+            ..ServerSettings::default()
+        };
+        assert!(settings.validate().is_ok());
+        assert_eq!(settings.max_connections_per_ip(), 100);
+        settings.max_connections = 1024;
+        assert_eq!(settings.max_connections_per_ip(), 256);
+        settings.max_connections_per_ip = Some(0);
+        assert_eq!(settings.max_connections_per_ip(), 0);
+        settings.max_connections_per_ip = Some(1025);
+        assert!(settings.validate().is_err());
     }
 }

@@ -427,6 +427,15 @@ impl Db {
                         .acquire_timeout(settings.acquire_timeout)
                         .after_connect(move |conn, _| {
                             Box::pin(async move {
+                                // A server with sql_mode = '' truncates an over-long
+                                // value silently (a username cut to its column, then
+                                // matching another): strict in every session.
+                                sqlx::query(
+                                    "SET SESSION sql_mode = \
+                                     CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_ALL_TABLES')",
+                                )
+                                .execute(&mut *conn)
+                                .await?;
                                 if let Some(limit) = limit {
                                     set_mysql_statement_timeout(conn, limit).await?;
                                 }

@@ -31,6 +31,10 @@ fn parse(body: &[u8]) -> Result<LoginRequest, BadRequest> {
     let Value::Object(mut fields) = value else {
         return Err(BadRequest::NotAnObject);
     };
+    // `Value` keeps one value per key; the body itself says whether there were two.
+    if let Ok(Repeated(Some(name))) = serde_json::from_slice::<Repeated>(body) {
+        return Err(BadRequest::Duplicate(name));
+    }
     let mut take = |name: &'static str| match fields.remove(name) {
         Some(Value::String(s)) => Ok(s),
         Some(_) => Err(BadRequest::NotAString(name)),
@@ -39,6 +43,44 @@ fn parse(body: &[u8]) -> Result<LoginRequest, BadRequest> {
     let username = take("username")?;
     let password = SecretString::from(take("password")?);
     Ok(LoginRequest { username, password })
+}
+
+/// The first of `username` and `password` that an object names twice (after
+/// JSON unescaping, so `"user\u006eame"` counts as `username`).
+struct Repeated(Option<&'static str>);
+
+impl<'de> serde::Deserialize<'de> for Repeated {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = Repeated;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Repeated, A::Error> {
+                let (mut username, mut password, mut repeated) = (false, false, None);
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let (seen, name) = match key.as_ref() {
+                        "username" => (&mut username, "username"),
+                        "password" => (&mut password, "password"),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    if std::mem::replace(seen, true) {
+                        repeated = repeated.or(Some(name));
+                    }
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+                Ok(Repeated(repeated))
+            }
+        }
+        d.deserialize_map(Keys)
+    }
 }
 
 /// Is this the right password of an active, unlocked employee?

@@ -36,11 +36,13 @@ pub async fn require_omflow(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let Some((user, password)) = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| parse_basic(v.as_bytes()))
-    else {
+    // Exactly one Authorization header: with two, a proxy in front may have
+    // checked one and we would check the other.
+    let mut presented = request.headers().get_all(header::AUTHORIZATION).iter();
+    let (Some(only), None) = (presented.next(), presented.next()) else {
+        return Err(ApiError::Unauthorized);
+    };
+    let Some((user, password)) = parse_basic(only.as_bytes()) else {
         return Err(ApiError::Unauthorized);
     };
     let peer = request
@@ -51,11 +53,11 @@ pub async fn require_omflow(
     match state.omflow.check(client, &user, password).await {
         Verdict::Accepted => Ok(next.run(request).await),
         Verdict::Rejected => {
-            tracing::warn!(%client, "rejected OMFLOW Basic Auth credentials");
+            state.omflow.rejected(client);
             Err(ApiError::Unauthorized)
         }
         Verdict::Throttled(retry_after) => {
-            tracing::warn!(%client, "throttled failed OMFLOW Basic Auth attempts");
+            state.omflow.throttled(client, "throttled");
             Err(ApiError::Throttled(retry_after))
         }
     }

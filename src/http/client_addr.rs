@@ -15,6 +15,10 @@ use axum::http::HeaderMap;
 use ipnet::IpNet;
 
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    // An IPv4 client of a dual-stack socket, or a proxy writing `::ffff:a.b.c.d`,
+    // is the IPv4 address: canonical forms match the IPv4 ranges an operator
+    // writes (and are what the audit trail and the throttles see).
+    let peer = peer.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
@@ -44,15 +48,16 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
 fn parse_hop(hop: &str) -> Option<IpAddr> {
     let hop = hop.trim();
     if let Ok(ip) = hop.parse::<IpAddr>() {
-        return Some(ip);
+        return Some(ip.to_canonical());
     }
     if let Ok(addr) = hop.parse::<SocketAddr>() {
-        return Some(addr.ip());
+        return Some(addr.ip().to_canonical());
     }
     hop.strip_prefix('[')
         .and_then(|rest| rest.strip_suffix(']'))
         .and_then(|inner| inner.parse::<std::net::Ipv6Addr>().ok())
         .map(IpAddr::V6)
+        .map(|ip| ip.to_canonical())
 }
 
 #[cfg(test)]
@@ -129,6 +134,28 @@ mod tests {
         );
         let ip = client_ip("10.0.0.5".parse().unwrap(), &h, &trusted);
         assert_eq!(ip.to_string(), "10.0.0.5");
+    }
+
+    #[test]
+    fn ipv4_mapped_ipv6_peers_and_hops_match_ipv4_ranges() {
+        let trusted = vec!["127.0.0.1/32".parse().unwrap()];
+        for peer in ["127.0.0.1", "::ffff:127.0.0.1"] {
+            for xff in [
+                "203.0.113.9, ::ffff:127.0.0.1",
+                "203.0.113.9, [::ffff:127.0.0.1]",
+                "203.0.113.9, [::ffff:127.0.0.1]:8080",
+            ] {
+                let ip = client_ip(peer.parse().unwrap(), &headers(xff), &trusted);
+                assert_eq!(ip.to_string(), "203.0.113.9", "{peer} / {xff}");
+            }
+        }
+        // The client itself written mapped is shown as the IPv4 address it is.
+        let ip = client_ip(
+            "127.0.0.1".parse().unwrap(),
+            &headers("::ffff:203.0.113.9"),
+            &trusted,
+        );
+        assert_eq!(ip.to_string(), "203.0.113.9");
     }
 
     #[test]

@@ -155,7 +155,7 @@ impl AuditTrail {
                 pause *= 2;
             }
             tracing::error!(
-                username = %counted_as,
+                username = %crate::escape::escape(&counted_as),
                 "gave up taking back the failure count of an attempt answered 503: \
                  the account counts one failure more than it had"
             );

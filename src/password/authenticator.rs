@@ -292,7 +292,7 @@ impl Authenticator {
             tracing::error!(
                 error = %unrecorded,
                 occurred_at = %record.occurred_at,
-                username = %record.username,
+                username = %crate::escape::escape(&record.username),
                 reason = outcome.reason(),
                 client_addr = record.client_addr.as_deref().unwrap_or("-"),
                 "could not write the audit row; the attempt was answered 503"
@@ -311,7 +311,7 @@ impl Authenticator {
         }
         if deadline.is_some_and(|at| Instant::now() >= at) {
             tracing::warn!(
-                username = %record.username,
+                username = %crate::escape::escape(&record.username),
                 reason = outcome.reason(),
                 "the attempt was recorded, but its answer missed the request deadline: \
                  the client was answered 503"
@@ -356,7 +356,7 @@ impl Authenticator {
         let ambiguous = lookup == CredentialLookup::Ambiguous;
         if ambiguous {
             tracing::warn!(
-                username = %clip(username),
+                username = %crate::escape::escape(&clip(username)),
                 "source.credentials returned several rows for one username; login refused"
             );
         }
@@ -501,11 +501,13 @@ impl Authenticator {
             };
             match source.replace_password_hash(&username, &old, &new).await {
                 Ok(true) => {
-                    tracing::info!(%username, from = format, "upgraded password hash to argon2id")
+                    tracing::info!(username = %crate::escape::escape(&username), from = format, "upgraded password hash to argon2id")
                 }
-                Ok(false) => tracing::info!(%username, "hash changed meanwhile; rehash skipped"),
+                Ok(false) => {
+                    tracing::info!(username = %crate::escape::escape(&username), "hash changed meanwhile; rehash skipped")
+                }
                 Err(e) => {
-                    tracing::warn!(%username, error = %e, "could not store the upgraded hash")
+                    tracing::warn!(username = %crate::escape::escape(&username), error = %e, "could not store the upgraded hash")
                 }
             }
         });
@@ -519,7 +521,7 @@ pub async fn prune_auth_state(
     retention_days: u32,
     lockout: Duration,
 ) -> Result<u64, DbError> {
-    let retention = Duration::from_secs(u64::from(retention_days) * 86_400);
+    let retention = Duration::from_secs(u64::from(retention_days).saturating_mul(86_400));
     let cutoff = SystemTime::now()
         .checked_sub(retention)
         .unwrap_or(UNIX_EPOCH);

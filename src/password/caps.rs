@@ -65,3 +65,18 @@ pub const BASIC_AUTH_TRACKED_CLIENTS: usize = 16_384;
 /// employee checks of `/authenticate`, so wrong Basic Auth cannot starve logins.
 pub const OMFLOW_ARGON2_CONCURRENT: usize = 1;
 pub const OMFLOW_ARGON2_QUEUED: usize = 4;
+/// Of those five places, what one client address may hold (running or
+/// waiting); its further attempts are answered 429 at once, so that one
+/// address cannot keep OMFLOW's first call out.
+pub const OMFLOW_ARGON2_PER_CLIENT: usize = 1;
+/// How long a Basic Auth credential that failed its Argon2 check is remembered
+/// (as a keyed hash): repeating it within this time costs no hash.
+pub const OMFLOW_FAILED_TTL: Duration = Duration::from_secs(300);
+/// Failed credentials remembered at once (about 60 bytes each).
+pub const OMFLOW_FAILED_REMEMBERED: usize = 4096;
+/// Refused (429) Basic Auth attempts are logged once per address per this
+/// window, with their count, so that a flood cannot fill the logs.
+pub const REFUSAL_LOG_WINDOW: Duration = Duration::from_secs(60);
+/// Addresses the refusal log names one by one each window (about 40 bytes
+/// each); refusals from further ones are summed on one line.
+pub const REFUSAL_LOG_ADDRESSES: usize = 1024;

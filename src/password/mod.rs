@@ -8,6 +8,7 @@ pub mod caps;
 mod omflow;
 mod outcome;
 mod pool;
+mod refusals;
 mod throttle;
 
 pub use audit::MAX_WAITING_BUSY_ROWS;

@@ -5,10 +5,20 @@
 //! employee checks' pool), after which the password's HMAC is checked instead.
 //! Failures are throttled per client address, so wrong Basic Auth can neither
 //! starve `/authenticate` nor burn CPU without bound.
+//!
+//! Until the password is proven, a flood of wrong credentials must not keep
+//! OMFLOW's own first call out of the small Argon2 budget: each client address
+//! may hold [`caps::OMFLOW_ARGON2_PER_CLIENT`] checks in it (more are answered
+//! 429 at once), and a credential that just failed is remembered (as a keyed
+//! hash, in a bounded table, for [`caps::OMFLOW_FAILED_TTL`]) so that repeating
+//! it costs no hash. Every rejection is answered no sooner than the failure
+//! floor, so timing tells neither whether the hash ran nor whether the
+//! password is proven yet.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use rand::RngCore;
@@ -16,7 +26,8 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::throttle::FailureThrottle;
+use super::refusals::RefusalLog;
+use super::throttle::{client_key, FailureThrottle};
 use super::{caps, HashingPool, PasswordError, StoredHash};
 
 /// OMFLOW's Basic Auth password hash from the configuration (Argon2 PHC only,
@@ -55,6 +66,55 @@ pub struct OmflowCredential {
     hash: Option<OmflowHash>,
     argon2: HashingPool,
     throttle: Arc<FailureThrottle>,
+    /// Attempts answered 429 and 401, logged per address per minute.
+    throttled: RefusalLog,
+    rejected: RefusalLog,
+    /// Argon2 checks admitted (running or waiting) per client address.
+    checking: Arc<Mutex<HashMap<u128, usize>>>,
+    /// Keyed hashes of credentials that failed their Argon2 check, until when
+    /// they are remembered.
+    failed: Mutex<HashMap<[u8; 32], Instant>>,
+    /// Credentials being hashed right now, each with the signal its waiters
+    /// wake on, so that one credential sent many times at once is hashed once.
+    hashing: Mutex<HashMap<[u8; 32], tokio::sync::watch::Sender<bool>>>,
+    /// Least answer time of a rejection (`auth.failure_floor_ms`).
+    floor: Duration,
+}
+
+/// The check hashing one credential; its end (however it ends) wakes the
+/// checks waiting for the same credential.
+struct Leading<'a> {
+    credential: [u8; 32],
+    owner: &'a OmflowCredential,
+}
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut hashing) = self.owner.hashing.lock() {
+            if let Some(done) = hashing.remove(&self.credential) {
+                done.send_replace(true);
+            }
+        }
+    }
+}
+
+/// One Argon2 check of a client address; given back when it ends.
+struct Checking {
+    key: u128,
+    checking: Arc<Mutex<HashMap<u128, usize>>>,
+}
+
+impl Drop for Checking {
+    fn drop(&mut self) {
+        if let Ok(mut checking) = self.checking.lock() {
+            if let Some(count) = checking.get_mut(&self.key) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    checking.remove(&self.key);
+                }
+            }
+        }
+    }
 }
 
 impl OmflowCredential {
@@ -78,12 +138,33 @@ impl OmflowCredential {
             hash,
             argon2: HashingPool::new(caps::OMFLOW_ARGON2_CONCURRENT, caps::OMFLOW_ARGON2_QUEUED),
             throttle: Arc::new(FailureThrottle::default()),
+            throttled: RefusalLog::of("too many failures, answered 429"),
+            rejected: RefusalLog::of("wrong credentials, answered 401"),
+            checking: Arc::new(Mutex::new(HashMap::new())),
+            failed: Mutex::new(HashMap::new()),
+            hashing: Mutex::new(HashMap::new()),
+            floor: Duration::ZERO,
         })
+    }
+
+    /// Rejections are answered no sooner than `floor` after the check began.
+    pub fn with_failure_floor(mut self, floor: Duration) -> Self {
+        self.floor = floor;
+        self
     }
 
     /// Checks an attempt from `client`. Right credentials are accepted even from a
     /// throttled address (only failures are throttled).
     pub async fn check(&self, client: IpAddr, username: &str, password: SecretString) -> Verdict {
+        let began = tokio::time::Instant::now();
+        let verdict = self.verify(client, username, password).await;
+        if verdict == Verdict::Rejected {
+            tokio::time::sleep_until(began + self.floor).await;
+        }
+        verdict
+    }
+
+    async fn verify(&self, client: IpAddr, username: &str, password: SecretString) -> Verdict {
         let user_ok = mac(&self.key, username.as_bytes()).ct_eq(&self.username_mac);
         let attempt = mac(&self.key, password.expose_secret().as_bytes());
         let known = self.password_mac.read().ok().and_then(|known| *known);
@@ -100,6 +181,34 @@ impl OmflowCredential {
         if let Some(retry) = self.throttle.blocked(client) {
             return Verdict::Throttled(retry);
         }
+        let credential = self.credential_mac(username, &password);
+        let mut followed = false;
+        let _leading = loop {
+            if self.failed_recently(&credential) {
+                return self.failed(client);
+            }
+            if let Some(expected) = self.password_mac.read().ok().and_then(|known| *known) {
+                // Proven meanwhile by a check this one waited for.
+                return if bool::from(user_ok & attempt.ct_eq(&expected)) {
+                    Verdict::Accepted
+                } else {
+                    self.failed(client)
+                };
+            }
+            // The same credential already being hashed: wait for its result
+            // instead of hashing it again (once; then hash it ourselves).
+            match self.lead_or_follow(credential) {
+                Ok(leading) => break leading,
+                Err(mut done) if !followed => {
+                    followed = true;
+                    let _ = done.wait_for(|done| *done).await;
+                }
+                Err(_) => break None,
+            }
+        };
+        let Some(_checking) = self.start_checking(client) else {
+            return Verdict::Throttled(Duration::from_secs(1));
+        };
         match self.argon2.run(move || hash.verify(&password)).await {
             Err(_busy) => Verdict::Throttled(Duration::from_secs(1)),
             Ok(true) if bool::from(user_ok) => {
@@ -108,8 +217,101 @@ impl OmflowCredential {
                 }
                 Verdict::Accepted
             }
-            Ok(_) => self.failed(client),
+            Ok(_) => {
+                self.remember_failure(credential);
+                self.failed(client)
+            }
         }
+    }
+
+    /// Marks `credential` as being hashed by this check (`Ok`, with a guard that
+    /// ends the mark), or hands back the signal of the check already hashing it.
+    fn lead_or_follow(
+        &self,
+        credential: [u8; 32],
+    ) -> Result<Option<Leading<'_>>, tokio::sync::watch::Receiver<bool>> {
+        let Ok(mut hashing) = self.hashing.lock() else {
+            return Ok(None);
+        };
+        if let Some(done) = hashing.get(&credential) {
+            return Err(done.subscribe());
+        }
+        hashing.insert(credential, tokio::sync::watch::Sender::new(false));
+        Ok(Some(Leading {
+            credential,
+            owner: self,
+        }))
+    }
+
+    /// The keyed hash of a whole credential (user and password), as the table
+    /// of failed ones keeps it: the password itself is never kept.
+    fn credential_mac(&self, username: &str, password: &SecretString) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        mac.update(b"failed credential");
+        mac.update(&(username.len() as u64).to_be_bytes());
+        mac.update(username.as_bytes());
+        mac.update(password.expose_secret().as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    fn failed_recently(&self, credential: &[u8; 32]) -> bool {
+        let now = Instant::now();
+        self.failed
+            .lock()
+            .ok()
+            .and_then(|failed| failed.get(credential).map(|until| *until > now))
+            .unwrap_or(false)
+    }
+
+    /// Remembers a failed credential; a full table drops its expired entries,
+    /// then the one closest to expiry.
+    fn remember_failure(&self, credential: [u8; 32]) {
+        let Ok(mut failed) = self.failed.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if failed.len() >= caps::OMFLOW_FAILED_REMEMBERED && !failed.contains_key(&credential) {
+            failed.retain(|_, until| *until > now);
+            if failed.len() >= caps::OMFLOW_FAILED_REMEMBERED {
+                let oldest = failed
+                    .iter()
+                    .min_by_key(|(_, until)| **until)
+                    .map(|(k, _)| *k);
+                if let Some(oldest) = oldest {
+                    failed.remove(&oldest);
+                }
+            }
+        }
+        failed.insert(credential, now + caps::OMFLOW_FAILED_TTL);
+    }
+
+    /// A place for one more Argon2 check of `client`, or `None` when it holds
+    /// its share already.
+    fn start_checking(&self, client: IpAddr) -> Option<Checking> {
+        let key = client_key(client);
+        let mut checking = self.checking.lock().ok()?;
+        let count = checking.entry(key).or_insert(0);
+        if *count >= caps::OMFLOW_ARGON2_PER_CLIENT {
+            return None;
+        }
+        *count += 1;
+        Some(Checking {
+            key,
+            checking: self.checking.clone(),
+        })
+    }
+
+    /// Notes a 429 (`Verdict::Throttled`) answered to `client`: counted each
+    /// time, logged once per address per minute.
+    pub fn throttled(&self, client: IpAddr, why: &'static str) {
+        self.throttled.refused(client, why);
+    }
+
+    /// Notes a 401 (`Verdict::Rejected`) answered to `client`, as
+    /// [`OmflowCredential::throttled`].
+    pub fn rejected(&self, client: IpAddr) {
+        self.rejected.refused(client, "wrong_credentials");
     }
 
     fn failed(&self, client: IpAddr) -> Verdict {

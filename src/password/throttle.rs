@@ -27,7 +27,7 @@ pub struct FailureThrottle {
 }
 
 /// The address as one key: IPv4 (also IPv4-mapped IPv6) whole, other IPv6 by /64.
-fn client_key(ip: IpAddr) -> u128 {
+pub(super) fn client_key(ip: IpAddr) -> u128 {
     match ip {
         IpAddr::V4(v4) => v4.to_ipv6_mapped().to_bits(),
         IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => v6.to_bits(),
