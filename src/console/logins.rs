@@ -86,6 +86,19 @@ pub fn parse_time(text: &str) -> Result<i64, String> {
     Ok(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
+/// `2026-11-24` → `2026-11-24T00:00`; `2026-11-24T18:00:00Z` →
+/// `2026-11-24T18:00:00`; anything else as given.
+fn local_value(text: &str) -> String {
+    let text = text.trim();
+    if text.len() == 10 && !text.contains('T') {
+        format!("{text}T00:00")
+    } else if text.contains('T') {
+        text.strip_suffix('Z').unwrap_or(text).to_owned()
+    } else {
+        text.to_owned()
+    }
+}
+
 impl LoginsQuery {
     /// The operations layer's query for these filters.
     fn audit_query(&self, limit: u32, offset: u32) -> Result<AuditQuery, ConsoleError> {
@@ -148,6 +161,12 @@ impl LoginsPage {
         } else {
             format!("/logins?{}&page={page}", self.filters)
         }
+    }
+
+    /// A time filter as a `datetime-local` input shows it (a date alone or a
+    /// trailing `Z` would leave the input blank, and the next search without it).
+    fn local_value(&self, text: &str) -> String {
+        local_value(text)
     }
 
     fn selected(&self, current: &str, value: &str) -> bool {
@@ -274,7 +293,14 @@ pub async fn unlock(
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_time, LoginsQuery};
+    use super::{local_value, parse_time, LoginsQuery};
+
+    #[test]
+    fn time_filters_fill_datetime_local_inputs() {
+        assert_eq!(local_value("2026-11-24"), "2026-11-24T00:00");
+        assert_eq!(local_value("2026-11-24T18:00:00Z"), "2026-11-24T18:00:00");
+        assert_eq!(local_value("2026-11-24T18:00"), "2026-11-24T18:00");
+    }
 
     #[test]
     fn times_take_dates_datetime_local_and_rfc3339() {

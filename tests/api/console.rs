@@ -824,6 +824,12 @@ on_all_backends!(
             filtered.contains("href=\"/logins.csv?person=carol&#38;outcome=failure\""),
             "{filtered}"
         );
+        // A date alone fills the datetime-local input as midnight.
+        let dated = console.page("/logins?until=2025-01-03", &token).await;
+        assert!(
+            dated.contains("name=\"until\" type=\"datetime-local\" value=\"2025-01-03T00:00\""),
+            "{dated}"
+        );
         let bad = console.get("/logins?since=yesterday", Some(&token)).await;
         assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 
