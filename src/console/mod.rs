@@ -15,6 +15,7 @@ mod assets;
 mod chart;
 mod error;
 mod history;
+mod logins;
 mod pages;
 mod pending;
 mod session;
@@ -85,6 +86,9 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/activity", get(history::activity))
         .route("/pending", get(pending::show))
         .route("/pending/approve", post(pending::approve))
+        .route("/logins", get(logins::show))
+        .route("/logins.csv", get(logins::csv))
+        .route("/logins/unlock", post(logins::unlock))
         .route("/sign-in", get(sign_in::form).post(sign_in::sign_in))
         .route("/sign-out", post(sign_in::sign_out))
         .route("/assets/console.css", get(assets::stylesheet))

@@ -68,6 +68,8 @@ struct Overview {
     logins: Chart,
     syncs: Chart,
     failed_today: i64,
+    /// Accounts locked now.
+    locked: usize,
     last_served: Option<SyncCall>,
     last_refused: Option<SyncCall>,
     recent: u32,
@@ -109,6 +111,7 @@ pub async fn overview(
         logins,
         syncs,
         failed_today,
+        locked: ops::lockouts::locked(db).await?.len(),
         last_served,
         last_refused,
         recent: RECENT_CALLS,

@@ -697,3 +697,348 @@ on_all_backends!(
         assert!(plain.map_or(true, |r| !r.status().is_success()));
     }
 );
+
+/// Login attempts of a known shape, straight into the audit trail.
+async fn with_attempts(app: &TestApp, rows: &[(&str, &str, &str, &str, &str)]) {
+    for (at, username, outcome, reason, addr) in rows {
+        app.exec(&format!(
+            "INSERT INTO auth_audit (occurred_at, username, outcome, reason, client_addr) \
+             VALUES ('{at}', '{username}', '{outcome}', '{reason}', '{addr}')"
+        ))
+        .await;
+    }
+}
+
+/// The attempts' times in the order a page lists them.
+fn listed_times(page: &str) -> Vec<String> {
+    page.split("<tr><td>2025-")
+        .skip(1)
+        .map(|rest| format!("2025-{}", rest.split('<').next().unwrap_or("")))
+        .collect()
+}
+
+on_all_backends!(
+    the_logins_page_filters_the_audit_trail_and_downloads_it_as_csv,
+    |db: TestDb| async move {
+        let hostile = "<script>alert(1)</script>";
+        const ESCAPED: &str = "&#60;script&#62;alert(1)&#60;/script&#62;";
+        let settings = console_settings(db.settings(), &[], &["bob"]);
+        let app = db.spawn_with(settings).await;
+        with_people(&app, &["bob"]).await;
+        with_attempts(
+            &app,
+            &[
+                (
+                    "2025-01-01T10:00:00.000Z",
+                    "carol",
+                    "failure",
+                    "bad_password",
+                    "192.0.2.1",
+                ),
+                (
+                    "2025-01-02T10:00:00.000Z",
+                    "carol",
+                    "success",
+                    "success",
+                    "192.0.2.1",
+                ),
+                (
+                    "2025-01-03T10:00:00.000Z",
+                    "carol",
+                    "failure",
+                    "locked",
+                    "192.0.2.2",
+                ),
+                (
+                    "2025-01-02T12:00:00.000Z",
+                    hostile,
+                    "failure",
+                    "unknown_user",
+                    "192.0.2.3",
+                ),
+            ],
+        )
+        .await;
+        let console = Console::of(&app);
+        let token = console.sign_in("bob", PASSWORD).await.expect("signed in");
+        // Linked from the menu and from the overview's failed logins.
+        let overview = console.page("/", &token).await;
+        assert!(overview.contains("href=\"/logins\""), "{overview}");
+        assert!(
+            overview.contains("href=\"/logins?outcome=failure\""),
+            "{overview}"
+        );
+        // Everything, newest first; the hostile name as text.
+        let all = console.page("/logins", &token).await;
+        assert_eq!(
+            listed_times(&all),
+            [
+                "2025-01-03T10:00:00.000Z",
+                "2025-01-02T12:00:00.000Z",
+                "2025-01-02T10:00:00.000Z",
+                "2025-01-01T10:00:00.000Z",
+            ]
+        );
+        assert!(!all.contains(hostile), "{all}");
+        assert!(all.contains(&format!("<td>{ESCAPED}</td>")), "{all}");
+        for label in [
+            "for=\"person\"",
+            "for=\"outcome\"",
+            "for=\"reason\"",
+            "for=\"address\"",
+            "for=\"since\"",
+            "for=\"until\"",
+        ] {
+            assert!(all.contains(label), "{label}");
+        }
+        // Each filter, and several at once.
+        for (query, expected) in [
+            (
+                "person=carol&outcome=failure",
+                &["2025-01-03T10:00:00.000Z", "2025-01-01T10:00:00.000Z"][..],
+            ),
+            ("reason=unknown_user", &["2025-01-02T12:00:00.000Z"][..]),
+            ("address=192.0.2.2", &["2025-01-03T10:00:00.000Z"][..]),
+            (
+                "since=2025-01-02T00%3A00&until=2025-01-03",
+                &["2025-01-02T12:00:00.000Z", "2025-01-02T10:00:00.000Z"][..],
+            ),
+            (
+                "since=2025-01-02T10%3A00%3A01Z",
+                &["2025-01-03T10:00:00.000Z", "2025-01-02T12:00:00.000Z"][..],
+            ),
+        ] {
+            let page = console.page(&format!("/logins?{query}"), &token).await;
+            assert_eq!(listed_times(&page), expected, "{query}");
+        }
+        let filtered = console
+            .page("/logins?person=carol&outcome=failure", &token)
+            .await;
+        // The form shows the filters; the download keeps them.
+        assert!(filtered.contains("value=\"carol\""), "{filtered}");
+        assert!(
+            filtered.contains("<option value=\"failure\" selected>"),
+            "{filtered}"
+        );
+        assert!(
+            filtered.contains("href=\"/logins.csv?person=carol&#38;outcome=failure\""),
+            "{filtered}"
+        );
+        // A date alone fills the datetime-local input as midnight.
+        let dated = console.page("/logins?until=2025-01-03", &token).await;
+        assert!(
+            dated.contains("name=\"until\" type=\"datetime-local\" value=\"2025-01-03T00:00\""),
+            "{dated}"
+        );
+        let bad = console.get("/logins?since=yesterday", Some(&token)).await;
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+
+        // The CSV download: an attachment with the same rows.
+        let csv = console
+            .get("/logins.csv?person=carol&outcome=failure", Some(&token))
+            .await;
+        assert_eq!(csv.status(), StatusCode::OK);
+        let disposition = csv
+            .headers()
+            .get("content-disposition")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        assert!(disposition.starts_with("attachment"), "{disposition}");
+        let body = csv.text().await.unwrap();
+        let mut reader = csv::Reader::from_reader(body.as_bytes());
+        assert_eq!(
+            reader.headers().unwrap(),
+            vec![
+                "occurred_at",
+                "username",
+                "outcome",
+                "reason",
+                "client_addr"
+            ]
+        );
+        let rows: Vec<Vec<String>> = reader
+            .records()
+            .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                [
+                    "2025-01-03T10:00:00.000Z",
+                    "carol",
+                    "failure",
+                    "locked",
+                    "192.0.2.2"
+                ],
+                [
+                    "2025-01-01T10:00:00.000Z",
+                    "carol",
+                    "failure",
+                    "bad_password",
+                    "192.0.2.1"
+                ],
+            ]
+        );
+        // The hostile name goes out as data, as it is.
+        let csv = console
+            .get("/logins.csv?reason=unknown_user", Some(&token))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(csv.contains(hostile), "{csv}");
+        // A download needs a session like any page.
+        assert_sent_to_sign_in(&console.get("/logins.csv", None).await);
+
+        // Pages of 100, newest first, the filters kept in the links.
+        let many: Vec<String> = (0..105)
+            .map(|i| {
+                format!(
+                    "('2025-02-01T00:{:02}:{:02}.000Z', 'dave', 'failure', 'bad_password', NULL)",
+                    i / 60,
+                    i % 60
+                )
+            })
+            .collect();
+        app.exec(&format!(
+            "INSERT INTO auth_audit (occurred_at, username, outcome, reason, client_addr) VALUES {}",
+            many.join(", ")
+        ))
+        .await;
+        let first = console.page("/logins?person=dave", &token).await;
+        assert_eq!(listed_times(&first).len(), 100);
+        assert_eq!(listed_times(&first)[0], "2025-02-01T00:01:44.000Z");
+        assert!(
+            first.contains("href=\"/logins?person=dave&#38;page=1\""),
+            "{first}"
+        );
+        let second = console.page("/logins?person=dave&page=1", &token).await;
+        assert_eq!(
+            listed_times(&second),
+            [
+                "2025-02-01T00:00:04.000Z",
+                "2025-02-01T00:00:03.000Z",
+                "2025-02-01T00:00:02.000Z",
+                "2025-02-01T00:00:01.000Z",
+                "2025-02-01T00:00:00.000Z",
+            ]
+        );
+        assert!(
+            second.contains("href=\"/logins?person=dave&#38;page=0\""),
+            "{second}"
+        );
+        assert!(!second.contains("page=2"), "{second}");
+    }
+);
+
+on_all_backends!(
+    an_operator_unlocks_a_locked_person_and_a_viewer_cannot,
+    |db: TestDb| async move {
+        let mut settings = console_settings(db.settings(), &["alice"], &["bob"]);
+        settings.auth.max_failures = 2;
+        let app = db.spawn_with(settings).await;
+        with_people(&app, &["alice", "bob", "carol"]).await;
+        let status = |password: &'static str| {
+            let app = &app;
+            async move {
+                let answer =
+                    crate::helpers::json_body(app.post_authenticate("carol", password).await).await;
+                answer["status"].as_str().unwrap_or("").to_owned()
+            }
+        };
+        for _ in 0..2 {
+            assert_eq!(status("wrong").await, "fail");
+        }
+        assert_eq!(status(PASSWORD).await, "fail", "locked");
+        let console = Console::of(&app);
+
+        // A viewer sees the lockout, no Unlock, and a forged one is refused.
+        let viewer = console.sign_in("bob", PASSWORD).await.expect("signed in");
+        let overview = console.page("/", &viewer).await;
+        assert!(
+            overview.contains("<a href=\"/logins#locked-title\" class=\"bad\">1</a>"),
+            "{overview}"
+        );
+        let page = console.page("/logins", &viewer).await;
+        assert!(page.contains("<td>carol</td>\n    <td>3</td>"), "{page}");
+        assert!(!page.contains("action=\"/logins/unlock\""), "{page}");
+        let viewer_csrf = console.csrf(&viewer).await;
+        let forged = console
+            .post(
+                "/logins/unlock",
+                Some(&viewer),
+                &[("csrf", &viewer_csrf), ("username", "carol")],
+            )
+            .await;
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+
+        // An operator's POST without the token, with a wrong one, or from
+        // another origin: 403, and carol stays locked.
+        let operator = console.sign_in("alice", PASSWORD).await.expect("signed in");
+        let page = console.page("/logins", &operator).await;
+        assert!(page.contains("action=\"/logins/unlock\""), "{page}");
+        assert_eq!(hidden(&page, "username"), "carol");
+        let csrf = console.csrf(&operator).await;
+        for form in [
+            vec![("username", "carol")],
+            vec![("csrf", "forged"), ("username", "carol")],
+        ] {
+            let response = console.post("/logins/unlock", Some(&operator), &form).await;
+            assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        }
+        let response = console
+            .post_from(
+                "/logins/unlock",
+                Some(&operator),
+                &[("csrf", &csrf), ("username", "carol")],
+                Some("http://evil.example"),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(status(PASSWORD).await, "fail", "still locked");
+
+        // Unlock: back to the page, which says so; carol logs in again.
+        let response = console
+            .post(
+                "/logins/unlock",
+                Some(&operator),
+                &[("csrf", &csrf), ("username", "carol")],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&response), "/logins?unlocked=carol");
+        let page = console.page(&location(&response), &operator).await;
+        assert!(page.contains("Unlocked carol"), "{page}");
+        assert!(page.contains("No account is locked."), "{page}");
+        assert_eq!(status(PASSWORD).await, "success");
+        // Recorded as alice's, through the console.
+        let activity = app
+            .rows("SELECT actor, channel, action, subject FROM activity WHERE action = 'unlock'")
+            .await;
+        assert_eq!(
+            activity,
+            [[
+                Some("alice".to_owned()),
+                Some("console".to_owned()),
+                Some("unlock".to_owned()),
+                Some("carol".to_owned())
+            ]]
+        );
+        // Unlocking someone not locked changes nothing and says so.
+        let again = console
+            .post(
+                "/logins/unlock",
+                Some(&operator),
+                &[("csrf", &csrf), ("username", "carol")],
+            )
+            .await;
+        assert_eq!(location(&again), "/logins?not_locked=carol");
+        assert_eq!(
+            app.rows("SELECT subject FROM activity WHERE action = 'unlock'")
+                .await
+                .len(),
+            1
+        );
+    }
+);

@@ -1,9 +1,12 @@
 """The web console in chromium: sign-in, roles, CSRF, escaping, sign-out, session
 expiry, keyboard use and an axe-core check of every page."""
 
+import base64
+import json
 import os
 import re
 import time
+import urllib.request
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
@@ -162,6 +165,56 @@ def test_a_guard_refusal_is_reviewed_and_approved(server, browser):
     operator.close()
 
 
+def omflow_authenticate(server, username, password):
+    """OMFLOW's POST /authenticate; its answer's status (`success` or `fail`)."""
+    credentials = base64.b64encode(f"omflow:{server.omflow_password}".encode()).decode()
+    request = urllib.request.Request(
+        server.base + "/authenticate",
+        method="POST",
+        data=json.dumps({"username": username, "password": password}).encode(),
+        headers={"Authorization": f"Basic {credentials}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.load(response)["status"]
+
+
+def test_an_operator_unlocks_a_locked_person(server, browser):
+    # frank gets his password wrong until locked out; then even the right one fails.
+    for _ in range(5):
+        assert omflow_authenticate(server, "frank", "wrong") == "fail"
+    assert omflow_authenticate(server, "frank", server.password) == "fail"
+
+    # A viewer sees the lockout but no Unlock.
+    viewer = browser.new_context()
+    page = viewer.new_page()
+    sign_in(page, server, "bob")
+    page.get_by_role("link", name="Logins").click()
+    locked = page.locator("section[aria-labelledby=locked-title] tbody")
+    expect(locked.get_by_role("cell", name="frank", exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile("^Unlock"))).to_have_count(0)
+    # The audit trail, filtered by person and result, lists his failures.
+    page.get_by_label("Person (username)").fill("frank")
+    page.get_by_label("Result").select_option("failure")
+    page.get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(r"/logins\?person=frank&outcome=failure"))
+    attempts = page.locator("section[aria-labelledby=audit-title] tbody tr")
+    expect(attempts).to_have_count(6)
+    viewer.close()
+
+    # An operator unlocks him; he can log in again.
+    operator = browser.new_context()
+    page = operator.new_page()
+    sign_in(page, server, "alice")
+    page.goto(server.console + "/logins")
+    page.get_by_role("button", name="Unlock frank").click()
+    expect(page.get_by_role("status")).to_contain_text("Unlocked frank")
+    expect(page.get_by_text("No account is locked.")).to_be_visible()
+    assert omflow_authenticate(server, "frank", server.password) == "success"
+    page.get_by_role("link", name="Activity").click()
+    expect(page.get_by_role("cell", name="unlock", exact=True).first).to_be_visible()
+    operator.close()
+
+
 SERIOUS = {"serious", "critical"}
 
 
@@ -176,7 +229,17 @@ def serious_violations(page):
 
 @pytest.mark.parametrize(
     "path",
-    ["/sign-in", "/", "/history", "/history/1", "/pending", "/problems", "/activity", "/no-such-page"],
+    [
+        "/sign-in",
+        "/",
+        "/history",
+        "/history/1",
+        "/pending",
+        "/problems",
+        "/logins",
+        "/activity",
+        "/no-such-page",
+    ],
 )
 def test_every_page_passes_axe(server, browser, path):
     # axe is injected as a script: allowed past the console's CSP in this context only.
