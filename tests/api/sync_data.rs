@@ -131,7 +131,16 @@ on_all_backends!(concurrent_syncs_share_one_build, |db: TestDb| async move {
         // the lock), then count the connections waiting: one shared build means
         // one waiter, whatever the number of callers.
         crate::metrics::wait_for_gauge(&app, "hr_bridge_sync_calls_in_flight", 20.0).await;
-        waiting = waiters(&app).await;
+        // The callers are in; the build may not have reached the lock yet: wait
+        // until something waits on it, then look again a moment later, so that a
+        // second build starting late would be counted too.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while waiting == 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            waiting = waiters(&app).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        waiting = waiting.max(waiters(&app).await);
         lock.release().await;
     }
     for call in calls {
