@@ -149,24 +149,8 @@ pub async fn run(settings: &Settings, request: Request) -> anyhow::Result<ExitCo
             println!("{}", serde_json::to_string_pretty(&answer)?);
         }
         Output::Csv => {
-            let mut out = csv::Writer::from_writer(std::io::stdout().lock());
-            out.write_record([
-                "occurred_at",
-                "username",
-                "outcome",
-                "reason",
-                "client_addr",
-            ])?;
-            for row in &rows {
-                out.write_record([
-                    row.occurred_at.as_str(),
-                    row.username.as_str(),
-                    row.outcome.as_str(),
-                    row.reason.as_str(),
-                    row.client_addr.as_deref().unwrap_or(""),
-                ])?;
-            }
-            out.flush()?;
+            let mut out = crate::ops::audit::write_csv(&rows, std::io::stdout().lock())?;
+            std::io::Write::flush(&mut out)?;
             if truncated {
                 eprintln!("note: {}", cut_note());
             }

@@ -228,24 +228,7 @@ pub async fn csv(
 }
 
 fn write_csv(rows: &[AuditRow], cut: bool) -> Result<Vec<u8>, csv::Error> {
-    let mut out = csv::Writer::from_writer(Vec::new());
-    out.write_record([
-        "occurred_at",
-        "username",
-        "outcome",
-        "reason",
-        "client_addr",
-    ])?;
-    for row in rows {
-        out.write_record([
-            row.occurred_at.as_str(),
-            row.username.as_str(),
-            row.outcome.as_str(),
-            row.reason.as_str(),
-            row.client_addr.as_deref().unwrap_or(""),
-        ])?;
-    }
-    let mut body = out.into_inner().map_err(|e| e.into_error())?;
+    let mut body = crate::ops::audit::write_csv(rows, Vec::new())?;
     if cut {
         body.extend_from_slice(
             format!(

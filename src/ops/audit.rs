@@ -75,6 +75,29 @@ pub async fn query(db: &Db, q: &AuditQuery) -> Result<Vec<AuditRow>, DbError> {
         .collect())
 }
 
+/// Writes audit rows as CSV, header first, to `out` and hands `out` back: the
+/// CLI's `audit --csv` and the console's download write the same columns.
+pub fn write_csv<W: std::io::Write>(rows: &[AuditRow], out: W) -> Result<W, csv::Error> {
+    let mut out = csv::Writer::from_writer(out);
+    out.write_record([
+        "occurred_at",
+        "username",
+        "outcome",
+        "reason",
+        "client_addr",
+    ])?;
+    for row in rows {
+        out.write_record([
+            row.occurred_at.as_str(),
+            row.username.as_str(),
+            row.outcome.as_str(),
+            row.reason.as_str(),
+            row.client_addr.as_deref().unwrap_or(""),
+        ])?;
+    }
+    out.into_inner().map_err(|e| e.into_error().into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::stored_time;

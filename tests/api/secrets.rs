@@ -12,6 +12,9 @@ use crate::hardening::LoggedServer;
 use crate::helpers::{binary, OMFLOW_USER};
 use crate::on_all_backends;
 
+/// One run of the binary: its arguments and its environment.
+type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>);
+
 const DB_PASSWORD: &str = "Db-S3cret-pw";
 const OMFLOW_SECRET: &str = "Omflow-S3cret-pw";
 const LOGIN_SECRET: &str = "Login-S3cret-pw";
@@ -152,7 +155,7 @@ fn secrets_never_reach_a_configuration_error() {
     let bad_port = format!("postgres://hr:{DB_PASSWORD}@127.0.0.1:notaport/hr");
     let bad_mysql = format!("mysql://hr:{DB_PASSWORD}@[::1/hr");
     let bad_scheme = format!("oracle://hr:{DB_PASSWORD}@db/hr");
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>)> = vec![
+    let cases: Vec<Case> = vec![
         (vec!["--config", broken, "migrate"], vec![]),
         (vec!["--config", secret, "migrate"], vec![]),
         (
