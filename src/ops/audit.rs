@@ -75,8 +75,21 @@ pub async fn query(db: &Db, q: &AuditQuery) -> Result<Vec<AuditRow>, DbError> {
         .collect())
 }
 
+/// A cell as a spreadsheet may safely open it: text someone typed (a username
+/// tried at a login form, by anyone) that begins with `=`, `+`, `-`, `@`, a tab
+/// or a carriage return would be run as a formula by Excel or LibreOffice, so it
+/// gets a leading `'` (OWASP's advice for CSV injection). Every other cell is
+/// written as it is.
+fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
+}
+
 /// Writes audit rows as CSV, header first, to `out` and hands `out` back: the
-/// CLI's `audit --csv` and the console's download write the same columns.
+/// CLI's `audit --csv` and the console's download write the same columns, and
+/// neither lets a typed username become a spreadsheet formula.
 pub fn write_csv<W: std::io::Write>(rows: &[AuditRow], out: W) -> Result<W, csv::Error> {
     let mut out = csv::Writer::from_writer(out);
     out.write_record([
@@ -89,10 +102,10 @@ pub fn write_csv<W: std::io::Write>(rows: &[AuditRow], out: W) -> Result<W, csv:
     for row in rows {
         out.write_record([
             row.occurred_at.as_str(),
-            row.username.as_str(),
+            &spreadsheet_safe(&row.username),
             row.outcome.as_str(),
             row.reason.as_str(),
-            row.client_addr.as_deref().unwrap_or(""),
+            &spreadsheet_safe(row.client_addr.as_deref().unwrap_or("")),
         ])?;
     }
     out.into_inner().map_err(|e| e.into_error().into())
@@ -100,7 +113,40 @@ pub fn write_csv<W: std::io::Write>(rows: &[AuditRow], out: W) -> Result<W, csv:
 
 #[cfg(test)]
 mod tests {
-    use super::stored_time;
+    use super::{stored_time, write_csv, AuditRow};
+
+    /// A name typed at a login form must not come back as a spreadsheet formula;
+    /// everything else goes out as it was typed.
+    #[test]
+    fn typed_formulas_are_neutralised_in_the_csv() {
+        let row = |username: &str| AuditRow {
+            occurred_at: "2025-01-01T00:00:00.000Z".into(),
+            username: username.into(),
+            outcome: "failure".into(),
+            reason: "unknown_user".into(),
+            client_addr: Some("192.0.2.1".into()),
+        };
+        let names = [
+            "=HYPERLINK(\"http://evil\",\"x\")",
+            "+SUM(1,1)",
+            "-2+3+cmd|' /C calc'!A0",
+            "@SUM(1)",
+            "\t=1",
+            "\r=1",
+            "alice",
+            "o'neil=boss",
+        ];
+        let rows: Vec<AuditRow> = names.iter().map(|n| row(n)).collect();
+        let bytes = write_csv(&rows, Vec::new()).expect("written");
+        let mut reader = csv::Reader::from_reader(bytes.as_slice());
+        let got: Vec<String> = reader
+            .records()
+            .map(|r| r.expect("a row")[1].to_owned())
+            .collect();
+        let mut expected: Vec<String> = names[..6].iter().map(|n| format!("'{n}")).collect();
+        expected.extend(["alice".to_owned(), "o'neil=boss".to_owned()]);
+        assert_eq!(got, expected);
+    }
 
     #[test]
     fn times_take_the_stored_form() {
