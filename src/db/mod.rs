@@ -179,12 +179,13 @@ const POSTGRES_UNAVAILABLE_CLASSES: &[&str] = &["08", "53", "57P0", "28"];
 /// (no such database), 57014 (statement_timeout), 55P03 (lock_timeout).
 const POSTGRES_UNAVAILABLE: &[&str] = &["55000", "3D000", "57014", "55P03"];
 /// MySQL/MariaDB error numbers: 1040 too many connections, 1044/1045 access
-/// denied, 1049 unknown database, 1053 server shutdown, 1129/1130 host blocked or
+/// denied, 1698 access denied without a password check (MariaDB answers it when
+/// the account was dropped while the pool reconnects), 1049 unknown database, 1053 server shutdown, 1129/1130 host blocked or
 /// not allowed, 1203/1226 user connection or resource limit, 1205 lock wait
 /// timeout, 1927 connection killed, 1969 MariaDB max_statement_time, 3024 MySQL
 /// max_execution_time.
 const MYSQL_UNAVAILABLE: &[u16] = &[
-    1040, 1044, 1045, 1049, 1053, 1129, 1130, 1203, 1226, 1205, 1927, 1969, 3024,
+    1040, 1044, 1045, 1049, 1053, 1129, 1130, 1203, 1226, 1205, 1698, 1927, 1969, 3024,
 ];
 /// SQLite primary codes: 5 busy (busy_timeout passed), 6 locked, 10 I/O error,
 /// 14 cannot open the file.
