@@ -346,28 +346,12 @@ impl Db {
     /// approved (waiting to be consumed), with their drops.
     pub async fn prune_approvals(&self, cutoff_ms: i64) -> Result<u64, DbError> {
         let done = "created_ms < ? AND status IN ('consumed', 'superseded')";
-        let drops = self
-            .dialect(&format!(
-                "DELETE FROM sync_approval_drops WHERE approval_id IN \
+        let drops = format!(
+            "DELETE FROM sync_approval_drops WHERE approval_id IN \
              (SELECT id FROM sync_approvals WHERE {done})"
-            ))
-            .into_owned();
-        let approvals = self
-            .dialect(&format!("DELETE FROM sync_approvals WHERE {done}"))
-            .into_owned();
-        Ok(on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            sqlx::query(&drops)
-                .bind(cutoff_ms)
-                .execute(&mut *tx)
-                .await?;
-            let removed = sqlx::query(&approvals)
-                .bind(cutoff_ms)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            tx.commit().await?;
-            removed
-        }))
+        );
+        let approvals = format!("DELETE FROM sync_approvals WHERE {done}");
+        self.delete_with_children(&drops, &approvals, cutoff_ms)
+            .await
     }
 }

@@ -415,25 +415,39 @@ impl Db {
 
     /// Deletes calls older than `cutoff_ms` with their names. Returns the calls removed.
     pub async fn prune_sync_history(&self, cutoff_ms: i64) -> Result<u64, DbError> {
-        let names = self.dialect(
+        self.delete_with_children(
             "DELETE FROM sync_history_names WHERE call_id IN \
              (SELECT id FROM sync_history WHERE occurred_ms < ?)",
-        );
-        let calls = self.dialect("DELETE FROM sync_history WHERE occurred_ms < ?");
-        let removed = on_pool!(self, |pool| {
+            "DELETE FROM sync_history WHERE occurred_ms < ?",
+            cutoff_ms,
+        )
+        .await
+    }
+
+    /// Runs `children`, then `parents`, in one transaction, each with `cutoff_ms`
+    /// as its one parameter; returns the parent rows removed. The retention
+    /// pruning of the history and of the approvals share it.
+    pub(super) async fn delete_with_children(
+        &self,
+        children: &str,
+        parents: &str,
+        cutoff_ms: i64,
+    ) -> Result<u64, DbError> {
+        let children = self.dialect(children);
+        let parents = self.dialect(parents);
+        Ok(on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query(&names)
+            sqlx::query(&children)
                 .bind(cutoff_ms)
                 .execute(&mut *tx)
                 .await?;
-            let removed = sqlx::query(&calls)
+            let removed = sqlx::query(&parents)
                 .bind(cutoff_ms)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
             tx.commit().await?;
             removed
-        });
-        Ok(removed)
+        }))
     }
 }
