@@ -253,7 +253,9 @@ on_all_backends!(
         let mut env = CREDENTIALS.to_vec();
         env.push(("HR_BRIDGE__DATABASE__URL", &db.url));
         let mut served = Served::start(&config, &env);
+        // The database can be ready before the port is bound: wait for both.
         served.wait_for("database ready");
+        served.wait_for("listening");
         let client = reqwest::Client::new();
         let sync = || async {
             client
