@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The hr-bridge benchmark: /sync at 10,000, 100,000 and 1,000,000 employees and an
+# The hr-bridge benchmark: /sync at 10,000, 100,000 and 1,000,000 employees (timed
+# from outside the process with curl: RUNS calls, default 5, median) and an
 # /authenticate storm, on PostgreSQL, MariaDB and SQLite, each beside the floor
-# measured in the same run, with the peak RSS of every server run (default
+# measured in the same run (the database's own client; on PostgreSQL also
+# psycopg 3's COPY in one process), with the peak RSS of every server run (default
 # settings, no allocator variables); concurrent /sync calls; a mapped source over
 # views beside the built-in tables. Prints Markdown tables (also saved to
 # target/bench/results.md).
@@ -10,16 +12,16 @@
 #   BACKENDS="postgres" SIZES="100000" scripts/bench.sh
 #
 # Needs the local PostgreSQL and MariaDB (started if down) and installs the HTTP
-# load generator oha into target/bench-tools if it is missing.
+# load generator oha (concurrent calls, the login storm) and psycopg into
+# target/bench-tools if they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BACKENDS=${BACKENDS:-"postgres mysql sqlite"}
 SIZES=${SIZES:-"10000 100000 1000000"}
 CONCURRENT=${CONCURRENT:-50}
+RUNS=${RUNS:-5}
 STORM_SECS=${STORM_SECS:-20}
-PG_ADMIN=${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/test}
-MY_ADMIN=${MY_ADMIN:-mysql://root@127.0.0.1:3306/test}
 OUT=target/bench
 mkdir -p "$OUT"
 
@@ -33,23 +35,8 @@ cargo build --release --locked --bin hr-bridge --example argon2_ceiling >&2
 BIN=target/release/hr-bridge
 
 
-now_ms() { date +%s%3N; }
-median() { python3 -c 'import sys,statistics; print("%.3f" % statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
-
-fresh_db() { # backend size -> prints URL
-  local name="hrb_bench_$1_$2"
-  case $1 in
-    postgres)
-      psql -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" -c "CREATE DATABASE $name" >/dev/null
-      echo "postgres://postgres@127.0.0.1:5432/$name" ;;
-    mysql)
-      mariadb -h 127.0.0.1 -u root -e "DROP DATABASE IF EXISTS $name; CREATE DATABASE $name CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-      echo "mysql://root@127.0.0.1:3306/$name" ;;
-    sqlite)
-      rm -f "$OUT/$name.db" "$OUT/$name.db-wal" "$OUT/$name.db-shm"
-      echo "sqlite://$OUT/$name.db?mode=rwc" ;;
-  esac
-}
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 
 EMPLOYEES_SQL="SELECT username, email, nick_name, ad_no, company, phone1, phone2, extension_no, gender FROM employees WHERE active ORDER BY username"
 DEPARTMENTS_SQL="SELECT group_no, display_name, parent_group_no, active FROM departments ORDER BY group_no"
@@ -62,7 +49,7 @@ floor_once() { # backend size -> seconds for the three sorted result sets, one c
   start=$(now_ms)
   case $1 in
     postgres)
-      psql -q -h 127.0.0.1 -U postgres -d "$name" \
+      psql -q -h 127.0.0.1 -U "$PG_ADMIN_USER" -d "$name" \
         -c "COPY ($EMPLOYEES_SQL) TO STDOUT" -c "COPY ($DEPARTMENTS_SQL) TO STDOUT" \
         -c "COPY ($MEMBERS_SQL) TO STDOUT" >/dev/null ;;
     mysql)
@@ -74,46 +61,25 @@ floor_once() { # backend size -> seconds for the three sorted result sets, one c
   python3 -c "print(($end - $start) / 1000)"
 }
 
+# PostgreSQL's second floor: psycopg 3's COPY in one process, timed inside it.
+PSYCOPG=target/bench-tools/venv/bin/python
+if [[ " $BACKENDS " == *" postgres "* ]] && ! "$PSYCOPG" -c 'import psycopg' 2>/dev/null; then
+  echo "installing psycopg (once) into target/bench-tools/venv" >&2
+  python3 -m venv target/bench-tools/venv >&2
+  target/bench-tools/venv/bin/pip -q install 'psycopg[binary]' >&2
+fi
+psycopg_floor_once() { # size -> seconds
+  "$PSYCOPG" scripts/bench-pg-floor.py "postgresql://$PG_ADMIN_USER@127.0.0.1:5432/hrb_bench_postgres_$1" \
+    "$EMPLOYEES_SQL" "$DEPARTMENTS_SQL" "$MEMBERS_SQL" 2>/dev/null
+}
+
 audit_successes() { # backend size -> successful logins recorded in the audit trail
-  local name="hrb_bench_$1_$2" sql="SELECT COUNT(*) FROM auth_audit WHERE reason = 'success'"
-  case $1 in
-    postgres) psql -qAt -h 127.0.0.1 -U postgres -d "$name" -c "$sql" ;;
-    mysql) mariadb -N -h 127.0.0.1 -u root "$name" -e "$sql" ;;
-    sqlite) sqlite3 "$OUT/$name.db" "$sql" ;;
-  esac
+  sql_in "$1" "hrb_bench_$1_$2" "SELECT COUNT(*) FROM auth_audit WHERE reason = 'success'"
 }
 
 change_some() { # backend size: 100 employees get a new phone1, as HR edits do
-  local name="hrb_bench_$1_$2"
-  local sql="UPDATE employees SET phone1 = 'changed' WHERE username IN (SELECT username FROM (SELECT username FROM employees ORDER BY username LIMIT 100) AS first_ones)"
-  case $1 in
-    postgres) psql -q -h 127.0.0.1 -U postgres -d "$name" -c "$sql" >/dev/null ;;
-    mysql) mariadb -h 127.0.0.1 -u root "$name" -e "$sql" ;;
-    sqlite) sqlite3 "$OUT/$name.db" "$sql" ;;
-  esac
+  sql_in "$1" "hrb_bench_$1_$2" "UPDATE employees SET phone1 = 'changed' WHERE username IN (SELECT username FROM (SELECT username FROM employees ORDER BY username LIMIT 100) AS first_ones)" >/dev/null
 }
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-start_server() { # url port [extra env assignments…]
-  local url=$1 port=$2; shift 2
-  env "$@" HR_BRIDGE__DATABASE__URL=$url HR_BRIDGE__SERVER__LISTEN=127.0.0.1:$port \
-  HR_BRIDGE__OMFLOW__USERNAME=omflow HR_BRIDGE__OMFLOW__PASSWORD=bench \
-  HR_BRIDGE__AUTH__MAX_FAILURES=0 RUST_LOG=warn "$BIN" serve 2>>"$OUT/server.log" &
-  SERVER_PID=$!
-  for _ in $(seq 1 100); do
-    curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  echo "server did not become ready" >&2; exit 1
-}
-
-stop_server() { kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null || true; }
-trap 'stop_server 2>/dev/null || true' EXIT
-
-peak_rss_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$SERVER_PID/status"; }
-
-json_field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {"d": d}))' "$@"; }
 
 SYNC_ROWS=()
 CHANGED_ROWS=()
@@ -121,14 +87,17 @@ AUTH_ROWS=()
 CONC_ROWS=()
 MAPPED_ROWS=()
 
-sync_run() { # port label -> "p50 p90 bytes ok" from 10 sequential calls
-  # identity: oha asks for gzip by default, which would time the compression.
-  "$OHA" -n 10 -c 1 -m POST -a omflow:bench -H 'accept-encoding: identity' --no-tui --output-format json \
-    "http://127.0.0.1:$1/sync" >"$OUT/sync-$2.json"
-  echo "$(json_field "$OUT/sync-$2.json" 'd["latencyPercentiles"]["p50"]') \
-$(json_field "$OUT/sync-$2.json" 'd["latencyPercentiles"]["p90"]') \
-$(json_field "$OUT/sync-$2.json" 'd["summary"]["sizePerRequest"]') \
-$(json_field "$OUT/sync-$2.json" 'd["statusCodeDistribution"].get("200", 0)')"
+sync_run() { # port label -> "median min max bytes ok" from $RUNS sequential curl calls
+  local times=() line t code bytes ok=0
+  : >"$OUT/sync-$2.txt"
+  for _ in $(seq 1 "$RUNS"); do
+    line=$(curl_sync "$1")
+    echo "$line" >>"$OUT/sync-$2.txt"
+    read -r t code bytes <<<"$line"
+    times+=("$t")
+    [ "$code" = 200 ] && ok=$((ok + 1))
+  done
+  echo "$(median "${times[@]}") $(python3 -c 'import sys; v=[float(x) for x in sys.argv[1:]]; print("%.3f %.3f" % (min(v), max(v)))' "${times[@]}") $bytes $ok"
 }
 
 # The demo tables behind views with other names, read through [source] queries.
@@ -147,28 +116,33 @@ echo "argon2 ceiling: $CEILING_JSON" >&2
 
 for backend in $BACKENDS; do
   for size in $SIZES; do
-    url=$(fresh_db "$backend" "$size")
-    seed=$(HR_BRIDGE__DATABASE__URL=$url RUST_LOG=warn /usr/bin/time -f "seed_peak_kb=%M" -o "$OUT/seed-$backend-$size.time" \
-      "$BIN" seed-demo --employees "$size" --departments $((size / 20)))
-    seed_mb=$(awk -F= '/seed_peak_kb/ {printf "%.0f", $2/1024}' "$OUT/seed-$backend-$size.time")
-    password=${seed##*password is: }
-    echo "$backend $size: $seed" >&2
+    url=$(fresh_db "$backend" "hrb_bench_${backend}_$size")
+    seed "$BIN" "$url" "$size" "$backend-$size"
+    seed_mb=$SEED_MB
+    password=$SEED_PASSWORD
     floors=()
     for _ in 1 2 3 4 5; do floors+=("$(floor_once "$backend" "$size")"); done
     floor=$(median "${floors[@]}")
+    pfloor="-"
+    best=$floor
+    if [ "$backend" = postgres ]; then
+      pfloors=()
+      for _ in 1 2 3 4 5; do pfloors+=("$(psycopg_floor_once "$size")"); done
+      pfloor=$(median "${pfloors[@]}")
+      best=$(python3 -c "print(min($floor, $pfloor))")
+    fi
     port=$(free_port)
     start_server "$url" "$port"
     # One warm-up call records the first snapshot, as a running service has.
     curl -fs -u omflow:bench -X POST "http://127.0.0.1:$port/sync" -o /dev/null
-    read -r p50 p90 bytes ok < <(sync_run "$port" "$backend-$size")
+    read -r p50 lo hi bytes ok < <(sync_run "$port" "$backend-$size")
     rss=$(peak_rss_mb)
     # A sync whose data changed: the guard reads the previous snapshot while the
     # new one is built, and the new snapshot is written.
     change_some "$backend" "$size"
     changed_s=$(curl -fs -u omflow:bench -X POST "http://127.0.0.1:$port/sync" -o /dev/null -w '%{time_total}')
     CHANGED_ROWS+=("| $backend | $size | $(printf '%.3f' "$changed_s") | $(peak_rss_mb) |")
-    ratio=$(python3 -c "print('%.2f' % ($p50 / $floor))")
-    SYNC_ROWS+=("| $backend | $size | $(printf '%.3f' "$p50") | $(printf '%.3f' "$p90") | $bytes | $rss | $floor | $ratio | $ok/10 | $seed_mb |")
+    SYNC_ROWS+=("| $backend | $size | $p50 | $lo–$hi | $bytes | $rss | $floor | $pfloor | $(ratio "$p50" "$best") | $ok/$RUNS | $seed_mb |")
 
     # Many callers at once, on a fresh process so that its peak is theirs alone.
     if [ "$size" -ge 100000 ]; then
@@ -186,17 +160,17 @@ for backend in $BACKENDS; do
 
     # The same data through [source] queries over renamed views (PostgreSQL).
     if [ "$backend" = postgres ] && [ "$size" = 100000 ]; then
-      psql -q -h 127.0.0.1 -U postgres -d "hrb_bench_${backend}_$size" -c "$MAPPED_VIEWS" >/dev/null
+      sql_in postgres "hrb_bench_${backend}_$size" "$MAPPED_VIEWS" >/dev/null
       stop_server
       state="$OUT/state-mapped-$size.db"; rm -f "$state"*
       start_server "$url" "$port" "${MAPPED_ENV[@]}" "HR_BRIDGE__STATE__URL=sqlite://$state?mode=rwc"
       curl -fs -u omflow:bench -X POST "http://127.0.0.1:$port/sync" -o /dev/null
-      read -r m50 m90 mbytes mok < <(sync_run "$port" "mapped-$size")
+      read -r m50 _ _ mbytes mok < <(sync_run "$port" "mapped-$size")
       stop_server
       start_server "$url" "$port"
-      read -r b50 _ bbytes _ < <(sync_run "$port" "builtin-again-$size")
+      read -r b50 _ _ bbytes _ < <(sync_run "$port" "builtin-again-$size")
       [ "$mbytes" = "$bbytes" ] || echo "warning: mapped payload size $mbytes differs from built-in $bbytes" >&2
-      MAPPED_ROWS+=("| postgres | $size | $(printf '%.3f' "$b50") | $(printf '%.3f' "$m50") | $(python3 -c "print('%.2f' % ($m50 / $b50))") | $mok/10 |")
+      MAPPED_ROWS+=("| postgres | $size | $b50 | $m50 | $(ratio "$m50" "$b50") | $mok/$RUNS |")
     fi
 
     if [ "$size" = "${SIZES##* }" ]; then
@@ -229,10 +203,10 @@ for backend in $BACKENDS; do
 done
 
 {
-  echo "### /sync (10 sequential calls after one warm-up)"
+  echo "### /sync ($RUNS sequential curl calls after one warm-up; floors: median of 5)"
   echo
-  echo "| backend | employees | median s | p90 s | bytes | peak RSS MB | floor s | median / floor | 200s | seed-demo peak RSS MB |"
-  echo "|---|---|---|---|---|---|---|---|---|---|"
+  echo "| backend | employees | median s | min–max s | bytes | peak RSS MB | client floor s | psycopg floor s | median / lower floor | 200s | seed-demo peak RSS MB |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${SYNC_ROWS[@]}"
   echo
   echo "### one more /sync after 100 employees changed (guard reads the last snapshot, the new one is written)"
