@@ -109,7 +109,7 @@ def _run(argv, what, env=None):
             "(Debian: postgresql-client, mariadb-client)"
         ) from None
     if done.returncode != 0:
-        raise AssertionError(f"{what}: {' '.join(argv[:1])} failed: {done.stderr.strip()}")
+        raise AssertionError(f"{what}: {argv[0]} failed: {done.stderr.strip()}")
     return done.stdout
 
 

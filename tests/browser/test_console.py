@@ -2,9 +2,13 @@
 expiry, keyboard use and an axe-core check of every page.
 
 Every test that takes `server` runs on SQLite, PostgreSQL and MariaDB (see
-conftest.py), except the pure-page ones marked `@pytest.mark.backends("sqlite")`:
-the axe check renders the same templates whatever the database holds, and on
-three backends it would triple the suite's slowest part for nothing."""
+conftest.py), except the pure-page ones marked `@pytest.mark.backends("sqlite")`
+(keyboard use, the CSRF and Origin checks, the axe check of every page): they
+exercise the same templates and checks whatever the database holds, and on three
+backends they would add a minute to CI for nothing. The flows that read or write
+the database (sign-in and its refusal, the markup username, sign-out, session
+expiry, the guard refusal approved with its webhook messages, unlock, the
+Logins filter and the CSV download) run on all three."""
 
 import base64
 import csv
@@ -40,6 +44,8 @@ def test_an_operator_signs_in_and_sees_the_overview(server, page):
     expect(chart).to_be_visible()
 
 
+# Tab order and Enter: a pure page, SQLite only.
+@pytest.mark.backends("sqlite")
 def test_keyboard_alone_signs_in(server, page):
     page.goto(server.console + "/sign-in")
     # Skip link and fields in order: Tab reaches the username first.
@@ -69,6 +75,8 @@ def test_a_markup_username_renders_as_text(server, page):
     assert dialogs == [], "the username ran as script"
 
 
+# Token and Origin are compared in memory (the session is read as in every test): SQLite only.
+@pytest.mark.backends("sqlite")
 def test_posts_without_the_csrf_token_or_from_elsewhere_are_403(server, page):
     sign_in(page, server, "alice")
     expect(page.locator(".who span")).to_have_text("alice (operator)")
