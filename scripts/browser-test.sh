@@ -11,7 +11,8 @@
 #
 #   scripts/browser-test.sh                  # every browser test
 #   scripts/browser-test.sh -k escaping      # pytest arguments pass through
-#   SCREENSHOT=docs/console.png scripts/browser-test.sh -k overview
+#   scripts/browser-test.sh -k postgres      # one backend's tests
+#   SCREENSHOT=docs/console.png scripts/browser-test.sh -k 'guard and sqlite'
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
