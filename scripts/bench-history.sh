@@ -15,6 +15,7 @@
 #
 #   scripts/bench-history.sh                       # about 25 minutes on 2 cores
 #   BACKENDS=sqlite SIZES=100000 scripts/bench-history.sh
+#   OLD_BIN=… NEW_BIN=… scripts/bench-history.sh   # two binaries built elsewhere
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,8 +34,8 @@ scripts/ensure-databases.sh >/dev/null
 # directory (its dependencies are ours, so only what changed is compiled); its
 # binary is kept aside before ours is linked again.
 BASE_DIR=target/bench-baseline
-OLD=$(pwd)/$BASE_DIR/hr-bridge
-if [ "$(cat "$BASE_DIR/rev" 2>/dev/null)" != "$(git rev-parse "$BASELINE")" ] || [ ! -x "$OLD" ]; then
+OLD=${OLD_BIN:-$(pwd)/$BASE_DIR/hr-bridge}
+if [ -z "${OLD_BIN:-}" ] && [ "$(cat "$BASE_DIR/rev" 2>/dev/null)" != "$(git rev-parse "$BASELINE")" ] || [ ! -x "$OLD" ]; then
   echo "building the baseline $BASELINE (once)" >&2
   rm -rf "$BASE_DIR"
   mkdir -p "$BASE_DIR/src"
@@ -43,8 +44,8 @@ if [ "$(cat "$BASE_DIR/rev" 2>/dev/null)" != "$(git rev-parse "$BASELINE")" ] ||
   cp target/release/hr-bridge "$OLD"
   git rev-parse "$BASELINE" >"$BASE_DIR/rev"
 fi
-cargo build --release --locked --bin hr-bridge >&2
-NEW=$(pwd)/target/release/hr-bridge
+NEW=${NEW_BIN:-$(pwd)/target/release/hr-bridge}
+[ -n "${NEW_BIN:-}" ] || cargo build --release --locked --bin hr-bridge >&2
 
 call_secs() { curl_sync "$1" | cut -d' ' -f1; }
 call_status() { curl_sync "$1" | cut -d' ' -f2; }
@@ -120,7 +121,7 @@ for backend in $BACKENDS; do
     pid_old=$SERVER_PID
     port_new=$(free_port)
     admin_port=$(free_port)
-    operator="user$(printf "%0${#size}d" 1)"
+    operator="user$(printf "%0${#size}d" $((size - 1)))" # stays active when the first fifth leaves
     printf '[admin]\nlisten = "127.0.0.1:%s"\noperators = ["%s"]\n' "$admin_port" "$operator" >"$OUT/console-$tag.toml"
     SERVE_ARGS=(--config "$OUT/console-$tag.toml")
     BIN=$NEW start_server "$url_new" "$port_new"
