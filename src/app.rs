@@ -164,6 +164,7 @@ impl Application {
         .await?;
         state.startup = gate.clone();
         let (started_tx, started) = watch::channel(false);
+        let (retention, retention_now) = watch::channel(Retention::of(&settings));
         let mut tasks = vec![
             AbortOnDrop(history_writer),
             AbortOnDrop(tokio::spawn(start_up(
@@ -172,8 +173,8 @@ impl Application {
                 gate.clone(),
                 settings.database.auto_migrate,
                 Upkeep {
-                    auth: settings.auth.clone(),
-                    history_retention_days: settings.sync.history_retention_days,
+                    lockout: settings.auth.lockout(),
+                    retention: retention_now,
                     sessions: console_policy(&settings.admin),
                 },
                 started_tx,
@@ -193,6 +194,11 @@ impl Application {
         tasks.push(AbortOnDrop(tokio::spawn(follow_guard_settings(
             settings.sync.clone(),
             guard,
+            reloads.clone(),
+        ))));
+        tasks.push(AbortOnDrop(tokio::spawn(follow_retention(
+            Retention::of(&settings),
+            retention,
             reloads.clone(),
         ))));
         tasks.push(AbortOnDrop(tokio::spawn(reload_notify(
@@ -345,8 +351,8 @@ pub fn guard_limits(sync: &SyncSettings) -> GuardLimits {
 
 /// Applies the guard settings (`sync.guard`, `max_deletions`,
 /// `max_deletion_ratio`, `guard_min_objects`) of each SIGHUP that loads, and logs
-/// what changed; the next `/sync` uses them. The history's retention is read at
-/// start-up only.
+/// what changed; the next `/sync` uses them. The retentions follow SIGHUP too
+/// ([`follow_retention`]).
 async fn follow_guard_settings(
     mut running: SyncSettings,
     guard: watch::Sender<GuardLimits>,
@@ -625,36 +631,109 @@ pub async fn seed(
     Ok(())
 }
 
-/// Start-up's background work, then the hourly maintenance: prepares the
-/// database (retrying while it is down), opens the gate, restores the sync
-/// gauges, prunes the audit trail, says so on `started`, and prunes hourly.
+/// How long the pruned records are kept; follows SIGHUP ([`follow_retention`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Retention {
+    /// `sync.history_retention_days`: the sync history and finished approvals.
+    history_days: u32,
+    /// `auth.audit_retention_days`: the authentication audit trail.
+    audit_days: u32,
+}
+
+impl Retention {
+    fn of(settings: &Settings) -> Self {
+        Self {
+            history_days: settings.sync.history_retention_days,
+            audit_days: settings.auth.audit_retention_days,
+        }
+    }
+
+    /// `key old -> new` for each retention that differs in `new`.
+    fn changes(&self, new: &Self) -> Vec<String> {
+        [
+            (
+                "sync.history_retention_days",
+                self.history_days,
+                new.history_days,
+            ),
+            ("auth.audit_retention_days", self.audit_days, new.audit_days),
+        ]
+        .into_iter()
+        .filter(|(_, old, new)| old != new)
+        .map(|(key, old, new)| format!("{key} {old} -> {new}"))
+        .collect()
+    }
+}
+
+/// Applies the retentions of each SIGHUP that loads and logs what changed; the
+/// maintenance prunes by them at once (a shorter retention takes effect now,
+/// not within the hour) and hourly after that.
+async fn follow_retention(
+    mut running: Retention,
+    retention: watch::Sender<Retention>,
+    mut reloads: reload::Reloads,
+) {
+    while let Some(reload) = reloads.next().await {
+        let reload::Reload::Loaded(settings) = reload else {
+            continue;
+        };
+        let new = Retention::of(&settings);
+        let changes = running.changes(&new);
+        if changes.is_empty() {
+            continue;
+        }
+        tracing::info!(
+            changes = %changes.join(", "),
+            "SIGHUP: applied new retention settings; pruning by them now"
+        );
+        retention.send_replace(new);
+        running = new;
+    }
+}
+
 /// What the hourly maintenance prunes, by which settings.
 struct Upkeep {
-    auth: AuthSettings,
-    /// `sync.history_retention_days`.
-    history_retention_days: u32,
+    /// `auth.lockout_secs`: idle lockout rows are kept at least that long.
+    lockout: Duration,
+    retention: watch::Receiver<Retention>,
     sessions: SessionPolicy,
 }
 
+impl Upkeep {
+    /// One round of pruning, by the retentions in force now.
+    async fn run(&mut self, db: &Db) {
+        let retention = *self.retention.borrow_and_update();
+        prune(db, retention.audit_days, self.lockout, self.sessions).await;
+        prune_history(db, retention.history_days).await;
+    }
+}
+
+/// Start-up's background work, then the maintenance: prepares the database
+/// (retrying while it is down), opens the gate, restores the sync gauges, prunes
+/// the audit trail and the sync history, says so on `started`, and prunes again
+/// hourly and whenever a SIGHUP changes a retention.
 async fn start_up(
     db: Db,
     source: Source,
     gate: DatabaseGate,
     auto_migrate: bool,
-    upkeep: Upkeep,
+    mut upkeep: Upkeep,
     started: watch::Sender<bool>,
 ) {
     prepare_database(&db, &source, &gate, auto_migrate).await;
     restore_sync_gauges(&db).await;
     let mut hourly = tokio::time::interval(PRUNE_EVERY);
     hourly.tick().await;
-    prune(&db, &upkeep).await;
-    prune_history(&db, upkeep.history_retention_days).await;
+    upkeep.run(&db).await;
     started.send_replace(true);
     loop {
-        hourly.tick().await;
-        prune(&db, &upkeep).await;
-        prune_history(&db, upkeep.history_retention_days).await;
+        tokio::select! {
+            _ = hourly.tick() => {}
+            // A reload changed a retention. (Once the sender is gone, only the
+            // hourly round is left.)
+            Ok(()) = upkeep.retention.changed() => {}
+        }
+        upkeep.run(&db).await;
     }
 }
 
@@ -666,11 +745,11 @@ async fn prune_history(db: &Db, retention_days: u32) {
     }
 }
 
-/// Prunes the audit trail and idle lockout rows, as a task of its own: a run
-/// that panics is logged, and the next hour's run happens all the same.
-async fn prune(db: &Db, upkeep: &Upkeep) {
-    let auth = &upkeep.auth;
-    let (owned, retention, lockout) = (db.clone(), auth.audit_retention_days, auth.lockout());
+/// Prunes the audit trail (kept `retention` days) and idle lockout rows, as a
+/// task of its own: a run that panics is logged, and the next hour's run happens
+/// all the same; then the expired console sessions.
+async fn prune(db: &Db, retention: u32, lockout: Duration, sessions: SessionPolicy) {
+    let owned = db.clone();
     let run = tokio::spawn(async move { prune_auth_state(&owned, retention, lockout).await });
     match run.await {
         Ok(Ok(removed)) => tracing::info!(removed, "pruned the authentication audit trail"),
@@ -680,7 +759,7 @@ async fn prune(db: &Db, upkeep: &Upkeep) {
             "pruning the audit trail failed; trying again in an hour"
         ),
     }
-    match crate::ops::sessions::prune(db, upkeep.sessions).await {
+    match crate::ops::sessions::prune(db, sessions).await {
         Ok(removed) => tracing::debug!(removed, "pruned expired console sessions"),
         Err(e) => tracing::warn!(error = %e, "could not prune the console sessions"),
     }

@@ -106,6 +106,10 @@ macro_rules! fetch_approvals {
     }};
 }
 
+/// Looks at the pending set and records this one, while other replicas keep
+/// racing to record theirs.
+const RECORD_ATTEMPTS: usize = 6;
+
 impl Db {
     /// The pending set, if any.
     pub async fn pending_approval(&self) -> Result<Option<ApprovalRow>, DbError> {
@@ -148,7 +152,14 @@ impl Db {
         new: &NewPending,
         drops: &[(char, &str)],
     ) -> Result<i64, DbError> {
-        for _ in 0..3 {
+        // Another replica recording a pending set meanwhile (a UNIQUE violation,
+        // or a deadlock MariaDB reports between the two inserts): look again.
+        let raced = |e: &DbError| match e {
+            DbError::Query(sqlx::Error::Database(db)) if db.is_unique_violation() => true,
+            DbError::Query(e) => super::auth::lost_race(e),
+            _ => false,
+        };
+        for _ in 0..RECORD_ATTEMPTS {
             if let Some(pending) = self.pending_approval().await? {
                 if pending.set_digest == new.set_digest {
                     let sql = self.dialect(
@@ -160,17 +171,19 @@ impl Db {
                         .bind(pending.id)
                         .execute(pool)
                         .await
-                        .map(|r| r.rows_affected()))?;
-                    if touched > 0 {
-                        return Ok(pending.id);
+                        .map(|r| r.rows_affected()))
+                    .map_err(DbError::from);
+                    match touched {
+                        Ok(touched) if touched > 0 => return Ok(pending.id),
+                        Ok(_) => continue,
+                        Err(e) if raced(&e) => continue,
+                        Err(e) => return Err(e),
                     }
-                    continue;
                 }
             }
             match self.insert_pending(new, drops).await {
                 Ok(id) => return Ok(id),
-                // Another replica recorded a pending set meanwhile: look again.
-                Err(DbError::Query(sqlx::Error::Database(e))) if e.is_unique_violation() => {}
+                Err(e) if raced(&e) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -184,12 +197,19 @@ impl Db {
         new: &NewPending,
         drops: &[(char, &str)],
     ) -> Result<i64, DbError> {
+        // Only a pending set of other drops is superseded. The same set recorded
+        // meanwhile (another replica refusing the same data, between our look and
+        // this insert) stays: the insert then breaks the UNIQUE pending_slot and
+        // the caller looks again, finding it, so that the id a notification or an
+        // operator has is never replaced by an identical set.
         let old_drops = self.dialect(
             "DELETE FROM sync_approval_drops WHERE approval_id IN \
-             (SELECT id FROM sync_approvals WHERE pending_slot = 1)",
+             (SELECT id FROM sync_approvals WHERE pending_slot = 1 AND set_digest <> ?)",
         );
-        let supersede = "UPDATE sync_approvals SET status = 'superseded', pending_slot = NULL \
-                         WHERE pending_slot = 1";
+        let supersede = self.dialect(
+            "UPDATE sync_approvals SET status = 'superseded', pending_slot = NULL \
+             WHERE pending_slot = 1 AND set_digest <> ?",
+        );
         let insert = format!(
             "INSERT INTO sync_approvals (created_ms, last_refused_ms, refusals, status, \
              pending_slot, set_digest, base_digest, payload_digest, users_dropped, \
@@ -230,8 +250,14 @@ impl Db {
             .collect();
         let id = on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query(&old_drops).execute(&mut *tx).await?;
-            sqlx::query(supersede).execute(&mut *tx).await?;
+            sqlx::query(&old_drops)
+                .bind(&new.set_digest)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(&supersede)
+                .bind(&new.set_digest)
+                .execute(&mut *tx)
+                .await?;
             let id: i64 = match self {
                 Db::MySql(_) => {
                     bound!(&insert).execute(&mut *tx).await?;

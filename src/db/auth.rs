@@ -44,7 +44,7 @@ pub const MAX_AUDIT_BATCH: usize = 256;
 /// Retries of a statement that lost a deadlock or serialization race.
 const RACE_RETRIES: usize = 5;
 
-fn lost_race(e: &sqlx::Error) -> bool {
+pub(super) fn lost_race(e: &sqlx::Error) -> bool {
     match e {
         // 40001 serialization failure / deadlock (MySQL 1213 maps to it), 40P01
         // PostgreSQL deadlock.

@@ -1,6 +1,7 @@
 //! The domain: the HR directory as OMFLOW sees it. Reads the rows, checks the rules
 //! of the contract, renders the `/sync` payload, and guards against mass deletion.
 
+mod approval_slot;
 mod arena;
 pub mod build;
 #[cfg(test)]
@@ -19,6 +20,7 @@ pub mod validate;
 mod validate_tests;
 mod writer;
 
+pub use approval_slot::{ApprovalSlot, ApprovalWatch};
 pub use build::{BuildError, Built, Outcome};
 pub use findings::Findings;
 pub use flight::{Outcome as SyncOutcome, SyncFailure, SyncFlight};
@@ -211,6 +213,8 @@ pub struct GuardRefusal {
     /// Which limits the drops exceed, in the settings' words.
     pub reasons: String,
     pub limits: GuardLimits,
+    /// The id of the pending approval the history writer records for it.
+    pub approval: ApprovalSlot,
 }
 
 /// Unix milliseconds now.
@@ -291,6 +295,7 @@ pub async fn serve_sync(
                                 set_digest,
                                 reasons,
                                 limits: *limits,
+                                approval: ApprovalSlot::default(),
                             })));
                         }
                     }
@@ -317,6 +322,7 @@ pub async fn serve_sync(
                             set_digest,
                             reasons: e.to_string(),
                             limits: *limits,
+                            approval: ApprovalSlot::default(),
                         })));
                     }
                 }

@@ -118,6 +118,28 @@ impl fmt::Display for Problem {
     }
 }
 
+impl Problem {
+    /// The keys (usernames, group_nos) of the records at fault, when the problem
+    /// names them: never an email or a display name, which are personal data or
+    /// not keys. An empty key or an unreadable value names none.
+    pub fn keys(&self) -> Vec<&str> {
+        let keys: Vec<&str> = match self {
+            Self::EmptyUsername { .. } | Self::EmptyGroupNo { .. } | Self::BadValue { .. } => {
+                Vec::new()
+            }
+            Self::DuplicateEmail { usernames, .. } => {
+                usernames.iter().map(String::as_str).collect()
+            }
+            Self::MissingParent { group_no, .. }
+            | Self::InactiveParent { group_no, .. }
+            | Self::DuplicateGroupNo { group_no } => vec![group_no],
+            Self::ParentCycle { group_nos } => group_nos.iter().map(String::as_str).collect(),
+            Self::DuplicateUsername { username } => vec![username],
+        };
+        keys.into_iter().filter(|k| !k.is_empty()).collect()
+    }
+}
+
 /// A value of `record`'s `column` that cannot be served, and why.
 pub fn bad_value(record: String, column: &str, reason: String) -> Problem {
     Problem::BadValue {

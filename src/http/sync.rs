@@ -53,28 +53,49 @@ fn tell(notifier: &Notifier, outcome: &Result<directory::Served, SyncFailure>) {
         Ok(_) => Event::SyncServed,
         Err(SyncFailure::GuardTripped(refusal)) => {
             let drops = refusal.drops.as_ref();
-            Event::SyncRefused(Refusal::DeletionGuard {
-                users: drops.map_or(0, |d| d.users as u64),
-                departments: drops.map_or(0, |d| d.groups as u64),
-                usernames: drops
-                    .map(|d| {
-                        d.user_sample
-                            .iter()
-                            .take(crate::notify::event::MAX_NAMES)
-                            .cloned()
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                approval_id: None,
-            })
+            // The history writer records the pending approval after the answer;
+            // the message waits (bounded) for its id, never the request.
+            Event::GuardRefused {
+                approval: refusal.approval.watch(),
+                refusal: Refusal::DeletionGuard {
+                    users: drops.map_or(0, |d| d.users as u64),
+                    departments: drops.map_or(0, |d| d.groups as u64),
+                    usernames: drops
+                        .map(|d| {
+                            d.user_sample
+                                .iter()
+                                .take(crate::notify::event::MAX_NAMES)
+                                .cloned()
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    approval_id: None,
+                },
+            }
         }
         Err(SyncFailure::Invalid(problems)) => Event::SyncRefused(Refusal::InvalidData {
             problems: problems.len() as u64,
-            keys: Vec::new(),
+            keys: first_keys(problems),
         }),
         Err(_) => return,
     };
     notifier.notify(event);
+}
+
+/// The first few keys (usernames, group_nos) at fault, each once, in the order
+/// the problems are listed (as in the 409 and `hr-bridge check`): the
+/// notification's only personal data, capped as a guard refusal's usernames are.
+fn first_keys(problems: &[directory::Problem]) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for key in problems.iter().flat_map(directory::Problem::keys) {
+        if keys.len() == crate::notify::event::MAX_NAMES {
+            break;
+        }
+        if !keys.iter().any(|k| k == key) {
+            keys.push(key.to_owned());
+        }
+    }
+    keys
 }
 
 /// The request body is ignored (OMFLOW may send none, `{}` or anything else), but

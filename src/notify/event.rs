@@ -4,6 +4,8 @@
 
 use std::time::SystemTime;
 
+pub use crate::directory::ApprovalWatch;
+
 /// Names and keys a message may show: the first few only, whatever the caller
 /// passes, so that a message never carries more personal data than that.
 pub const MAX_NAMES: usize = 5;
@@ -16,6 +18,14 @@ pub const MAX_NAME_CHARS: usize = 64;
 pub enum Event {
     /// `/sync` answered 409: the deletion guard or validation refused the data.
     SyncRefused(Refusal),
+    /// The deletion guard refused the data and the history writer is recording
+    /// the pending approval: the message (when one is due) waits for its id, at
+    /// most [`super::Tuning::approval_wait`], and goes without it after that.
+    /// The id from `approval` replaces the refusal's own `approval_id`.
+    GuardRefused {
+        refusal: Refusal,
+        approval: ApprovalWatch,
+    },
     /// `/sync` served the payload. Report every one: only the first after a
     /// refusal sends a message ("served again"), whichever replica saw the refusal.
     SyncServed,

@@ -15,6 +15,7 @@ const ADAPTIVE_CARD_VERSION: &str = "1.4";
 
 /// The body to POST.
 pub fn render(message: &Message, format: Format, console_url: Option<&str>) -> Value {
+    let link = link(message, console_url);
     match format {
         Format::Json => json!({
             "event": message.event,
@@ -22,9 +23,36 @@ pub fn render(message: &Message, format: Format, console_url: Option<&str>) -> V
             "details": message.details,
             "occurred_at": rfc3339(message.occurred_at),
             "console_url": console_url,
+            "link": link,
         }),
-        Format::Slack => json!({ "text": slack(message, console_url) }),
-        Format::Teams => teams(message, console_url),
+        Format::Slack => json!({ "text": slack(message, link.as_deref()) }),
+        Format::Teams => teams(message, link.as_deref()),
+    }
+}
+
+/// The page a message links to: `notify.console_url`, or the message's own
+/// page below it (a guard refusal's `/pending`, where the set is approved).
+pub fn link(message: &Message, console_url: Option<&str>) -> Option<String> {
+    let base = console_url?;
+    let Some(page) = message.console_page else {
+        return Some(base.to_owned());
+    };
+    match url::Url::parse(base) {
+        Ok(mut url) => {
+            let path = format!("{}{page}", url.path().trim_end_matches('/'));
+            url.set_path(&path);
+            Some(url.to_string())
+        }
+        // The configuration accepts only URLs; just in case, the link as given.
+        Err(_) => Some(base.to_owned()),
+    }
+}
+
+/// The words of a message's link.
+fn link_label(message: &Message) -> &'static str {
+    match message.console_page {
+        Some(_) => "Review the pending deletions",
+        None => "Open hr-bridge",
     }
 }
 
@@ -64,7 +92,7 @@ fn slack_code(text: &str) -> String {
     format!("`{}`", slack_escape(&shown))
 }
 
-fn slack(message: &Message, console_url: Option<&str>) -> String {
+fn slack(message: &Message, link: Option<&str>) -> String {
     let mut summary = String::new();
     for segment in &message.summary {
         match segment {
@@ -77,14 +105,14 @@ fn slack(message: &Message, console_url: Option<&str>) -> String {
         slack_escape(message.title),
         rfc3339(message.occurred_at)
     );
-    if let Some(url) = console_url {
+    if let Some(url) = link {
         // Inside `<url|label>`, `|` and `>` would end the URL early.
         let url = url
             .replace('&', "&amp;")
             .replace('<', "%3C")
             .replace('>', "%3E")
             .replace('|', "%7C");
-        out.push_str(&format!("\n<{url}|Open hr-bridge>"));
+        out.push_str(&format!("\n<{url}|{}>", link_label(message)));
     }
     out
 }
@@ -106,7 +134,7 @@ fn markdown_escape(text: &str) -> String {
     out
 }
 
-fn teams(message: &Message, console_url: Option<&str>) -> Value {
+fn teams(message: &Message, link: Option<&str>) -> Value {
     let mut summary = String::new();
     for segment in &message.summary {
         match segment {
@@ -151,9 +179,9 @@ fn teams(message: &Message, console_url: Option<&str>) -> Value {
             },
         ],
     });
-    if let Some(url) = console_url {
+    if let Some(url) = link {
         card["actions"] = json!([
-            { "type": "Action.OpenUrl", "title": "Open hr-bridge", "url": url }
+            { "type": "Action.OpenUrl", "title": link_label(message), "url": url }
         ]);
     }
     json!({
@@ -214,11 +242,19 @@ mod tests {
                 },
                 "occurred_at": "2026-11-30T00:53:20Z",
                 "console_url": "https://hr.example.com/console",
+                "link": "https://hr.example.com/console/pending",
             })
         );
         let served = render(&message::sync_served_again(at()), Format::Json, None);
         assert_eq!(served["event"], "sync_served_again");
         assert_eq!(served["console_url"], Value::Null);
+        assert_eq!(served["link"], Value::Null);
+        let served = render(
+            &message::sync_served_again(at()),
+            Format::Json,
+            Some("https://hr.example.com/console/"),
+        );
+        assert_eq!(served["link"], "https://hr.example.com/console/");
         assert_eq!(served["details"], json!({}));
     }
 
@@ -234,7 +270,7 @@ mod tests {
         assert!(text.contains("`evil\\u{1b}[2J\\n`"), "{text}");
         assert!(text.contains("`\"\"`"), "{text}");
         assert!(
-            text.ends_with("\n<https://x/c?a=1%7Cb%3E|Open hr-bridge>"),
+            text.ends_with("\n<https://x/c/pending?a=1%7Cb%3E|Review the pending deletions>"),
             "{text}"
         );
         assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text}");
@@ -274,11 +310,48 @@ mod tests {
             "{summary}"
         );
         assert_eq!(card["actions"][0]["type"], "Action.OpenUrl");
-        assert_eq!(card["actions"][0]["url"], "https://hr.example.com/console");
+        assert_eq!(
+            card["actions"][0]["url"],
+            "https://hr.example.com/console/pending"
+        );
+        assert_eq!(card["actions"][0]["title"], "Review the pending deletions");
         let recovery = render(&message::sync_served_again(at()), Format::Teams, None);
         let card = &recovery["attachments"][0]["content"];
         assert_eq!(card["body"][0]["color"], "Good");
         assert!(card.get("actions").is_none());
+    }
+
+    #[test]
+    fn a_guard_refusal_links_to_the_pending_page_below_the_console() {
+        let refused = guard(&["alice"]);
+        for (console, expected) in [
+            ("https://hr.example.com", "https://hr.example.com/pending"),
+            ("https://hr.example.com/", "https://hr.example.com/pending"),
+            (
+                "https://hr.example.com/console/",
+                "https://hr.example.com/console/pending",
+            ),
+            (
+                "https://hr.example.com/console?x=1#top",
+                "https://hr.example.com/console/pending?x=1#top",
+            ),
+        ] {
+            assert_eq!(
+                link(&refused, Some(console)).as_deref(),
+                Some(expected),
+                "{console}"
+            );
+        }
+        assert_eq!(link(&refused, None), None);
+        let locked = message::account_locked("bob", at(), at());
+        assert_eq!(
+            link(&locked, Some("https://hr.example.com/console")).as_deref(),
+            Some("https://hr.example.com/console")
+        );
+        let slack = render(&locked, Format::Slack, Some("https://hr.example.com/c"));
+        assert!(slack["text"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("<https://hr.example.com/c|Open hr-bridge>")));
     }
 
     #[test]

@@ -68,6 +68,9 @@ pub struct Message {
     pub summary: Vec<Segment>,
     /// The stable, documented object of the `json` format.
     pub details: Value,
+    /// The console page to link to, below `notify.console_url` (`/pending`);
+    /// `None` links to the console itself.
+    pub console_page: Option<&'static str>,
     pub occurred_at: SystemTime,
 }
 
@@ -170,6 +173,7 @@ pub fn sync_refused(refusal: &Refusal, at: SystemTime) -> Message {
                     "usernames": shown_names(usernames),
                     "approval_id": approval_id.as_deref().map(|id| crate::escape::escape(&cut(id)).to_string()),
                 }),
+                console_page: Some("/pending"),
                 occurred_at: at,
             }
         }
@@ -198,6 +202,7 @@ pub fn sync_refused(refusal: &Refusal, at: SystemTime) -> Message {
                     "problems": problems,
                     "keys": shown_names(keys),
                 }),
+                console_page: None,
                 occurred_at: at,
             }
         }
@@ -214,6 +219,7 @@ pub fn sync_served_again(at: SystemTime) -> Message {
             "hr-bridge serves syncs to OMFLOW again after a refusal; OMFLOW is up to date.",
         )],
         details: json!({}),
+        console_page: None,
         occurred_at: at,
     }
 }
@@ -241,6 +247,7 @@ pub fn database_unreachable(
             "since": rfc3339(since),
             "after_secs": after.as_secs(),
         }),
+        console_page: None,
         occurred_at: at,
     }
 }
@@ -265,6 +272,7 @@ pub fn database_reachable(role: DbRole, since: Option<SystemTime>, at: SystemTim
             "database": role.key(),
             "unreachable_since": since.map(rfc3339),
         }),
+        console_page: None,
         occurred_at: at,
     }
 }
@@ -291,6 +299,7 @@ pub fn account_locked(username: &str, until: SystemTime, at: SystemTime) -> Mess
             "username": crate::escape::escape(&cut(username)).to_string(),
             "locked_until": rfc3339(until),
         }),
+        console_page: None,
         occurred_at: at,
     }
 }
@@ -321,6 +330,7 @@ pub fn accounts_locked(
             "usernames": shown_names(names),
             "window_secs": window.as_secs(),
         }),
+        console_page: None,
         occurred_at: at,
     }
 }

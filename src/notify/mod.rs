@@ -30,7 +30,7 @@ mod worker;
 pub use crate::config::notify::{webhook_url_carries_token, Format, NotifySettings};
 /// The compare-and-set statements on `notify_state`.
 pub use crate::db::notify as store;
-pub use event::{Database, Event, Refusal};
+pub use event::{ApprovalWatch, Database, Event, Refusal};
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -66,6 +66,11 @@ pub struct Tuning {
     /// How often [`Notifier::watch_database`] looks; unset, a quarter of
     /// `notify.after_secs` between 1 and 15 seconds.
     pub probe_every: Option<Duration>,
+    /// How long a guard refusal's message waits for the id of the pending
+    /// approval the history writer records; past it, the message goes without
+    /// the id. The worker waits only for a message it is about to send (the
+    /// first refusal of a streak), and the events behind it wait in the queue.
+    pub approval_wait: Duration,
 }
 
 impl Default for Tuning {
@@ -83,6 +88,7 @@ impl Default for Tuning {
             claim_timeout: Duration::from_secs(5),
             lockout_window: Duration::from_secs(60),
             probe_every: None,
+            approval_wait: Duration::from_secs(10),
         }
     }
 }
@@ -163,7 +169,8 @@ struct Job {
 
 #[derive(Debug)]
 enum JobKind {
-    Refused(Refusal),
+    /// A refusal, and for the deletion guard's, where its approval id comes from.
+    Refused(Refusal, Option<ApprovalWatch>),
     Served,
     Database(DbRole, bool),
     Locked(String, SystemTime),
@@ -259,7 +266,10 @@ impl Notifier {
             return;
         }
         let kind = match event {
-            Event::SyncRefused(refusal) => JobKind::Refused(refusal.trimmed()),
+            Event::SyncRefused(refusal) => JobKind::Refused(refusal.trimmed(), None),
+            Event::GuardRefused { refusal, approval } => {
+                JobKind::Refused(refusal.trimmed(), Some(approval))
+            }
             Event::SyncServed => JobKind::Served,
             Event::AccountLocked { username, until } => {
                 JobKind::Locked(event::cut(&username), until)
@@ -387,7 +397,7 @@ fn role_index(role: DbRole) -> usize {
 impl Job {
     fn kind_name(&self) -> &'static str {
         match self.kind {
-            JobKind::Refused(_) => "sync_refused",
+            JobKind::Refused(..) => "sync_refused",
             JobKind::Served => "sync_served",
             JobKind::Database(..) => "database",
             JobKind::Locked(..) => "account_locked",

@@ -4,12 +4,13 @@
 //! own view calls for) to the outbox.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 
+use super::event::{ApprovalWatch, Refusal};
 use super::machine::{self, Action, Machine, Outcome};
-use super::message::Message;
+use super::message::{self, Message};
 use super::{store, Job, JobKind, Shared};
 use crate::db::Db;
 
@@ -38,9 +39,14 @@ pub(super) async fn decide(
         };
         machine.set_after(shared.after());
         let counted = job.is_some();
+        let mut awaiting = None;
         let actions = match job {
             Some(Job { kind, now, at }) => match kind {
-                JobKind::Refused(refusal) => machine.sync_refused(&refusal, at),
+                JobKind::Refused(refusal, approval) => {
+                    let actions = machine.sync_refused(&refusal, at);
+                    awaiting = approval.map(|approval| AwaitingId { refusal, approval });
+                    actions
+                }
                 JobKind::Served => machine.sync_served(at),
                 JobKind::Database(role, reachable) => machine.database(role, reachable, now, at),
                 JobKind::Locked(username, until) => {
@@ -53,7 +59,15 @@ pub(super) async fn decide(
             match action {
                 Action::Send(message) => hand_over(&outbox, &shared, message),
                 Action::Claim(claim) => {
-                    settle(&mut machine, claim, state.as_ref(), &outbox, &shared).await
+                    settle(
+                        &mut machine,
+                        claim,
+                        state.as_ref(),
+                        &outbox,
+                        &shared,
+                        awaiting.take(),
+                    )
+                    .await
                 }
             }
         }
@@ -63,14 +77,70 @@ pub(super) async fn decide(
     }
 }
 
+/// A guard refusal's message, to complete with the id of the pending approval
+/// the history writer records for it.
+struct AwaitingId {
+    refusal: Refusal,
+    approval: ApprovalWatch,
+}
+
+impl AwaitingId {
+    /// `message` naming the pending approval, once recorded; as it is when that
+    /// takes longer than `within` or fails.
+    async fn complete(self, message: Message, within: Duration) -> Message {
+        let Refusal::DeletionGuard {
+            users,
+            departments,
+            usernames,
+            ..
+        } = self.refusal
+        else {
+            return message;
+        };
+        match self.approval.id(within).await {
+            Some(id) => message::sync_refused(
+                &Refusal::DeletionGuard {
+                    users,
+                    departments,
+                    usernames,
+                    approval_id: Some(id.to_string()),
+                },
+                message.occurred_at,
+            ),
+            None => {
+                tracing::warn!(
+                    within = ?within,
+                    "the deletion guard's pending approval was not recorded in time (see \
+                     hr_bridge_sync_history_failures_total); its notification goes without the id"
+                );
+                message
+            }
+        }
+    }
+}
+
+/// Completes a message that is going out with what it waits for, if anything.
+async fn completed(message: Message, awaiting: Option<AwaitingId>, shared: &Shared) -> Message {
+    match awaiting {
+        Some(awaiting) => {
+            awaiting
+                .complete(message, shared.tuning.approval_wait)
+                .await
+        }
+        None => message,
+    }
+}
+
 /// Claims one change on the state database and sends its message if this
 /// replica won, or, when the database cannot answer, if its own view says so.
+/// Only a message that goes out waits for its approval id (`awaiting`).
 async fn settle(
     machine: &mut Machine,
     claim: machine::Claim,
     state: Option<&Db>,
     outbox: &mpsc::Sender<Message>,
     shared: &Shared,
+    awaiting: Option<AwaitingId>,
 ) {
     let now = SystemTime::now();
     let answer = match state {
@@ -107,7 +177,10 @@ async fn settle(
         Some(won) => {
             machine.claimed(&claim, Outcome::Recorded, now);
             match (won, claim.message) {
-                (true, Some(message)) => hand_over(outbox, shared, message),
+                (true, Some(message)) => {
+                    let message = completed(message, awaiting, shared).await;
+                    hand_over(outbox, shared, message)
+                }
                 // A change this replica saw, announced by another one.
                 (false, Some(_)) if claim.send_if_unsure => {
                     metrics::counter!("hr_bridge_notify_deduplicated_total").increment(1);
@@ -123,6 +196,7 @@ async fn settle(
             let sent = claim.send_if_unsure && claim.message.is_some();
             machine.claimed(&claim, Outcome::Unsure { sent }, now);
             if let (true, Some(message)) = (sent, claim.message) {
+                let message = completed(message, awaiting, shared).await;
                 hand_over(outbox, shared, message);
             }
         }

@@ -305,3 +305,49 @@ on_all_backends!(
         assert!(output.status.success(), "{}", text(&output));
     }
 );
+
+on_all_backends!(
+    replicas_recording_the_same_refusal_at_once_keep_one_pending_set,
+    |db: TestDb| async move {
+        use hr_bridge::db::NewPending;
+        let app = db.spawn().await;
+        // Several replicas' history writers recording the same refusal at once
+        // (each looks for a pending set, finds none, and inserts): they must all
+        // get the one id, never replace that set by an identical one (a
+        // notification or an operator holding the first id would find it gone).
+        for round in 0..5 {
+            let new = NewPending {
+                now_ms: 1_000 + round,
+                set_digest: format!("set-{round}"),
+                base_digest: "base".into(),
+                payload_digest: "payload".into(),
+                users_dropped: 1,
+                groups_dropped: 0,
+                previous_total: 10,
+                previous_groups: 1,
+                max_deletions: 0,
+                max_deletion_ratio: 0.0,
+                guard_min_objects: 0,
+                reasons: "test".into(),
+            };
+            let calls = (0..6).map(|_| {
+                let (db, new) = (app.db.clone(), new.clone());
+                tokio::spawn(async move { db.record_refusal(&new, &[('u', "e001")]).await })
+            });
+            let mut ids = Vec::new();
+            for call in calls.collect::<Vec<_>>() {
+                ids.push(call.await.expect("joins").expect("recorded"));
+            }
+            ids.dedup();
+            assert_eq!(ids.len(), 1, "round {round}: {ids:?}");
+            let pending = approvals::pending(&app.db).await.unwrap().unwrap();
+            assert_eq!(pending.id, ids[0], "round {round}");
+            let superseded = app
+                .rows(&format!(
+                    "SELECT status FROM sync_approvals WHERE set_digest = 'set-{round}'"
+                ))
+                .await;
+            assert_eq!(superseded, [[Some("pending".to_owned())]], "round {round}");
+        }
+    }
+);

@@ -35,6 +35,7 @@ mod operator;
 mod probe;
 mod products;
 mod replicas;
+mod retention_reload;
 mod review;
 mod schema;
 mod secrets;

@@ -413,6 +413,8 @@ on_all_backends!(
         ]);
         let mut restarted = crate::operator::Served::start(&config, &env);
         restarted.wait_for("restored the sync gauges from the last snapshot");
+        // The gauges can be restored before the port is bound: wait for both.
+        restarted.wait_for("listening");
         let text = reqwest::get(format!("http://{listen}/metrics"))
             .await
             .unwrap()

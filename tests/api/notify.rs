@@ -310,12 +310,95 @@ async fn slack_and_teams_receivers_get_their_own_format() {
         "application/vnd.microsoft.card.adaptive"
     );
     assert_eq!(attachment["content"]["type"], "AdaptiveCard");
+    // A guard refusal links to the page where its set is approved.
     assert_eq!(
         attachment["content"]["actions"][0]["url"],
-        "https://hr.example.com/console"
+        "https://hr.example.com/console/pending"
     );
     settled(&notifier).await;
     assert_eq!(slack.hits.load(Ordering::SeqCst), 1);
+}
+
+/// A guard refusal as `/sync` reports it: without an id, which the history
+/// writer publishes in `slot` once the pending approval is recorded.
+fn refused_awaiting(slot: &hr_bridge::directory::ApprovalSlot) -> Event {
+    Event::GuardRefused {
+        refusal: Refusal::DeletionGuard {
+            users: 7,
+            departments: 1,
+            usernames: vec!["user0".into()],
+            approval_id: None,
+        },
+        approval: slot.watch(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guard_refusal_waits_a_bounded_time_for_its_approval_id() {
+    use hr_bridge::directory::ApprovalSlot;
+    let mut receiver = Receiver::start(Behaviour::Accept).await;
+    let tuning = Tuning {
+        approval_wait: Duration::from_millis(1500),
+        ..quick()
+    };
+    let notifier =
+        Notifier::start(settings(&receiver.url, Format::Json), alone(tuning)).expect("starts");
+
+    // Recorded after the event (as the history writer does, after the answer):
+    // the message names it.
+    let slot = ApprovalSlot::default();
+    notifier.notify(refused_awaiting(&slot));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    slot.publish(Some(17));
+    let body = receiver.next().await.body;
+    assert_eq!(body["details"]["approval_id"], "17", "{body}");
+    assert!(
+        body["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("`hr-bridge accept-deletions 17`")),
+        "{body}"
+    );
+    assert_eq!(body["link"], "https://hr.example.com/console/pending");
+
+    // The same refusal again sends nothing, so it waits for nothing either: the
+    // event behind it is decided at once.
+    let never = ApprovalSlot::default();
+    notifier.notify(refused_awaiting(&never));
+    notifier.notify(Event::SyncServed);
+    assert_eq!(receiver.next_event().await, "sync_served_again");
+
+    // Never recorded (the writer is stuck): the message goes without the id once
+    // the bound has passed, and says how to find the set.
+    let stuck = ApprovalSlot::default();
+    let began = Instant::now();
+    notifier.notify(refused_awaiting(&stuck));
+    let received = receiver.next().await;
+    let waited = received.at.duration_since(began);
+    assert!(
+        waited >= Duration::from_millis(1500) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+    assert_eq!(received.body["details"]["approval_id"], Value::Null);
+    assert!(
+        received.body["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("`hr-bridge preview`")),
+        "{}",
+        received.body
+    );
+
+    // Recording failed (or every record of the refusal is gone): at once, without it.
+    notifier.notify(Event::SyncServed);
+    assert_eq!(receiver.next_event().await, "sync_served_again");
+    let failed = ApprovalSlot::default();
+    let began = Instant::now();
+    notifier.notify(refused_awaiting(&failed));
+    drop(failed);
+    let received = receiver.next().await;
+    assert!(received.at.duration_since(began) < Duration::from_millis(1500));
+    assert_eq!(received.body["details"]["approval_id"], Value::Null);
+    drop((never, stuck));
+    settled(&notifier).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

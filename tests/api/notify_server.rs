@@ -299,3 +299,130 @@ on_all_backends!(
         assert!(first.rest().is_empty(), "the old webhook gets nothing more");
     }
 );
+
+/// The command a message's summary asks to run (the text between backticks
+/// that starts with `hr-bridge accept-deletions`).
+fn command_in(summary: &str) -> Option<String> {
+    summary
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .find(|c| c.starts_with("hr-bridge accept-deletions"))
+        .map(str::to_owned)
+}
+
+on_all_backends!(
+    a_guard_refusal_message_names_the_pending_approval_and_its_command_approves_it,
+    |db: TestDb| async move {
+        let mut receiver = Receiver::start(Behaviour::Accept).await;
+        let mut settings = notifying(&db, &receiver.url);
+        settings.notify.console_url = Some("https://hr.example.com/console".into());
+        let app = db.spawn_with_options(settings, with(quick())).await;
+        seed_people(&app, 20).await;
+        assert_eq!(app.post_sync().await.status(), 200);
+        set_active(&app, 13, 17, false).await;
+        assert_eq!(app.post_sync().await.status(), 409);
+
+        let body = receiver.next().await.body;
+        assert_eq!(body["details"]["reason"], "deletion_guard", "{body}");
+        let id = body["details"]["approval_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("an approval id in {body}"))
+            .to_owned();
+        // The set the approvals table holds as pending, as the CLI shows it.
+        let pending = hr_bridge::ops::approvals::pending(&app.db)
+            .await
+            .expect("reads")
+            .expect("a pending set");
+        assert_eq!(pending.id.to_string(), id, "{body}");
+        let shown = crate::approvals::cli(&app, &["accept-deletions"]);
+        let shown = String::from_utf8_lossy(&shown.stdout).into_owned();
+        assert!(shown.contains(&format!("pending set {id} (")), "{shown}");
+        assert_eq!(body["link"], "https://hr.example.com/console/pending");
+        let summary = body["summary"].as_str().unwrap_or_default();
+        let command = command_in(summary).unwrap_or_else(|| panic!("a command in {summary}"));
+        assert_eq!(command, format!("hr-bridge accept-deletions {id}"));
+
+        // OMFLOW retrying the same refusal: no news.
+        assert_eq!(app.post_sync().await.status(), 409);
+        settled(&app).await;
+        assert!(receiver.rest().is_empty());
+
+        // The command as the message gives it (from a script: with --yes)
+        // approves that set, and the next sync is served.
+        let mut args: Vec<&str> = command.split_whitespace().skip(1).collect();
+        args.push("--yes");
+        let output = crate::approvals::cli(&app, &args);
+        assert!(
+            output.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(app.post_sync().await.status(), 200);
+        assert_eq!(receiver.next_event().await, "sync_served_again");
+        settled(&app).await;
+        assert!(receiver.rest().is_empty());
+        app.stop().await;
+    }
+);
+
+on_all_backends!(
+    a_validation_refusal_sends_one_message_with_the_first_keys_and_served_again_one,
+    |db: TestDb| async move {
+        let mut receiver = Receiver::start(Behaviour::Accept).await;
+        let settings = notifying(&db, &receiver.url);
+        let app = db.spawn_with_options(settings, with(quick())).await;
+        seed_people(&app, 20).await;
+        // Seven more departments under ROOT: with SUB, eight at fault below.
+        let departments: Vec<String> = (1..=7)
+            .map(|i| format!("('D{i}', 'Department {i}', 'ROOT', TRUE)"))
+            .collect();
+        app.exec(&format!(
+            "INSERT INTO departments (group_no, display_name, parent_group_no, active) VALUES {}",
+            departments.join(", ")
+        ))
+        .await;
+        assert_eq!(app.post_sync().await.status(), 200);
+        settled(&app).await;
+        assert!(receiver.rest().is_empty(), "the first sync says nothing");
+
+        // Every department under ROOT now has an inactive parent.
+        app.exec("UPDATE departments SET active = FALSE WHERE group_no = 'ROOT'")
+            .await;
+        assert_eq!(app.post_sync().await.status(), 409);
+        let body = receiver.next().await.body;
+        assert_eq!(body["event"], "sync_refused", "{body}");
+        assert_eq!(body["details"]["reason"], "invalid_data", "{body}");
+        assert_eq!(body["details"]["problems"], 8, "{body}");
+        let keys: Vec<&str> = body["details"]["keys"]
+            .as_array()
+            .map(|keys| keys.iter().filter_map(|k| k.as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(keys.len(), 5, "the first five keys only: {body}");
+        let at_fault = ["SUB", "D1", "D2", "D3", "D4", "D5", "D6", "D7"];
+        assert!(keys.iter().all(|k| at_fault.contains(k)), "{body}");
+        let summary = body["summary"].as_str().unwrap_or_default();
+        assert!(summary.contains(&format!("\"{}\"", keys[0])), "{summary}");
+        assert!(summary.contains("`hr-bridge check`"), "{summary}");
+        // No other data: no display names, emails or people.
+        let text = body.to_string();
+        for other in ["Department ", "Root", "@example.com", "Person ", "e0"] {
+            assert!(!text.contains(other), "{other:?} in {body}");
+        }
+
+        // The same refusal again is no news.
+        assert_eq!(app.post_sync().await.status(), 409);
+        settled(&app).await;
+        assert!(receiver.rest().is_empty());
+
+        app.exec("UPDATE departments SET active = TRUE WHERE group_no = 'ROOT'")
+            .await;
+        assert_eq!(app.post_sync().await.status(), 200);
+        assert_eq!(receiver.next_event().await, "sync_served_again");
+        assert_eq!(app.post_sync().await.status(), 200);
+        settled(&app).await;
+        assert!(receiver.rest().is_empty(), "served again once");
+        app.stop().await;
+    }
+);

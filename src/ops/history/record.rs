@@ -186,10 +186,7 @@ async fn write(db: &Db, call: CallRecord) -> Result<(), DbError> {
     if !diffable {
         if let Some(refusal) = &refusal {
             // The snapshot cannot be read: the approval names no drop.
-            match record_pending(db, refusal, &[]).await {
-                Ok(id) => row.approval_id = Some(id),
-                Err(e) => failed("approval", &e),
-            }
+            row.approval_id = pending(db, refusal, &[]).await;
         }
         insert(db, &row).await?;
         return Ok(());
@@ -213,10 +210,7 @@ async fn write(db: &Db, call: CallRecord) -> Result<(), DbError> {
         row.names = "same_as";
         row.names_of = Some(earlier.id);
         if let Some(refusal) = &refusal {
-            match record_pending(db, refusal, &[]).await {
-                Ok(id) => row.approval_id = Some(id),
-                Err(e) => failed("approval", &e),
-            }
+            row.approval_id = pending(db, refusal, &[]).await;
         }
         insert(db, &row).await?;
         return Ok(());
@@ -245,13 +239,7 @@ async fn write(db: &Db, call: CallRecord) -> Result<(), DbError> {
                 .iter()
                 .map(|(kind, name)| (*kind, name.as_str()))
                 .collect();
-            match record_pending(db, refusal, &drops).await {
-                Ok(id) => Some(id),
-                Err(e) => {
-                    failed("approval", &e);
-                    None
-                }
-            }
+            pending(db, refusal, &drops).await
         }
         None => None,
     };
@@ -296,6 +284,20 @@ async fn insert(db: &Db, row: &NewSyncCall) -> Result<i64, DbError> {
             other => return other,
         }
     }
+}
+
+/// Records the refusal's set as the pending approval and publishes its id (or
+/// that there is none) to whoever waits for it: the refusal's notification.
+async fn pending(db: &Db, refusal: &GuardRefusal, drops: &[(char, &str)]) -> Option<i64> {
+    let id = match record_pending(db, refusal, drops).await {
+        Ok(id) => Some(id),
+        Err(e) => {
+            failed("approval", &e);
+            None
+        }
+    };
+    refusal.approval.publish(id);
+    id
 }
 
 /// Records the refusal's set as the pending approval; returns its id.
