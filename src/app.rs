@@ -102,6 +102,8 @@ impl Application {
         if !options.demo && !settings.omflow.is_configured() {
             bail!(Settings::missing_credentials_message());
         }
+        // Settings::load refuses this already; settings built otherwise too.
+        settings.admin.check_wildcard()?;
         if settings.sync.guard == GuardSwitch::Off {
             tracing::warn!(
                 "the deletion guard is OFF (sync.guard = \"off\"): every /sync is served whatever \
@@ -206,13 +208,23 @@ impl Application {
             settings.notify.clone(),
             reloads.clone(),
         ))));
-        let admin = settings.admin.listen.map(|listen| AdminSite {
-            listen,
-            router: crate::console::router(crate::console::ConsoleState {
-                app: state.clone(),
-                admin: Arc::new(settings.admin.clone()),
-                tls: settings.server.tls_files().is_some(),
-            }),
+        let admin = settings.admin.listen.map(|listen| {
+            let app = state.clone();
+            let admin = Arc::new(settings.admin.clone());
+            let tls = settings.server.tls_files().is_some();
+            AdminSite {
+                listen,
+                router: Box::new(move |bound| {
+                    let origins =
+                        crate::console::OriginPolicy::new(admin.public_origin.as_ref(), bound, tls);
+                    crate::console::router(crate::console::ConsoleState {
+                        app,
+                        admin,
+                        tls,
+                        origins: Arc::new(origins),
+                    })
+                }),
+            }
         });
         if let Some(site) = &admin {
             if !settings.admin.has_people() {

@@ -45,10 +45,12 @@ struct AdminListener {
     task: JoinHandle<std::io::Result<()>>,
 }
 
-/// What the console listener serves, and where.
+/// What the console listener serves, and where: the router is made once the
+/// listener is bound, from the address it got (its real port, for a `:0`
+/// listen), since the console accepts only requests naming it.
 pub struct AdminSite {
     pub listen: SocketAddr,
-    pub router: axum::Router,
+    pub router: Box<dyn FnOnce(SocketAddr) -> axum::Router + Send>,
 }
 
 impl AdminListener {
@@ -60,6 +62,10 @@ impl AdminListener {
         let addr = site.listen;
         let listener = std::net::TcpListener::bind(addr)
             .with_context(|| format!("cannot listen on {addr} (admin.listen)"))?;
+        let bound = listener
+            .local_addr()
+            .with_context(|| format!("cannot tell where {addr} is bound (admin.listen)"))?;
+        let router = (site.router)(bound);
         let idle = settings.idle_timeout();
         let (server, handle) = bounded_server(
             listener,
@@ -74,8 +80,7 @@ impl AdminListener {
         )?;
         let make = tower::ServiceExt::map_response(
             tower::ServiceExt::map_request(
-                site.router
-                    .into_make_service_with_connect_info::<SocketAddr>(),
+                router.into_make_service_with_connect_info::<SocketAddr>(),
                 |peer: PeerAddr| peer.0,
             ),
             move |service| IdleTracked::new(service, idle),

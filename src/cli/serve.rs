@@ -7,7 +7,7 @@ use std::sync::Arc;
 use secrecy::ExposeSecret;
 
 use crate::app::{Application, Options};
-use crate::config::Settings;
+use crate::config::{PublicOrigin, Settings};
 use crate::server::reload::Loader;
 
 pub async fn run(
@@ -17,6 +17,7 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     // SIGHUP re-reads the settings from the same file and environment.
     let reload: Loader = Arc::new(move || Settings::load(config.as_deref()));
+    let public_origin = settings.admin.public_origin.clone();
     let app = Application::build(
         settings,
         Options {
@@ -27,13 +28,13 @@ pub async fn run(
     )
     .await?;
     if demo {
-        print_demo_banner(&app);
+        print_demo_banner(&app, public_origin.as_ref());
     }
     app.run_until_stopped().await?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_demo_banner(app: &Application) {
+fn print_demo_banner(app: &Application, public_origin: Option<&PublicOrigin>) {
     let notes = app.demo();
     for line in &notes.lines {
         println!("{line}");
@@ -60,13 +61,14 @@ fn print_demo_banner(app: &Application) {
             password.expose_secret()
         );
     }
-    if let Some(mut admin) = app.admin_addr() {
-        if admin.ip().is_unspecified() {
-            admin.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-        }
-        println!(
-            "demo: the web console is at {scheme}://{admin}/ (sign in with an operator's HR login)"
-        );
+    // The console answers only to its own address (and localhost), or to
+    // admin.public_origin when that is set: print the URL it accepts.
+    if let Some(admin) = app.admin_addr() {
+        let url = match public_origin {
+            Some(public) => format!("{public}/"),
+            None => format!("{scheme}://{admin}/"),
+        };
+        println!("demo: the web console is at {url} (sign in with an operator's HR login)");
     }
     println!("demo: serving on {scheme}://{addr}; stop with Ctrl-C");
 }

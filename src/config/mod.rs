@@ -26,7 +26,7 @@ use config::{Config, Environment, File, FileFormat};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-pub use admin::AdminSettings;
+pub use admin::{AdminSettings, PublicOrigin};
 pub use auth::AuthSettings;
 pub use database::DatabaseSettings;
 pub use log::{LogFormat, LogSettings};

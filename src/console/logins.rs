@@ -9,7 +9,7 @@ use axum::Form;
 use serde::Deserialize;
 
 use super::pages::{render, Nav};
-use super::session::Signed;
+use super::session::{Flash, Signed};
 use super::sign_in::console_actor;
 use super::{ConsoleError, ConsoleState};
 use crate::ops::audit::{self, AuditQuery, AuditRow};
@@ -53,12 +53,6 @@ pub struct LoginsQuery {
     until: String,
     #[serde(default)]
     page: u32,
-    /// Set after an unlock, to say so.
-    #[serde(default)]
-    unlocked: Option<String>,
-    /// Set after an unlock of an account that was not locked any more.
-    #[serde(default)]
-    not_locked: Option<String>,
 }
 
 fn filled(text: &str) -> Option<String> {
@@ -151,6 +145,9 @@ struct LoginsPage {
     rows: Vec<AuditRow>,
     has_next: bool,
     locked: Vec<Lockout>,
+    /// Unlocked (or found not locked) just now, by this session.
+    unlocked: Option<String>,
+    not_locked: Option<String>,
 }
 
 impl LoginsPage {
@@ -187,6 +184,11 @@ pub async fn show(
     let has_next = rows.len() > PAGE as usize;
     rows.truncate(PAGE as usize);
     let locked = lockouts::locked(db).await?;
+    let (unlocked, not_locked) = match signed.take_flash(&state, "/logins").await? {
+        Some(Flash::Unlocked(name)) => (Some(name), None),
+        Some(Flash::NotLocked(name)) => (None, Some(name)),
+        _ => (None, None),
+    };
     Ok(render(&LoginsPage {
         nav: Nav::new(&signed, "/logins"),
         operator: signed.is_operator(),
@@ -196,6 +198,8 @@ pub async fn show(
         rows,
         has_next,
         locked,
+        unlocked,
+        not_locked,
     }))
 }
 
@@ -248,7 +252,8 @@ pub struct UnlockForm {
 }
 
 /// `POST /logins/unlock`: operators only; lifts the lockout (recorded in the
-/// activity log as this person's) and goes back to the page, which says so.
+/// activity log as this person's) and goes back to the page, which says so
+/// once (the message waits in the session, not in the URL).
 pub async fn unlock(
     State(state): State<ConsoleState>,
     signed: Signed,
@@ -262,16 +267,14 @@ pub async fn unlock(
         &console_actor(&signed.username),
     )
     .await?;
-    let key = if lifted {
+    let flash = if lifted {
         tracing::info!(operator = %signed.username, username = %form.username, "console: account unlocked");
-        "unlocked"
+        Flash::Unlocked(form.username)
     } else {
-        "not_locked"
+        Flash::NotLocked(form.username)
     };
-    let target = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair(key, &form.username)
-        .finish();
-    Ok(Redirect::to(&format!("/logins?{target}")).into_response())
+    signed.set_flash(&state, &flash).await?;
+    Ok(Redirect::to("/logins").into_response())
 }
 
 #[cfg(test)]

@@ -6,16 +6,21 @@
 //! as `/authenticate`, audited with channel `console`) and are authorised by
 //! `admin.viewers` / `admin.operators`; the session lives in the state database
 //! (see [`crate::ops::sessions`]) and is checked on every request, with the
-//! person's role and whether the source still serves them. Every state-changing
-//! request carries the session's CSRF token and a same-origin `Origin`; every
-//! answer carries a strict Content-Security-Policy (no inline script or style)
-//! and the other headers in [`security_headers`]. Templates escape everything.
+//! person's role and whether the source still serves them. Every request must
+//! name the console in `Host` (see [`origin`]: `admin.public_origin`, or the
+//! listener's own address); every state-changing request carries the session's
+//! CSRF token (derived from the session token, never stored) and a same-origin
+//! `Origin`. Messages after an action are one-time flashes held in the session.
+//! Every answer, axum's own refusals included, is HTML with a strict
+//! Content-Security-Policy (no inline script or style) and the other headers in
+//! [`security_headers`]. Templates escape everything.
 
 mod assets;
 mod chart;
 mod error;
 mod history;
 mod logins;
+mod origin;
 mod pages;
 mod pending;
 mod session;
@@ -24,9 +29,8 @@ mod sign_in;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{header, HeaderName, HeaderValue, Method};
-use axum::middleware::{from_fn_with_state, Next};
-use axum::response::Response;
+use axum::http::{header, HeaderName, HeaderValue};
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -38,6 +42,7 @@ use crate::http::AppState;
 use crate::ops::sessions::SessionPolicy;
 
 pub use error::ConsoleError;
+pub use origin::OriginPolicy;
 pub use session::{Role, COOKIE_PLAIN, COOKIE_TLS};
 
 /// What every console handler can reach.
@@ -48,6 +53,8 @@ pub struct ConsoleState {
     pub admin: Arc<AdminSettings>,
     /// Served over HTTPS: the cookie is `__Host-` prefixed and `Secure`.
     pub tls: bool,
+    /// The host names and origins this console accepts.
+    pub origins: Arc<OriginPolicy>,
 }
 
 impl ConsoleState {
@@ -98,7 +105,8 @@ pub fn router(state: ConsoleState) -> Router {
             .layer(DefaultBodyLimit::max(
                 crate::config::limits::CONSOLE_BODY_LIMIT_BYTES,
             ))
-            .layer(from_fn_with_state(state.clone(), same_origin))
+            .layer(from_fn_with_state(state.clone(), origin::guard))
+            .layer(axum::middleware::from_fn(error::html_errors))
             .layer(CatchPanicLayer::custom(|_| {
                 axum::response::IntoResponse::into_response(ConsoleError::Internal)
             }))
@@ -136,51 +144,4 @@ fn security_headers<S: Clone + Send + Sync + 'static>(routes: Router<S>) -> Rout
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
-}
-
-/// Refuses (403) a state-changing request that does not come from this console
-/// itself. Browsers send `Origin` on every POST: it must name the scheme the
-/// console is served with and the host asked for. Under `Referrer-Policy:
-/// no-referrer` (ours) Chromium sends `Origin: null` for the console's own
-/// forms; then `Sec-Fetch-Site: same-origin`, which only the browser can set,
-/// must vouch for it. A request with neither is refused. With the session's CSRF
-/// token (checked by each form's handler) and `SameSite=Strict`, a forged
-/// cross-site form gets nowhere.
-async fn same_origin(
-    axum::extract::State(state): axum::extract::State<ConsoleState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ConsoleError> {
-    let safe = matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
-    if !safe {
-        let scheme = if state.tls { "https" } else { "http" };
-        let headers = request.headers();
-        // HTTP/2 names the host in the request's authority, not in `Host`.
-        let host = headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| request.uri().authority().map(|a| a.as_str()));
-        let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-        let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
-        let matches = match (host, origin) {
-            (Some(host), Some(origin)) if origin != "null" => {
-                origin == format!("{scheme}://{host}")
-            }
-            // An opaque or missing origin: only the browser's own word will do.
-            _ => fetch_site == Some("same-origin"),
-        };
-        if !matches {
-            tracing::warn!(
-                origin = origin.unwrap_or("-"),
-                host = host.unwrap_or("-"),
-                sec_fetch_site = fetch_site.unwrap_or("-"),
-                "console: refused a state-changing request from another origin"
-            );
-            return Err(ConsoleError::Forbidden("cross-origin request refused"));
-        }
-    }
-    Ok(next.run(request).await)
 }

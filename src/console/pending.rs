@@ -10,7 +10,7 @@ use axum::Form;
 use serde::Deserialize;
 
 use super::pages::{render, Nav};
-use super::session::Signed;
+use super::session::{Flash, Signed};
 use super::{ConsoleError, ConsoleState};
 use crate::ops::approvals::{self, ApproveError, DroppedName, PendingApproval};
 use crate::ops::history::Kind;
@@ -24,9 +24,6 @@ pub struct PendingQuery {
     q: String,
     #[serde(default)]
     page: u32,
-    /// Set after an approval, to say so.
-    #[serde(default)]
-    approved: Option<i64>,
 }
 
 /// One row of the drops table.
@@ -67,6 +64,7 @@ async fn page(
     signed: &Signed,
     query: PendingQuery,
     error: Option<String>,
+    approved: Option<i64>,
 ) -> Result<PendingPage, ConsoleError> {
     let db = &state.app.db;
     let pending = approvals::pending(db).await?;
@@ -97,7 +95,7 @@ async fn page(
         q: query.q,
         page: query.page,
         has_next,
-        approved: query.approved,
+        approved,
         error,
     })
 }
@@ -108,7 +106,11 @@ pub async fn show(
     signed: Signed,
     Query(query): Query<PendingQuery>,
 ) -> Result<Response, ConsoleError> {
-    Ok(render(&page(&state, &signed, query, None).await?))
+    let approved = match signed.take_flash(&state, "/pending").await? {
+        Some(Flash::Approved(id)) => Some(id),
+        _ => None,
+    };
+    Ok(render(&page(&state, &signed, query, None, approved).await?))
 }
 
 #[derive(Deserialize)]
@@ -134,7 +136,14 @@ pub async fn approve(
     signed.require_operator()?;
     let db = &state.app.db;
     let refuse = |message: String| async {
-        let page = page(&state, &signed, PendingQuery::default(), Some(message)).await?;
+        let page = page(
+            &state,
+            &signed,
+            PendingQuery::default(),
+            Some(message),
+            None,
+        )
+        .await?;
         Ok::<_, ConsoleError>(match page.render() {
             Ok(html) => (StatusCode::CONFLICT, axum::response::Html(html)).into_response(),
             Err(_) => ConsoleError::Internal.into_response(),
@@ -150,7 +159,8 @@ pub async fn approve(
         )
         .await;
     }
-    if form.confirm.trim().parse::<i64>().ok() != Some(total) {
+    // The count exactly as written in decimal: not `03`, `+3` or `3.0`.
+    if form.confirm.trim() != total.to_string() {
         return refuse(format!(
             "Type the number of objects to drop ({total}) to confirm the approval."
         ))
@@ -173,7 +183,10 @@ pub async fn approve(
                 users = approved.users_dropped, departments = approved.departments_dropped,
                 "console: deletions approved"
             );
-            Ok(Redirect::to(&format!("/pending?approved={}", approved.id)).into_response())
+            signed
+                .set_flash(&state, &Flash::Approved(approved.id))
+                .await?;
+            Ok(Redirect::to("/pending").into_response())
         }
         Err(ApproveError::NotPending(m) | ApproveError::Changed(m)) => refuse(m).await,
         Err(ApproveError::Db(e)) => Err(e.into()),

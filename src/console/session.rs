@@ -45,6 +45,51 @@ pub struct Signed {
     pub role: Role,
     /// To put in every form, and to compare with what a POST carries.
     pub csrf_token: String,
+    /// The session's key in the database (the token's hash).
+    session_id: String,
+    /// The one-time message waiting, as stored.
+    flash: Option<String>,
+}
+
+/// A one-time message an action leaves for the page it redirects to, held in
+/// the session (never in the URL, so no link can make a page claim one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Flash {
+    /// `/logins`: the account was unlocked.
+    Unlocked(String),
+    /// `/logins`: the account was not locked any more.
+    NotLocked(String),
+    /// `/pending`: the approval with this id was recorded.
+    Approved(i64),
+}
+
+impl Flash {
+    /// As stored: a kind, a colon, the subject.
+    fn encode(&self) -> String {
+        match self {
+            Self::Unlocked(name) => format!("unlocked:{name}"),
+            Self::NotLocked(name) => format!("not_locked:{name}"),
+            Self::Approved(id) => format!("approved:{id}"),
+        }
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let (kind, subject) = text.split_once(':')?;
+        match kind {
+            "unlocked" => Some(Self::Unlocked(subject.to_owned())),
+            "not_locked" => Some(Self::NotLocked(subject.to_owned())),
+            "approved" => subject.parse().ok().map(Self::Approved),
+            _ => None,
+        }
+    }
+
+    /// The page that shows it.
+    fn page(&self) -> &'static str {
+        match self {
+            Self::Unlocked(_) | Self::NotLocked(_) => "/logins",
+            Self::Approved(_) => "/pending",
+        }
+    }
 }
 
 impl Signed {
@@ -67,6 +112,28 @@ impl Signed {
 
     pub fn is_operator(&self) -> bool {
         self.role == Role::Operator
+    }
+
+    /// Leaves `flash` for this session's next view of its page.
+    pub async fn set_flash(&self, state: &ConsoleState, flash: &Flash) -> Result<(), ConsoleError> {
+        Ok(sessions::set_flash(&state.app.db, &self.session_id, &flash.encode()).await?)
+    }
+
+    /// The message waiting for `page`, taken so that it shows once: `None` when
+    /// there is none, it is another page's, or another request took it first.
+    pub async fn take_flash(
+        &self,
+        state: &ConsoleState,
+        page: &str,
+    ) -> Result<Option<Flash>, ConsoleError> {
+        let Some(stored) = &self.flash else {
+            return Ok(None);
+        };
+        let Some(flash) = Flash::decode(stored).filter(|f| f.page() == page) else {
+            return Ok(None);
+        };
+        let taken = sessions::take_flash(&state.app.db, &self.session_id, stored).await?;
+        Ok(taken.then_some(flash))
     }
 }
 
@@ -133,6 +200,8 @@ impl FromRequestParts<ConsoleState> for Signed {
             username: session.username,
             role,
             csrf_token: session.csrf_token,
+            session_id: session.id,
+            flash: session.flash,
         })
     }
 }

@@ -1,4 +1,5 @@
-//! Statements of the web console's own state: its sessions (migration 0010) and
+//! Statements of the web console's own state: its sessions (migrations 0010 and
+//! 0011: the CSRF token derived rather than stored, the one-time flash) and
 //! the login figures its overview draws from the audit trail.
 
 use super::{on_pool, Db, DbError};
@@ -7,11 +8,12 @@ use super::{on_pool, Db, DbError};
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ConsoleSessionRow {
     pub username: String,
-    pub csrf_token: String,
     /// Unix milliseconds.
     pub created_at: i64,
     /// Unix milliseconds.
     pub last_seen: i64,
+    /// A one-time message for the next page.
+    pub flash: Option<String>,
 }
 
 /// Logins of one hour and outcome, from the audit trail.
@@ -30,15 +32,13 @@ impl Db {
         &self,
         id_hash: &str,
         username: &str,
-        csrf_token: &str,
         now_ms: i64,
     ) -> Result<(), DbError> {
-        let sql = "INSERT INTO console_sessions (id, username, csrf_token, created_at, last_seen) \
-                   VALUES (?, ?, ?, ?, ?)";
+        let sql = "INSERT INTO console_sessions (id, username, created_at, last_seen) \
+                   VALUES (?, ?, ?, ?)";
         on_pool!(self, |pool, sql| sqlx::query(sql)
             .bind(id_hash)
             .bind(username)
-            .bind(csrf_token)
             .bind(now_ms)
             .bind(now_ms)
             .execute(pool)
@@ -55,11 +55,11 @@ impl Db {
         // MySQL keeps the username as VARBINARY: read it back as text.
         let sql = match self {
             Db::MySql(_) => {
-                "SELECT CONVERT(username USING utf8mb4) AS username, csrf_token, created_at, \
-                 last_seen FROM console_sessions WHERE id = ?"
+                "SELECT CONVERT(username USING utf8mb4) AS username, created_at, last_seen, \
+                 flash FROM console_sessions WHERE id = ?"
             }
             _ => {
-                "SELECT username, csrf_token, created_at, last_seen FROM console_sessions \
+                "SELECT username, created_at, last_seen, flash FROM console_sessions \
                  WHERE id = ?"
             }
         };
@@ -83,6 +83,34 @@ impl Db {
             .await
             .map(|_| ()))?;
         Ok(())
+    }
+
+    /// Sets (or clears) the session's one-time message.
+    pub async fn set_console_flash(
+        &self,
+        id_hash: &str,
+        flash: Option<&str>,
+    ) -> Result<(), DbError> {
+        let sql = "UPDATE console_sessions SET flash = ? WHERE id = ?";
+        on_pool!(self, |pool, sql| sqlx::query(sql)
+            .bind(flash)
+            .bind(id_hash)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Clears the session's one-time message if it is still `flash`: true for
+    /// the one request that did.
+    pub async fn take_console_flash(&self, id_hash: &str, flash: &str) -> Result<bool, DbError> {
+        let sql = "UPDATE console_sessions SET flash = NULL WHERE id = ? AND flash = ?";
+        Ok(on_pool!(self, |pool, sql| sqlx::query(sql)
+            .bind(id_hash)
+            .bind(flash)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected() == 1))?)
     }
 
     /// Ends one session.

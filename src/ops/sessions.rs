@@ -1,13 +1,15 @@
 //! Web console sessions: a random 256-bit token in the browser, only its SHA-256
 //! in the state database (so replicas share sessions and a copy of the table
-//! signs no one in), a per-session CSRF token, an idle timeout and an absolute
-//! lifetime. Whether the person may still use the console (role, still served)
+//! signs no one in), a per-session CSRF token derived from the token (so the
+//! table holds nothing a request could be forged with), a one-time flash
+//! message, an idle timeout and an absolute lifetime. Whether the person may still use the console (role, still served)
 //! is the caller's check, on every request.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -28,16 +30,20 @@ pub struct SessionPolicy {
 pub struct NewSession {
     /// The cookie's value (never stored).
     pub token: String,
-    pub csrf_token: String,
 }
 
 /// A live session.
 #[derive(Debug, Clone)]
 pub struct Session {
+    /// What the database keys it by (the token's hash).
+    pub id: String,
     pub username: String,
+    /// Derived from the token (see [`csrf_token`]), never stored.
     pub csrf_token: String,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// The one-time message waiting for the next page, if any (see [`take_flash`]).
+    pub flash: Option<String>,
 }
 
 /// Touching `last_seen` on every request would write on every page view; a
@@ -69,20 +75,39 @@ fn token_hash(token: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// What tells a CSRF token from every other use of a session token.
+const CSRF_TAG: &[u8] = b"hr-bridge console CSRF token v1";
+
+/// The session's CSRF token: HMAC-SHA256 keyed with the session token (which
+/// only the browser holds) over a fixed tag, URL-safe base64. Nothing in the
+/// state database (the token's plain SHA-256 among it) gives it away, so a
+/// reader of the table cannot forge a form.
+pub fn csrf_token(token: &str) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(token.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+    mac.update(CSRF_TAG);
+    URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+}
+
 /// Starts a session for `username` (who has just proved their password).
 pub async fn start(db: &Db, username: &str) -> Result<NewSession, DbError> {
     let session = NewSession {
         token: random_token(),
-        csrf_token: random_token(),
     };
-    db.insert_console_session(
-        &token_hash(&session.token),
-        username,
-        &session.csrf_token,
-        now_ms(),
-    )
-    .await?;
+    db.insert_console_session(&token_hash(&session.token), username, now_ms())
+        .await?;
     Ok(session)
+}
+
+/// Leaves `message` for the session's next page (replacing any waiting).
+pub async fn set_flash(db: &Db, id: &str, message: &str) -> Result<(), DbError> {
+    db.set_console_flash(id, Some(message)).await
+}
+
+/// Takes the waiting `message` (as [`resume`] read it): true for exactly one of
+/// any requests racing for it, which alone shows it.
+pub async fn take_flash(db: &Db, id: &str, message: &str) -> Result<bool, DbError> {
+    db.take_console_flash(id, message).await
 }
 
 /// The live session a browser's token names, marked as used now; `None` for an
@@ -111,9 +136,11 @@ pub async fn resume(
         db.touch_console_session(&id, now).await?;
     }
     Ok(Some(Session {
+        csrf_token: csrf_token(token),
+        id,
         username: row.username,
-        csrf_token: row.csrf_token,
         created_at: row.created_at,
+        flash: row.flash,
     }))
 }
 
@@ -153,5 +180,16 @@ mod tests {
         let hash = token_hash(&token);
         assert_eq!(hash.len(), 64);
         assert!(!hash.contains(&token));
+    }
+
+    #[test]
+    fn the_csrf_token_is_derived_from_the_session_token_and_not_its_hash() {
+        let token = random_token();
+        let csrf = csrf_token(&token);
+        assert_eq!(csrf.len(), 43);
+        assert_eq!(csrf, csrf_token(&token));
+        assert_ne!(csrf, csrf_token(&random_token()));
+        assert_ne!(csrf, token);
+        assert_ne!(csrf, csrf_token(&token_hash(&token)));
     }
 }

@@ -13,17 +13,17 @@ use crate::helpers::{TestApp, LOCAL_FREE_PORT};
 use crate::on_all_backends;
 
 /// The console's session cookie over plain HTTP.
-const COOKIE: &str = "hrb_session";
-const PASSWORD: &str = "console-test-password";
+pub(crate) const COOKIE: &str = "hrb_session";
+pub(crate) const PASSWORD: &str = "console-test-password";
 
 /// A console client on one app: no redirects followed, cookies by hand.
-struct Console {
-    base: String,
-    client: reqwest::Client,
+pub(crate) struct Console {
+    pub(crate) base: String,
+    pub(crate) client: reqwest::Client,
 }
 
 impl Console {
-    fn of(app: &TestApp) -> Self {
+    pub(crate) fn of(app: &TestApp) -> Self {
         let addr = app.admin_addr().expect("the console listens");
         Self {
             base: format!("http://{addr}"),
@@ -34,7 +34,7 @@ impl Console {
         }
     }
 
-    async fn get(&self, path: &str, cookie: Option<&str>) -> Response {
+    pub(crate) async fn get(&self, path: &str, cookie: Option<&str>) -> Response {
         let mut request = self.client.get(format!("{}{path}", self.base));
         if let Some(token) = cookie {
             request = request.header("cookie", format!("{COOKIE}={token}"));
@@ -43,11 +43,16 @@ impl Console {
     }
 
     /// A form POST from this console's own origin (as a browser sends it).
-    async fn post(&self, path: &str, cookie: Option<&str>, form: &[(&str, &str)]) -> Response {
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        cookie: Option<&str>,
+        form: &[(&str, &str)],
+    ) -> Response {
         self.post_from(path, cookie, form, Some(&self.base)).await
     }
 
-    async fn post_from(
+    pub(crate) async fn post_from(
         &self,
         path: &str,
         cookie: Option<&str>,
@@ -65,7 +70,7 @@ impl Console {
     }
 
     /// Signs in; the session token on success.
-    async fn sign_in(&self, username: &str, password: &str) -> Option<String> {
+    pub(crate) async fn sign_in(&self, username: &str, password: &str) -> Option<String> {
         let response = self
             .post(
                 "/sign-in",
@@ -81,14 +86,14 @@ impl Console {
     }
 
     /// The page at `path` for a session, which must answer 200.
-    async fn page(&self, path: &str, token: &str) -> String {
+    pub(crate) async fn page(&self, path: &str, token: &str) -> String {
         let response = self.get(path, Some(token)).await;
         assert_eq!(response.status(), StatusCode::OK, "{path}");
         response.text().await.expect("body")
     }
 
     /// The CSRF token the page's forms carry.
-    async fn csrf(&self, token: &str) -> String {
+    pub(crate) async fn csrf(&self, token: &str) -> String {
         let page = self.page("/", token).await;
         let marker = "name=\"csrf\" value=\"";
         let start = page.find(marker).expect("a form with a CSRF token") + marker.len();
@@ -96,7 +101,7 @@ impl Console {
     }
 }
 
-fn location(response: &Response) -> String {
+pub(crate) fn location(response: &Response) -> String {
     response
         .headers()
         .get(LOCATION)
@@ -105,7 +110,7 @@ fn location(response: &Response) -> String {
         .to_owned()
 }
 
-fn set_cookie(response: &Response) -> Option<String> {
+pub(crate) fn set_cookie(response: &Response) -> Option<String> {
     response
         .headers()
         .get(SET_COOKIE)
@@ -120,7 +125,7 @@ fn session_token(response: &Response) -> Option<String> {
 }
 
 /// Settings with the console on a free port, `operators` and `viewers` set.
-fn console_settings(base: Settings, operators: &[&str], viewers: &[&str]) -> Settings {
+pub(crate) fn console_settings(base: Settings, operators: &[&str], viewers: &[&str]) -> Settings {
     let mut settings = base;
     settings.admin.listen = Some(LOCAL_FREE_PORT);
     settings.admin.operators = operators.iter().map(|s| (*s).to_owned()).collect();
@@ -128,7 +133,7 @@ fn console_settings(base: Settings, operators: &[&str], viewers: &[&str]) -> Set
     settings
 }
 
-async fn with_people(app: &TestApp, usernames: &[&str]) {
+pub(crate) async fn with_people(app: &TestApp, usernames: &[&str]) {
     let hash = argon2id(PASSWORD);
     for username in usernames {
         add_employee(app, username, Some(&hash), true).await;
@@ -531,7 +536,7 @@ fn the_console_never_shares_the_omflow_port() {
 }
 
 /// The value of the hidden input `name` in a page.
-fn hidden(page: &str, name: &str) -> String {
+pub(crate) fn hidden(page: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = page.find(&marker).expect(name) + marker.len();
     page[start..].split('"').next().expect(name).to_owned()
@@ -628,7 +633,16 @@ on_all_backends!(
             )
             .await;
         assert_eq!(approved.status(), StatusCode::SEE_OTHER);
-        assert_eq!(location(&approved), format!("/pending?approved={id}"));
+        // Back to the page, which says so once: the message waits in the
+        // session, not in the URL.
+        assert_eq!(location(&approved), "/pending");
+        let shown = console.page("/pending", &operator).await;
+        assert!(
+            shown.contains(&format!("Approval {id} recorded")),
+            "{shown}"
+        );
+        let reloaded = console.page("/pending", &operator).await;
+        assert!(!reloaded.contains("recorded"), "{reloaded}");
         // OMFLOW's next /sync passes, and the history says who let it through.
         assert_eq!(app.post_sync().await.status(), 200);
         let history = console.page("/history", &viewer).await;
@@ -1007,10 +1021,13 @@ on_all_backends!(
             )
             .await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        assert_eq!(location(&response), "/logins?unlocked=carol");
+        assert_eq!(location(&response), "/logins");
         let page = console.page(&location(&response), &operator).await;
         assert!(page.contains("Unlocked carol"), "{page}");
         assert!(page.contains("No account is locked."), "{page}");
+        // Once: a reload says nothing more.
+        let page = console.page("/logins", &operator).await;
+        assert!(!page.contains("Unlocked carol"), "{page}");
         assert_eq!(status(PASSWORD).await, "success");
         // Recorded as alice's, through the console.
         let activity = app
@@ -1033,7 +1050,9 @@ on_all_backends!(
                 &[("csrf", &csrf), ("username", "carol")],
             )
             .await;
-        assert_eq!(location(&again), "/logins?not_locked=carol");
+        assert_eq!(location(&again), "/logins");
+        let page = console.page("/logins", &operator).await;
+        assert!(page.contains("carol was not locked any more"), "{page}");
         assert_eq!(
             app.rows("SELECT subject FROM activity WHERE action = 'unlock'")
                 .await

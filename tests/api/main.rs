@@ -15,6 +15,7 @@ mod commands;
 mod compression;
 mod connections;
 mod console;
+mod console_security;
 mod errors;
 mod flood;
 mod guard;
