@@ -154,11 +154,12 @@ for backend in $BACKENDS; do
     sql_in "$backend" "hrb_hist_new_$tag" "UPDATE employees SET active = FALSE WHERE username < 'user$(printf "%0${#size}d" "$drops")'" >/dev/null
     first=$(curl_sync "$port_new")
     read -r refused_s refused_code _ <<<"$first"
+    refused_s=$(printf "%.3f" "$refused_s")
     rss_refused=$(peak_rss_mb "$pid_new")
     sleep 2 # history is written after the answer; give it a moment before counting
     read -r h1 n1 d1 <<<"$(kept_rows "$backend" "hrb_hist_new_$tag")"
     b1=$(db_bytes "$backend" "hrb_hist_new_$tag")
-    again=$(call_secs "$port_new")
+    again=$(printf "%.3f" "$(call_secs "$port_new")")
     call_secs "$port_new" >/dev/null
     sleep 2
     read -r h3 n3 d3 <<<"$(kept_rows "$backend" "hrb_hist_new_$tag")"

@@ -125,17 +125,22 @@ def test_a_guard_refusal_is_reviewed_and_approved(server, browser):
 
     # The webhook receiver got the refusal: hr-bridge's json format.
     (refused,) = server.webhook.wait_for("sync_refused")
+    approval_id = refused["details"]["approval_id"]
+    assert re.fullmatch(r"\d+", approval_id or ""), refused["details"]
     assert refused["details"] == {
         "reason": "deletion_guard",
         "users": 2,
         "departments": 0,
         "usernames": ["ivan", "judy"],
-        "approval_id": None,
+        "approval_id": approval_id,
     }
     assert refused["summary"].startswith(
         'hr-bridge refused a sync: it would have dropped 2 users and 0 departments ("ivan" and "judy")'
     ), refused["summary"]
     assert refused["console_url"] == server.console + "/"
+    # The message names the pending set and links to the page that approves it.
+    assert f"hr-bridge accept-deletions {approval_id}" in refused["summary"], refused["summary"]
+    assert refused["link"] == server.console + "/pending", refused
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", refused["occurred_at"])
 
     # A viewer sees the refusal and who would go, and cannot approve.
