@@ -6,7 +6,7 @@
 use sqlx::Row;
 
 use super::history::{text_at, ROWS_PER_INSERT};
-use super::{on_pool, Db, DbError};
+use super::{on_pool, Db, DbCause, DbError};
 
 /// A refusal's set of drops, to record as pending.
 #[derive(Debug, Clone)]
@@ -170,7 +170,8 @@ impl Db {
             match self.insert_pending(new, drops).await {
                 Ok(id) => return Ok(id),
                 // Another replica recorded a pending set meanwhile: look again.
-                Err(DbError::Query(sqlx::Error::Database(e))) if e.is_unique_violation() => {}
+                Err(DbError::Query(DbCause::Sqlx(sqlx::Error::Database(e))))
+                    if e.is_unique_violation() => {}
                 Err(e) => return Err(e),
             }
         }
