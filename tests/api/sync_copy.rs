@@ -63,7 +63,7 @@ on_all_backends!(
                 served.push(format!("CAST({flag} AS SMALLINT)"));
                 served.push(format!("CAST({flag} AS BIGINT)"));
             }
-            Backend::MySql => served.push(format!("CAST({flag} AS UNSIGNED)")),
+            Backend::MySql => served.push(format!("CAST({flag} AS SIGNED)")),
             Backend::Sqlite => {}
         }
         // Every server's settings, made before the state database moves into
