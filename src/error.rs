@@ -369,7 +369,7 @@ mod tests {
             );
         }
         let (status, body, retry) = answer(ApiError::NotReady(NotReady::Unavailable(
-            DbError::Unavailable(sqlx::Error::PoolTimedOut),
+            DbError::Unavailable(crate::db::DbCause::Sqlx(sqlx::Error::PoolTimedOut)),
         )));
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body["message"], "database unavailable");

@@ -6,7 +6,7 @@
 use sqlx::Row;
 
 use super::history::{text_at, ROWS_PER_INSERT};
-use super::{on_pool, Db, DbError};
+use super::{on_pool, Db, DbCause, DbError};
 
 /// A refusal's set of drops, to record as pending.
 #[derive(Debug, Clone)]
@@ -155,8 +155,12 @@ impl Db {
         // Another replica recording a pending set meanwhile (a UNIQUE violation,
         // or a deadlock MariaDB reports between the two inserts): look again.
         let raced = |e: &DbError| match e {
-            DbError::Query(sqlx::Error::Database(db)) if db.is_unique_violation() => true,
-            DbError::Query(e) => super::auth::lost_race(e),
+            DbError::Query(DbCause::Sqlx(sqlx::Error::Database(db)))
+                if db.is_unique_violation() =>
+            {
+                true
+            }
+            DbError::Query(DbCause::Sqlx(e)) => super::auth::lost_race(e),
             _ => false,
         };
         for _ in 0..RECORD_ATTEMPTS {

@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 
 use sqlx::migrate::{MigrateError, Migrator};
 
-use super::{is_unavailable, on_pool, Backend, Db, DbError};
+use super::{is_unavailable, on_pool, Backend, Db, DbCause, DbError};
 
 /// Which of the two migration sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +61,9 @@ fn known_versions(backend: Backend) -> BTreeSet<i64> {
 
 fn migrate_error(e: MigrateError) -> DbError {
     match e {
-        MigrateError::Execute(inner) if is_unavailable(&inner) => DbError::Unavailable(inner),
+        MigrateError::Execute(inner) if is_unavailable(&inner) => {
+            DbError::Unavailable(DbCause::Sqlx(inner))
+        }
         other => DbError::Migrate(other),
     }
 }

@@ -80,9 +80,9 @@ pub enum DbError {
     /// The database cannot be reached (connection refused, pool timeout, server
     /// shutting down): the caller should answer 503, never count it against a user.
     #[error("database unavailable: {}", Cause(.0))]
-    Unavailable(sqlx::Error),
+    Unavailable(DbCause),
     #[error("database error: {}", Cause(.0))]
-    Query(sqlx::Error),
+    Query(DbCause),
     #[error("migration failed: {}", MigrateCause(.0))]
     Migrate(sqlx::migrate::MigrateError),
     #[error("{0}")]
@@ -95,14 +95,60 @@ impl From<sqlx::migrate::MigrateError> for DbError {
     }
 }
 
+/// What failed under [`DbError::Unavailable`] or [`DbError::Query`]: sqlx, or
+/// `rusqlite` (the directory of a SQLite source is read with it), or the reading
+/// of PostgreSQL's binary COPY stream. Each is kept as its own type: no error is
+/// dressed up as another library's.
+#[derive(Debug)]
+pub enum DbCause {
+    Sqlx(sqlx::Error),
+    Sqlite(rusqlite::Error),
+    Copy(crate::source::pgcopy::CopyFormatError),
+}
+
+impl From<sqlx::Error> for DbCause {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Sqlx(e)
+    }
+}
+
+impl std::fmt::Display for DbCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlx(e) => write!(f, "{e}"),
+            Self::Sqlite(e) => write!(f, "sqlite: {e}"),
+            Self::Copy(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for DbCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Sqlx(e) => Some(e),
+            Self::Sqlite(e) => Some(e),
+            Self::Copy(e) => Some(e),
+        }
+    }
+}
+
 /// A driver error in one piece: the database's own message without sqlx's
 /// "error returned from database:" in front of it.
-struct Cause<'a>(&'a sqlx::Error);
+struct Cause<'a, E>(&'a E);
 
-impl std::fmt::Display for Cause<'_> {
+impl std::fmt::Display for Cause<'_, sqlx::Error> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
             sqlx::Error::Database(db) => write!(f, "{db}"),
+            other => write!(f, "{other}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Cause<'_, DbCause> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            DbCause::Sqlx(e) => write!(f, "{}", Cause(e)),
             other => write!(f, "{other}"),
         }
     }
@@ -127,9 +173,9 @@ impl std::fmt::Display for MigrateCause<'_> {
 impl From<sqlx::Error> for DbError {
     fn from(e: sqlx::Error) -> Self {
         if is_unavailable(&e) {
-            Self::Unavailable(e)
+            Self::Unavailable(DbCause::Sqlx(e))
         } else {
-            Self::Query(e)
+            Self::Query(DbCause::Sqlx(e))
         }
     }
 }

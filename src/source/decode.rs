@@ -50,6 +50,52 @@ where
         Some(v) => rows.push_int(v),
         None => rows.push_null(),
     };
+    match raw_kind(type_name) {
+        RawKind::Bool => match row.try_get_unchecked::<Option<bool>, _>(i).ok().flatten() {
+            Some(b) => rows.push_bool(b),
+            None => rows.push_null(),
+        },
+        RawKind::Int2 => int(
+            rows,
+            row.try_get_unchecked::<Option<i16>, _>(i)
+                .ok()
+                .flatten()
+                .map(i64::from),
+        ),
+        RawKind::Int4 => int(
+            rows,
+            row.try_get_unchecked::<Option<i32>, _>(i)
+                .ok()
+                .flatten()
+                .map(i64::from),
+        ),
+        RawKind::Int8 => int(
+            rows,
+            row.try_get_unchecked::<Option<i64>, _>(i).ok().flatten(),
+        ),
+        RawKind::Text => {
+            rows.push_bytes(row.try_get_unchecked::<Option<&[u8]>, _>(i).ok().flatten())
+        }
+        RawKind::Other => rows.push_other(&type_name.to_lowercase()),
+    }
+}
+
+/// How a raw (`active`) cell is read, by its column's driver type name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RawKind {
+    Bool,
+    Int2,
+    Int4,
+    /// 64-bit, and MySQL's integers of every width (the driver widens them).
+    Int8,
+    /// Text, kept as bytes for the message (and for invalid UTF-8).
+    Text,
+    /// Anything else: reported by its type name, in lower case.
+    Other,
+}
+
+/// The [`RawKind`] of a column whose driver type is called `type_name`.
+pub(super) fn raw_kind(type_name: &str) -> RawKind {
     // Driver type names are upper case; compared without allocating (once a row).
     let mut upper = [0u8; 24];
     let type_name = match type_name.as_bytes() {
@@ -61,34 +107,14 @@ where
         _ => type_name,
     };
     match type_name {
-        "BOOL" => match row.try_get_unchecked::<Option<bool>, _>(i).ok().flatten() {
-            Some(b) => rows.push_bool(b),
-            None => rows.push_null(),
-        },
-        "INT2" => int(
-            rows,
-            row.try_get_unchecked::<Option<i16>, _>(i)
-                .ok()
-                .flatten()
-                .map(i64::from),
-        ),
-        "INT4" => int(
-            rows,
-            row.try_get_unchecked::<Option<i32>, _>(i)
-                .ok()
-                .flatten()
-                .map(i64::from),
-        ),
+        "BOOL" => RawKind::Bool,
+        "INT2" => RawKind::Int2,
+        "INT4" => RawKind::Int4,
         "INT8" | "BOOLEAN" | "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "BIGINT"
         | "INTEGER" | "TINYINT UNSIGNED" | "SMALLINT UNSIGNED" | "MEDIUMINT UNSIGNED"
-        | "INT UNSIGNED" => int(
-            rows,
-            row.try_get_unchecked::<Option<i64>, _>(i).ok().flatten(),
-        ),
+        | "INT UNSIGNED" => RawKind::Int8,
         "TEXT" | "VARCHAR" | "CHAR" | "BPCHAR" | "NAME" | "TINYTEXT" | "MEDIUMTEXT"
-        | "LONGTEXT" | "ENUM" => {
-            rows.push_bytes(row.try_get_unchecked::<Option<&[u8]>, _>(i).ok().flatten())
-        }
-        other => rows.push_other(&other.to_lowercase()),
+        | "LONGTEXT" | "ENUM" => RawKind::Text,
+        _ => RawKind::Other,
     }
 }

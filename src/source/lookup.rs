@@ -6,7 +6,7 @@ use sqlx::Row;
 use super::decode::decode_row;
 use super::rows::Rows;
 use super::SourceError;
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbCause, DbError};
 use crate::fields;
 
 /// Runs a wrapped one-user query (credentials, or the employees query filtered
@@ -30,12 +30,12 @@ pub async fn fetch_credentials(
             let mut rows = Rows::new(columns, found.len());
             for row in &found {
                 if row.len() != columns.len() {
-                    return Err(SourceError::Db(DbError::Query(
+                    return Err(SourceError::Db(DbError::Query(DbCause::Sqlx(
                         sqlx::Error::ColumnIndexOutOfBounds {
                             index: columns.len().saturating_sub(1),
                             len: row.len(),
                         },
-                    )));
+                    ))));
                 }
                 decode_row(&mut rows, row, text);
             }

@@ -11,6 +11,7 @@
 
 mod decode;
 mod lookup;
+pub mod pgcopy;
 mod read;
 pub mod rows;
 pub mod sql;

@@ -2,20 +2,28 @@
 //! rows ([`Value`] cells, see [`super::decode`]) to the payload builder.
 //!
 //! PostgreSQL and MySQL rows stream through sqlx on one connection inside one
-//! repeatable-read, read-only transaction. SQLite rows are read with `rusqlite` on
+//! repeatable-read, read-only transaction. PostgreSQL sends them as binary COPY
+//! (`COPY (<query>) TO STDOUT (FORMAT binary)`, read by [`super::pgcopy`]): the
+//! cells arrive as length-prefixed bytes and go straight into the batch, with
+//! no per-cell decoding by the driver. SQLite rows are read with `rusqlite` on
 //! a blocking thread from a read-only connection (sqlx hands SQLite rows across a
 //! thread one at a time, which would dominate a large read).
 
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use futures_util::stream::BoxStream;
 use futures_util::TryStreamExt;
 use secrecy::{ExposeSecret, SecretString};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnection, Postgres};
+use sqlx::{Column, TypeInfo};
 use tokio::sync::mpsc::Sender;
 
-use super::decode::decode_row;
+use super::decode::{decode_row, raw_kind, RawKind};
+use super::pgcopy::{CopyFormatError, CopyReader, FeedError, Tuple};
 use super::{sql, Queries, ReadError, Shape, SourceError, DEPARTMENTS, EMPLOYEES, MEMBERSHIPS};
-use crate::db::{Backend, Db, DbError};
+use crate::db::{Backend, Db, DbCause, DbError};
 use crate::fields::{self, EmployeeField, MembershipField};
 
 pub use super::rows::{Row as RawRow, Rows, Value};
@@ -238,6 +246,193 @@ macro_rules! stream_steps {
     }};
 }
 
+/// A pooled PostgreSQL connection that is closed instead of going back to the
+/// pool when a binary COPY on it was not read to its end. sqlx leaves the rest
+/// of an abandoned COPY on the wire (and, when the COPY fails before its first
+/// row, a ReadyForQuery it does not count): the next statement on that
+/// connection would read someone else's answer.
+struct Lease {
+    conn: PoolConnection<Postgres>,
+    /// Set before a COPY starts, cleared once it has been read to its end.
+    copy_open: bool,
+}
+
+impl Lease {
+    fn new(conn: PoolConnection<Postgres>) -> Self {
+        Self {
+            conn,
+            copy_open: false,
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if self.copy_open {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+/// The statement that sends the rows of `step` as binary COPY.
+fn copy_sql(step: &Step<'_>) -> String {
+    format!("COPY ({}) TO STDOUT (FORMAT binary)", step.sql)
+}
+
+/// How one raw (`active`) column of a binary COPY becomes a cell: by its type,
+/// as [`decode_row`] reads the same column from a sqlx row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RawCell {
+    Bool,
+    /// A big-endian integer of 2, 4 or 8 bytes.
+    Int,
+    Text,
+    /// A type with no text form: its name in lower case, for the message.
+    Other(String),
+}
+
+impl RawCell {
+    fn of_type(type_name: &str) -> Self {
+        match raw_kind(type_name) {
+            RawKind::Bool => Self::Bool,
+            RawKind::Int2 | RawKind::Int4 | RawKind::Int8 => Self::Int,
+            RawKind::Text => Self::Text,
+            RawKind::Other => Self::Other(type_name.to_lowercase()),
+        }
+    }
+
+    fn push(&self, rows: &mut Rows, cell: Option<&[u8]>) {
+        let Some(bytes) = cell else {
+            return rows.push_null();
+        };
+        match self {
+            Self::Bool => match bytes {
+                [b] => rows.push_bool(*b != 0),
+                _ => rows.push_null(),
+            },
+            Self::Int => {
+                let value = match bytes.len() {
+                    2 => bytes
+                        .try_into()
+                        .ok()
+                        .map(|b| i64::from(i16::from_be_bytes(b))),
+                    4 => bytes
+                        .try_into()
+                        .ok()
+                        .map(|b| i64::from(i32::from_be_bytes(b))),
+                    8 => bytes.try_into().ok().map(i64::from_be_bytes),
+                    _ => None,
+                };
+                match value {
+                    Some(v) => rows.push_int(v),
+                    None => rows.push_null(),
+                }
+            }
+            Self::Text => rows.push_bytes(Some(bytes)),
+            Self::Other(name) => rows.push_other(name),
+        }
+    }
+}
+
+/// How the cells of one step's binary COPY become [`Rows`]: the leading text
+/// columns as bytes, then each raw column by its type.
+#[derive(Debug)]
+struct CopyLayout {
+    text: usize,
+    raw: Vec<RawCell>,
+}
+
+impl CopyLayout {
+    /// Binary COPY says nothing of its columns' types: the raw ones are learnt
+    /// by preparing the query (sqlx keeps the statement in its cache) on the
+    /// connection that runs it, so a mapped `active` of any type is read as
+    /// before. A step with only text columns needs no look-up.
+    async fn learn(conn: &mut PgConnection, step: &Step<'_>) -> Result<Self, ReadError> {
+        let mut raw = Vec::new();
+        if step.columns.len() > step.text {
+            let statement = sqlx::Executor::prepare(&mut *conn, step.sql).await?;
+            raw = sqlx::Statement::columns(&statement)
+                .iter()
+                .skip(step.text)
+                .map(|column| RawCell::of_type(column.type_info().name()))
+                .collect();
+        }
+        Ok(Self {
+            text: step.text,
+            raw,
+        })
+    }
+
+    fn push(&self, rows: &mut Rows, tuple: Tuple<'_>) {
+        for i in 0..tuple.len() {
+            let cell = tuple.get(i);
+            match i.checked_sub(self.text) {
+                None => rows.push_bytes(cell),
+                Some(raw) => match self.raw.get(raw) {
+                    Some(kind) => kind.push(rows, cell),
+                    // The statement described fewer columns than COPY sent.
+                    None => rows.push_null(),
+                },
+            }
+        }
+    }
+}
+
+fn copy_format_error(e: CopyFormatError) -> ReadError {
+    ReadError::Source(SourceError::Db(DbError::Query(DbCause::Copy(e))))
+}
+
+/// Streams the rows of `step` on `conn` as binary COPY into batches for `sink`.
+/// `copy_open` is the connection's [`Lease::copy_open`].
+async fn copy_step(
+    conn: &mut PgConnection,
+    copy_open: &mut bool,
+    step: &Step<'_>,
+    sink: &Sender<Batch>,
+) -> Result<(), ReadError> {
+    let layout = CopyLayout::learn(conn, step).await?;
+    *copy_open = true;
+    let chunks = conn.copy_out_raw(&copy_sql(step)).await?;
+    copy_rows(chunks, None, step, &layout, sink).await?;
+    *copy_open = false;
+    Ok(())
+}
+
+/// Reads a binary COPY stream of `step`'s rows (after `first`, a chunk already
+/// taken from it) to its end, into batches for `sink`.
+async fn copy_rows<B: AsRef<[u8]>>(
+    mut chunks: BoxStream<'_, Result<B, sqlx::Error>>,
+    first: Option<B>,
+    step: &Step<'_>,
+    layout: &CopyLayout,
+    sink: &Sender<Batch>,
+) -> Result<(), ReadError> {
+    let mut batcher = Batcher::new(sink, step.make, step.columns);
+    let mut reader = CopyReader::new(step.columns.len());
+    let mut next = first;
+    loop {
+        let chunk = match next.take() {
+            Some(chunk) => chunk,
+            None => match chunks.try_next().await? {
+                Some(chunk) => chunk,
+                None => break,
+            },
+        };
+        reader
+            .feed(chunk.as_ref(), |tuple| {
+                layout.push(batcher.rows(), tuple);
+                Ok::<_, std::convert::Infallible>(())
+            })
+            .map_err(|e| match e {
+                FeedError::Format(e) => copy_format_error(e),
+                FeedError::Row(never) => match never {},
+            })?;
+        batcher.row_done().await?;
+    }
+    reader.finish().map_err(copy_format_error)?;
+    batcher.flush().await
+}
+
 /// The directory through sqlx (PostgreSQL, MySQL): one connection, one snapshot.
 pub async fn sqlx_directory(
     db: &Db,
@@ -247,7 +442,8 @@ pub async fn sqlx_directory(
     let [departments, employees, memberships] = plan.steps();
     match db {
         Db::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
+            let mut lease = Lease::new(pool.acquire().await?);
+            let mut tx = sqlx::Connection::begin(&mut *lease.conn).await?;
             sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 .execute(&mut *tx)
                 .await?;
@@ -269,12 +465,15 @@ pub async fn sqlx_directory(
                 }
                 None => None,
             };
-            let (Some(mut second), Some(snapshot)) = (second, snapshot) else {
-                stream_steps!(tx, [departments, employees, memberships], &sink);
+            let (Some(second), Some(snapshot)) = (second, snapshot) else {
+                for step in [departments, employees, memberships] {
+                    copy_step(&mut tx, &mut lease.copy_open, &step, &sink).await?;
+                }
                 tx.commit().await?;
                 return Ok(());
             };
-            let mut members_tx = sqlx::Connection::begin(&mut *second).await?;
+            let mut second = Lease::new(second);
+            let mut members_tx = sqlx::Connection::begin(&mut *second.conn).await?;
             sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 .execute(&mut *members_tx)
                 .await?;
@@ -282,20 +481,32 @@ pub async fn sqlx_directory(
                 .execute(&mut *members_tx)
                 .await?;
             let (employees_done, may_send) = tokio::sync::oneshot::channel::<()>();
+            let first_open = &mut lease.copy_open;
             let first = async {
-                stream_steps!(tx, [departments, employees], &sink);
+                for step in [departments, employees] {
+                    copy_step(&mut tx, first_open, &step, &sink).await?;
+                }
                 let _ = employees_done.send(());
                 Ok::<_, ReadError>(())
             };
+            let members_open = &mut second.copy_open;
             let members = async {
-                let mut rows = sqlx::query(memberships.sql).fetch(&mut *members_tx);
-                // The first row arrives once the database has sorted them all.
-                let first_row = rows.try_next().await?;
+                let layout = CopyLayout::learn(&mut members_tx, &memberships).await?;
+                *members_open = true;
+                let mut chunks = members_tx.copy_out_raw(&copy_sql(&memberships)).await?;
+                // The first data arrives once the database has sorted them all.
+                let Some(first_chunk) = chunks.try_next().await? else {
+                    // Not even the header: the COPY ended, but said nothing.
+                    drop(chunks);
+                    *members_open = false;
+                    return Err(copy_format_error(CopyFormatError::Truncated));
+                };
                 if may_send.await.is_err() {
                     // The employees read failed; its error is the one to report.
                     return Ok(());
                 }
-                stream_rows!(rows, first_row, memberships, &sink);
+                copy_rows(chunks, Some(first_chunk), &memberships, &layout, &sink).await?;
+                *members_open = false;
                 Ok::<_, ReadError>(())
             };
             let (first, members) = tokio::join!(first, members);
@@ -358,13 +569,12 @@ fn sqlite_error(e: rusqlite::Error) -> SourceError {
                 | rusqlite::ErrorCode::DatabaseLocked
                 | rusqlite::ErrorCode::CannotOpen)
     );
-    let message = e.to_string();
-    let inner = sqlx::Error::Protocol(format!("sqlite: {message}"));
-    if busy {
-        SourceError::Db(DbError::Unavailable(inner))
+    let cause = DbCause::Sqlite(e);
+    SourceError::Db(if busy {
+        DbError::Unavailable(cause)
     } else {
-        SourceError::Db(DbError::Query(inner))
-    }
+        DbError::Query(cause)
+    })
 }
 
 /// The directory from a SQLite file, read-only, in one read transaction.

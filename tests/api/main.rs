@@ -45,6 +45,7 @@ mod source_state;
 mod sources;
 mod startup;
 mod sync;
+mod sync_copy;
 mod sync_data;
 mod timeouts;
 mod timing;

@@ -12,7 +12,7 @@ pub use parse::{
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
-use crate::db::{Cell, Db, DbError, DirectoryTables, KeyRow, TableWrite};
+use crate::db::{Cell, Db, DbCause, DbError, DirectoryTables, KeyRow, TableWrite};
 use crate::escape::quote;
 use parse::{duplicates, problem};
 
@@ -38,7 +38,7 @@ pub enum ImportError {
 /// names), without the driver's wrapping.
 fn one_line(e: &DbError) -> String {
     let text = match e {
-        DbError::Query(sqlx::Error::Database(db)) => match db.constraint() {
+        DbError::Query(DbCause::Sqlx(sqlx::Error::Database(db))) => match db.constraint() {
             Some(constraint) => format!("{} (constraint {constraint})", db.message()),
             None => db.message().to_owned(),
         },
