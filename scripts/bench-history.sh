@@ -24,6 +24,8 @@ SIZES=${SIZES:-"100000 1000000"}
 RUNS=${RUNS:-5}
 BASELINE=${BASELINE:-2efbc49}
 HISTORY_ROWS=${HISTORY_ROWS:-100000}
+# COMPARE=0 leaves out the baseline (part 1) and measures this build alone.
+COMPARE=${COMPARE:-1}
 OUT=target/bench
 mkdir -p "$OUT"
 # shellcheck source=scripts/bench-lib.sh
@@ -35,7 +37,7 @@ scripts/ensure-databases.sh >/dev/null
 # binary is kept aside before ours is linked again.
 BASE_DIR=target/bench-baseline
 OLD=${OLD_BIN:-$(pwd)/$BASE_DIR/hr-bridge}
-if [ -z "${OLD_BIN:-}" ] && [ "$(cat "$BASE_DIR/rev" 2>/dev/null)" != "$(git rev-parse "$BASELINE")" ] || [ ! -x "$OLD" ]; then
+if [ "$COMPARE" = 1 ] && [ -z "${OLD_BIN:-}" ] && [ "$(cat "$BASE_DIR/rev" 2>/dev/null)" != "$(git rev-parse "$BASELINE")" ] || [ ! -x "$OLD" ]; then
   echo "building the baseline $BASELINE (once)" >&2
   rm -rf "$BASE_DIR"
   mkdir -p "$BASE_DIR/src"
@@ -56,10 +58,19 @@ fake_history() { # backend name rows
   local cols="occurred_ms, client_addr, request_id, outcome, status, duration_ms, bytes, user_count, group_count, digest, base_digest, users_added, users_changed, users_dropped, groups_added, groups_changed, groups_dropped, names"
   local vals="1700000000000 + n * 60000, '10.0.0.9', 'bench', 'served', 200, 900, 1000, 10, 1, 'd', 'd', 0, 0, 0, 0, 0, 0, 'none'"
   case $1 in
-    postgres) sql_in postgres "$2" "INSERT INTO sync_history ($cols) SELECT $vals FROM generate_series(1, $3) AS s(n)" ;;
+    postgres) sql_in postgres "$2" "INSERT INTO sync_history ($cols) SELECT $vals FROM generate_series(1::bigint, $3) AS s(n)" ;;
     mysql) sql_in mysql "$2" "INSERT INTO sync_history ($cols) SELECT $vals FROM (SELECT seq AS n FROM seq_1_to_$3) AS s" ;;
     sqlite) sql_in sqlite "$2" "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < $3) INSERT INTO sync_history ($cols) SELECT $vals FROM s" ;;
   esac >/dev/null
+}
+
+settle() { # backend name drops: waits (up to 2 minutes) until history is written after the answers
+  for _ in $(seq 1 600); do
+    [ "$(sql_in "$1" "$2" "SELECT COUNT(*) FROM sync_history WHERE names = 'pending'")" = 0 ] &&
+      [ "$(sql_in "$1" "$2" "SELECT COUNT(*) FROM sync_approval_drops")" -ge "$3" ] && return 0
+    sleep 0.2
+  done
+  echo "warning: history still being written" >&2
 }
 
 kept_rows() { # backend name -> "history calls, history names, approval drops"
@@ -110,15 +121,8 @@ for backend in $BACKENDS; do
   for size in $SIZES; do
     tag="${backend}_$size"
     url_new=$(fresh_db "$backend" "hrb_hist_new_$tag")
-    url_old=$(fresh_db "$backend" "hrb_hist_old_$tag")
     seed "$NEW" "$url_new" "$size" "hist-new-$tag"
     password=$SEED_PASSWORD
-    seed "$OLD" "$url_old" "$size" "hist-old-$tag"
-
-    # 1. Side by side, calls alternated, one warm-up each.
-    port_old=$(free_port)
-    BIN=$OLD start_server "$url_old" "$port_old"
-    pid_old=$SERVER_PID
     port_new=$(free_port)
     admin_port=$(free_port)
     operator="user$(printf "%0${#size}d" $((size - 1)))" # stays active when the first fifth leaves
@@ -127,26 +131,35 @@ for backend in $BACKENDS; do
     BIN=$NEW start_server "$url_new" "$port_new"
     SERVE_ARGS=()
     pid_new=$SERVER_PID
-    curl_sync "$port_old" >/dev/null
     curl_sync "$port_new" >/dev/null
-    olds=() news=()
-    for _ in $(seq 1 "$RUNS"); do
-      olds+=("$(call_secs "$port_old")")
-      news+=("$(call_secs "$port_new")")
-    done
-    bytes_old=$(curl_sync "$port_old" | cut -d' ' -f3)
-    bytes_new=$(curl_sync "$port_new" | cut -d' ' -f3)
-    [ "$bytes_old" = "$bytes_new" ] || echo "warning: payloads differ: $bytes_old vs $bytes_new bytes" >&2
-    # One changed sync each (100 employees edited): history diffs and keeps names.
-    for name in "hrb_hist_old_$tag" "hrb_hist_new_$tag"; do
-      sql_in "$backend" "$name" "UPDATE employees SET phone1 = 'changed' WHERE username IN (SELECT username FROM (SELECT username FROM employees ORDER BY username LIMIT 100) AS first_ones)" >/dev/null
-    done
-    changed_old=$(call_secs "$port_old")
-    changed_new=$(call_secs "$port_new")
-    stop_server "$pid_old"
-    m_old=$(median "${olds[@]}")
-    m_new=$(median "${news[@]}")
-    COMPARE_ROWS+=("| $backend | $size | $m_old | $m_new | $(ratio "$m_new" "$m_old") | $changed_old | $changed_new | $(peak_rss_mb "$pid_new") |")
+    if [ "$COMPARE" = 1 ]; then
+      # 1. Side by side with the baseline on its own copy of the same data,
+      # calls alternated, one warm-up each.
+      url_old=$(fresh_db "$backend" "hrb_hist_old_$tag")
+      seed "$OLD" "$url_old" "$size" "hist-old-$tag"
+      port_old=$(free_port)
+      BIN=$OLD start_server "$url_old" "$port_old"
+      pid_old=$SERVER_PID
+      curl_sync "$port_old" >/dev/null
+      olds=() news=()
+      for _ in $(seq 1 "$RUNS"); do
+        olds+=("$(call_secs "$port_old")")
+        news+=("$(call_secs "$port_new")")
+      done
+      bytes_old=$(curl_sync "$port_old" | cut -d' ' -f3)
+      bytes_new=$(curl_sync "$port_new" | cut -d' ' -f3)
+      [ "$bytes_old" = "$bytes_new" ] || echo "warning: payloads differ: $bytes_old vs $bytes_new bytes" >&2
+      # One changed sync each (100 employees edited): history diffs and keeps names.
+      for name in "hrb_hist_old_$tag" "hrb_hist_new_$tag"; do
+        sql_in "$backend" "$name" "UPDATE employees SET phone1 = 'changed' WHERE username IN (SELECT username FROM (SELECT username FROM employees ORDER BY username LIMIT 100) AS first_ones)" >/dev/null
+      done
+      changed_old=$(printf "%.3f" "$(call_secs "$port_old")")
+      changed_new=$(printf "%.3f" "$(call_secs "$port_new")")
+      stop_server "$pid_old"
+      m_old=$(median "${olds[@]}")
+      m_new=$(median "${news[@]}")
+      COMPARE_ROWS+=("| $backend | $size | $m_old | $m_new | $(ratio "$m_new" "$m_old") | $changed_old | $changed_new | $(peak_rss_mb "$pid_new") |")
+    fi
 
     # 2. One employee in five leaves at once: the guard refuses, history and the
     # pending approval keep the set; refused three times.
@@ -156,12 +169,12 @@ for backend in $BACKENDS; do
     read -r refused_s refused_code _ <<<"$first"
     refused_s=$(printf "%.3f" "$refused_s")
     rss_refused=$(peak_rss_mb "$pid_new")
-    sleep 2 # history is written after the answer; give it a moment before counting
+    settle "$backend" "hrb_hist_new_$tag" "$drops"
     read -r h1 n1 d1 <<<"$(kept_rows "$backend" "hrb_hist_new_$tag")"
     b1=$(db_bytes "$backend" "hrb_hist_new_$tag")
     again=$(printf "%.3f" "$(call_secs "$port_new")")
     call_secs "$port_new" >/dev/null
-    sleep 2
+    settle "$backend" "hrb_hist_new_$tag" "$drops"
     read -r h3 n3 d3 <<<"$(kept_rows "$backend" "hrb_hist_new_$tag")"
     b3=$(db_bytes "$backend" "hrb_hist_new_$tag")
     GUARD_ROWS+=("| $backend | $size | $drops | $refused_code | $refused_s | $again | $rss_refused | $h1 / $n1 / $d1 | $h3 / $n3 / $d3 | $((b1 / 1048576)) → $((b3 / 1048576)) |")

@@ -1,6 +1,8 @@
 """The PostgreSQL floor for /sync: the three sorted result sets hr-bridge reads,
-received with psycopg 3's COPY in one process (connection set up before the
-clock starts). Prints the seconds of the fastest of nothing: one run, as a float.
+received with psycopg 3's COPY in one process, in one repeatable-read
+transaction as hr-bridge reads them (the connection is made before the clock
+starts). Prints the seconds of one run. scripts/bench.sh passes the same SQL
+its own client floor uses and takes the median of 5.
 
     bench-pg-floor.py DSN EMPLOYEES_SQL DEPARTMENTS_SQL MEMBERS_SQL
 """

@@ -10,6 +10,7 @@
 #
 #   scripts/bench.sh                 # everything (about 6 minutes on 2 cores)
 #   BACKENDS="postgres" SIZES="100000" scripts/bench.sh
+#   CONCURRENT=0 STORM_SECS=0 scripts/bench.sh     # sequential /sync only
 #
 # Needs the local PostgreSQL and MariaDB (started if down) and installs the HTTP
 # load generator oha (concurrent calls, the login storm) and psycopg into
@@ -27,7 +28,9 @@ mkdir -p "$OUT"
 
 scripts/ensure-databases.sh >/dev/null
 OHA=target/bench-tools/bin/oha
-if [ ! -x "$OHA" ]; then
+# CONCURRENT=0 and STORM_SECS=0 leave out the concurrent calls and the login
+# storm, the two parts that need oha.
+if [ ! -x "$OHA" ] && { [ "$CONCURRENT" != 0 ] || [ "$STORM_SECS" != 0 ]; }; then
   echo "installing oha (once) into target/bench-tools" >&2
   cargo install oha --locked --root target/bench-tools >&2
 fi
@@ -110,9 +113,12 @@ MAPPED_ENV=(
   "HR_BRIDGE__SOURCE__MEMBERSHIPS=SELECT unit_code AS group_no, login AS username FROM hr_member"
   "HR_BRIDGE__SOURCE__CREDENTIALS=SELECT pw AS password_hash, is_active AS active, login AS username FROM hr_person WHERE login = :username"
 )
-CEILING_JSON=$(target/release/examples/argon2_ceiling 5)
-CEILING=$(python3 -c 'import json,sys; print("%.1f" % json.loads(sys.argv[1])["checks_per_second"])' "$CEILING_JSON")
-echo "argon2 ceiling: $CEILING_JSON" >&2
+CEILING_JSON="not measured"
+if [ "$STORM_SECS" != 0 ]; then
+  CEILING_JSON=$(target/release/examples/argon2_ceiling 5)
+  CEILING=$(python3 -c 'import json,sys; print("%.1f" % json.loads(sys.argv[1])["checks_per_second"])' "$CEILING_JSON")
+  echo "argon2 ceiling: $CEILING_JSON" >&2
+fi
 
 for backend in $BACKENDS; do
   for size in $SIZES; do
@@ -145,7 +151,7 @@ for backend in $BACKENDS; do
     SYNC_ROWS+=("| $backend | $size | $p50 | $lo–$hi | $bytes | $rss | $floor | $pfloor | $(ratio "$p50" "$best") | $ok/$RUNS | $seed_mb |")
 
     # Many callers at once, on a fresh process so that its peak is theirs alone.
-    if [ "$size" -ge 100000 ]; then
+    if [ "$size" -ge 100000 ] && [ "$CONCURRENT" != 0 ]; then
       stop_server
       start_server "$url" "$port"
       callers=$CONCURRENT
@@ -173,7 +179,7 @@ for backend in $BACKENDS; do
       MAPPED_ROWS+=("| postgres | $size | $b50 | $m50 | $(ratio "$m50" "$b50") | $mok/$RUNS |")
     fi
 
-    if [ "$size" = "${SIZES##* }" ]; then
+    if [ "$size" = "${SIZES##* }" ] && [ "$STORM_SECS" != 0 ]; then
       body="{\"username\":\"user$(printf "%0${#size}d" 1)\",\"password\":\"$password\"}"
       # A sleeping probe: oha's rate limiter would spin and steal a core.
       python3 scripts/probe.py "http://127.0.0.1:$port/healthz" "$STORM_SECS" >"$OUT/healthz-$backend.json" &

@@ -154,7 +154,7 @@ fn change_word(change: Change) -> &'static str {
 }
 
 async fn show(db: &Db, id: i64, json: bool) -> anyhow::Result<ExitCode> {
-    let Some(detail) = history::show(db, id).await? else {
+    let Some(detail) = history::show(db, id, None).await? else {
         bail!("no /sync call {id} in the history");
     };
     if json {

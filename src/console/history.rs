@@ -84,19 +84,39 @@ pub async fn list(
 struct CallPage {
     nav: Nav,
     detail: SyncCallDetail,
+    /// The position of the page's first name, from 1.
+    first: u64,
+    page: u32,
+    has_next: bool,
 }
 
-/// `GET /history/{id}`: one call and the names behind its counts.
+/// Names of one call per page.
+pub const NAMES_PAGE: u32 = 200;
+
+#[derive(Deserialize, Default)]
+pub struct CallQuery {
+    #[serde(default)]
+    page: u32,
+}
+
+/// `GET /history/{id}`: one call and the names behind its counts, a page at a
+/// time (a refusal keeps up to 10,000 of each kind and change).
 pub async fn show(
     State(state): State<ConsoleState>,
     signed: Signed,
     Path(id): Path<i64>,
+    Query(query): Query<CallQuery>,
 ) -> Result<Response, ConsoleError> {
-    let detail = history::show(&state.app.db, id)
+    let offset = query.page.saturating_mul(NAMES_PAGE);
+    let detail = history::show(&state.app.db, id, Some((offset, NAMES_PAGE)))
         .await?
         .ok_or(ConsoleError::NotFound)?;
+    let has_next = u64::from(offset) + (detail.names.len() as u64) < detail.names_total;
     Ok(render(&CallPage {
         nav: Nav::new(&signed, "/history"),
+        first: u64::from(offset) + 1,
+        page: query.page,
+        has_next,
         detail,
     }))
 }

@@ -344,18 +344,36 @@ impl Db {
             .next())
     }
 
-    /// The names kept for call `id`, by kind, event and name.
-    pub async fn history_names(&self, id: i64) -> Result<Vec<NameRow>, DbError> {
-        let sql = self.dialect(
+    /// The names kept for call `id`, by kind, event and name: all of them, or
+    /// the page of `limit` after `offset`.
+    pub async fn history_names(
+        &self,
+        id: i64,
+        page: Option<(u32, u32)>,
+    ) -> Result<Vec<NameRow>, DbError> {
+        let mut sql = String::from(
             "SELECT call_id, kind, event, name, fields FROM sync_history_names \
              WHERE call_id = ? ORDER BY kind DESC, event, name",
         );
+        if let Some((offset, limit)) = page {
+            sql.push_str(&format!(" LIMIT {limit} OFFSET {offset}"));
+        }
+        let sql = self.dialect(&sql);
         Ok(on_pool!(self, |pool| {
             let rows = sqlx::query(&sql).bind(id).fetch_all(pool).await?;
             rows.iter()
                 .map(name_row)
                 .collect::<Result<Vec<_>, sqlx::Error>>()?
         }))
+    }
+
+    /// How many names are kept for call `id`.
+    pub async fn history_name_count(&self, id: i64) -> Result<u64, DbError> {
+        let sql = self.dialect("SELECT COUNT(*) FROM sync_history_names WHERE call_id = ?");
+        let count: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar(&sql).bind(id).fetch_one(pool).await?
+        });
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     /// Every kept name equal to `name` (byte for byte), oldest call first, with

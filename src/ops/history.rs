@@ -150,6 +150,8 @@ pub struct SyncCallDetail {
     /// The names kept (for `same_as`, those of the earlier call): at most
     /// [`NAMES_KEPT`] of each kind and change; the counts are the true ones.
     pub names: Vec<ChangedName>,
+    /// How many names are kept in all (more than `names` holds when paged).
+    pub names_total: u64,
     /// The approval this call created or consumed.
     pub approval: Option<ApprovalRow>,
 }
@@ -193,8 +195,14 @@ pub async fn list(db: &Db, limit: u32, before_id: Option<i64>) -> Result<Vec<Syn
         .collect())
 }
 
-/// One call and its names.
-pub async fn show(db: &Db, id: i64) -> Result<Option<SyncCallDetail>, DbError> {
+/// One call and its names: all of them, or the page of `limit` after `offset`
+/// (a refusal keeps up to [`NAMES_KEPT`] of each kind and change, too many for
+/// one page of the console).
+pub async fn show(
+    db: &Db,
+    id: i64,
+    page: Option<(u32, u32)>,
+) -> Result<Option<SyncCallDetail>, DbError> {
     let Some(row) = db.sync_call(id).await? else {
         return Ok(None);
     };
@@ -203,12 +211,16 @@ pub async fn show(db: &Db, id: i64) -> Result<Option<SyncCallDetail>, DbError> {
     } else {
         row.id
     };
-    let names = db
-        .history_names(names_id)
+    let names: Vec<ChangedName> = db
+        .history_names(names_id, page)
         .await?
         .into_iter()
         .map(ChangedName::from)
         .collect();
+    let names_total = match page {
+        None => names.len() as u64,
+        Some(_) => db.history_name_count(names_id).await?,
+    };
     let approval = match row.approval_id {
         Some(approval) => db.approval(approval).await?,
         None => None,
@@ -216,6 +228,7 @@ pub async fn show(db: &Db, id: i64) -> Result<Option<SyncCallDetail>, DbError> {
     Ok(Some(SyncCallDetail {
         call: row.into(),
         names,
+        names_total,
         approval,
     }))
 }

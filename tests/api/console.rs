@@ -1061,3 +1061,50 @@ on_all_backends!(
         );
     }
 );
+
+on_all_backends!(
+    a_call_with_many_names_is_shown_a_page_at_a_time,
+    |db: TestDb| async move {
+        let settings = console_settings(db.settings(), &[], &["bob"]);
+        let app = db.spawn_with(settings).await;
+        with_people(&app, &["bob"]).await;
+        // The first sync adds everyone: 251 users and 2 departments named.
+        crate::guard::seed_people(&app, 250).await;
+        assert_eq!(app.post_sync().await.status(), 200);
+        let calls = crate::history::wait_for_calls(&app, 1).await;
+        let id = calls[0].id;
+        let console = Console::of(&app);
+        let viewer = console.sign_in("bob", PASSWORD).await.expect("signed in");
+        let listed = |page: &str| page.matches("<a href=\"/history?person=").count();
+
+        let first = console.page(&format!("/history/{id}"), &viewer).await;
+        assert_eq!(listed(&first), 200, "{first}");
+        assert!(first.contains("1–200 of 253"), "{first}");
+        assert!(
+            first.contains(&format!("href=\"/history/{id}?page=1\"")),
+            "{first}"
+        );
+        assert!(!first.contains("Previous names"), "{first}");
+        let second = console
+            .page(&format!("/history/{id}?page=1"), &viewer)
+            .await;
+        assert_eq!(listed(&second), 53, "{second}");
+        assert!(second.contains("201–253 of 253"), "{second}");
+        assert!(
+            second.contains(&format!("href=\"/history/{id}?page=0\"")),
+            "{second}"
+        );
+        assert!(!second.contains("More names"), "{second}");
+        // Past the end: the call, no names, a way back.
+        let past = console
+            .page(&format!("/history/{id}?page=9"), &viewer)
+            .await;
+        assert_eq!(listed(&past), 0, "{past}");
+        // The command line still prints every name.
+        let cli = crate::approvals::cli(&app, &["history", "show", &id.to_string()]);
+        let printed = String::from_utf8_lossy(&cli.stdout);
+        for name in ["e000", "e199", "e249", "bob"] {
+            assert!(printed.contains(name), "{name}: {printed}");
+        }
+    }
+);

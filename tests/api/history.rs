@@ -146,7 +146,7 @@ on_all_backends!(
         assert_eq!(calls[5].names_of, Some(guard.id));
         assert_eq!(calls[5].changes, guard.changes);
         assert_eq!(
-            history::show(&app.db, calls[5].id)
+            history::show(&app.db, calls[5].id, None)
                 .await
                 .unwrap()
                 .unwrap()
@@ -269,7 +269,10 @@ on_all_backends!(
         assert_eq!(calls[0].changes.unwrap().users_added, n);
         assert_eq!(calls[1].changes.unwrap().users_dropped, n);
         for call in &calls {
-            let detail = history::show(&app.db, call.id).await.unwrap().unwrap();
+            let detail = history::show(&app.db, call.id, None)
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(detail.names.len(), NAMES_KEPT, "call {}", call.id);
         }
         // The pending approval lists every drop, not only the names kept.
@@ -317,7 +320,10 @@ on_all_backends!(
         assert_eq!(removed, 1);
         let left = history::list(&app.db, 10, None).await.unwrap();
         assert_eq!(left.iter().map(|c| c.id).collect::<Vec<_>>(), [calls[1].id]);
-        assert!(history::show(&app.db, calls[0].id).await.unwrap().is_none());
+        assert!(history::show(&app.db, calls[0].id, None)
+            .await
+            .unwrap()
+            .is_none());
         assert!(
             history::person(&app.db, "e000").await.unwrap().is_empty(),
             "the pruned call's names are gone"
