@@ -152,6 +152,7 @@ impl Application {
         let gate = DatabaseGate::closed();
         let (guard, guard_limits_now) = watch::channel(guard_limits(&settings.sync));
         let (history, history_writer) = crate::ops::history::Recorder::start(db.clone());
+        let clock = options.clock.clone();
         let mut state = build_state(
             &settings,
             db.clone(),
@@ -206,6 +207,7 @@ impl Application {
                 app: state.clone(),
                 admin: Arc::new(settings.admin.clone()),
                 tls: settings.server.tls_files().is_some(),
+                problems: crate::console::ProblemChecks::new(state.source.clone(), clock),
             }),
         });
         if let Some(site) = &admin {

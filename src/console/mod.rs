@@ -13,6 +13,7 @@
 
 mod assets;
 mod chart;
+mod checks;
 mod error;
 mod history;
 mod logins;
@@ -37,6 +38,7 @@ use crate::config::AdminSettings;
 use crate::http::AppState;
 use crate::ops::sessions::SessionPolicy;
 
+pub use checks::{ProblemChecks, CHECK_INTERVAL};
 pub use error::ConsoleError;
 pub use session::{Role, COOKIE_PLAIN, COOKIE_TLS};
 
@@ -48,6 +50,8 @@ pub struct ConsoleState {
     pub admin: Arc<AdminSettings>,
     /// Served over HTTPS: the cookie is `__Host-` prefixed and `Secure`.
     pub tls: bool,
+    /// The Data problems page's checks, kept between visits.
+    pub problems: ProblemChecks,
 }
 
 impl ConsoleState {
