@@ -567,6 +567,42 @@ async fn the_page_answers_while_a_check_is_blocked(db: TestDb) {
     assert_eq!(checks_started(&app).await, 2);
 }
 
+/// A check that fails (here: PostgreSQL's statement timeout, while a lock holds
+/// `departments`) is shown as such beside the kept result, not as an error
+/// page, and the next check runs as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_data_check_is_shown_and_the_next_one_runs() {
+    let Some(db) = TestDb::create(hr_bridge::db::Backend::Postgres).await else {
+        return;
+    };
+    let mut settings = console_settings(db.settings(), &[], &["alice"]);
+    settings.database.statement_timeout_secs = Some(1);
+    let app = db.spawn_with(settings).await;
+    with_people(&app, &["alice"]).await;
+    let console = Console::of(&app);
+    let token = console.sign_in("alice", PASSWORD).await.expect("signed in");
+    problems_page_until(&console, &token, |p| p.contains("No problems")).await;
+    let lock = crate::audit::HeldLock::hold(&app, &["departments"]).await;
+    app.clock.advance(hr_bridge::console::CHECK_INTERVAL);
+    let page = problems_page_until(&console, &token, |p| p.contains("failed:")).await;
+    assert!(!page.contains(RUNNING), "{page}");
+    assert!(
+        page.contains("Below is the result of the one before it."),
+        "{page}"
+    );
+    assert!(page.contains("No problems"), "{page}");
+    lock.release().await;
+    // No new check within the interval of the failed one; past it, one runs.
+    assert!(console.page("/problems", &token).await.contains("failed:"));
+    app.clock.advance(hr_bridge::console::CHECK_INTERVAL);
+    let page = problems_page_until(&console, &token, |p| {
+        !p.contains("failed:") && !p.contains(RUNNING)
+    })
+    .await;
+    assert!(page.contains("No problems"), "{page}");
+    assert_eq!(checks_started(&app).await, 3);
+}
+
 mod the_data_problems_page_answers_while_a_check_is_blocked {
     use super::*;
     use hr_bridge::db::Backend;
