@@ -154,6 +154,7 @@ impl Application {
         let gate = DatabaseGate::closed();
         let (guard, guard_limits_now) = watch::channel(guard_limits(&settings.sync));
         let (history, history_writer) = crate::ops::history::Recorder::start(db.clone());
+        let clock = options.clock.clone();
         let mut state = build_state(
             &settings,
             db.clone(),
@@ -212,6 +213,7 @@ impl Application {
             let app = state.clone();
             let admin = Arc::new(settings.admin.clone());
             let tls = settings.server.tls_files().is_some();
+            let problems = crate::console::ProblemChecks::new(state.source.clone(), clock);
             AdminSite {
                 listen,
                 router: Box::new(move |bound| {
@@ -222,6 +224,7 @@ impl Application {
                         admin,
                         tls,
                         origins: Arc::new(origins),
+                        problems,
                     })
                 }),
             }

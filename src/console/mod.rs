@@ -17,6 +17,7 @@
 
 mod assets;
 mod chart;
+mod checks;
 mod error;
 mod history;
 mod logins;
@@ -41,6 +42,7 @@ use crate::config::AdminSettings;
 use crate::http::AppState;
 use crate::ops::sessions::SessionPolicy;
 
+pub use checks::{ProblemChecks, CHECK_INTERVAL};
 pub use error::ConsoleError;
 pub use origin::OriginPolicy;
 pub use session::{Role, COOKIE_PLAIN, COOKIE_TLS};
@@ -55,6 +57,8 @@ pub struct ConsoleState {
     pub tls: bool,
     /// The host names and origins this console accepts.
     pub origins: Arc<OriginPolicy>,
+    /// The Data problems page's checks, kept between visits.
+    pub problems: ProblemChecks,
 }
 
 impl ConsoleState {

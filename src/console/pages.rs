@@ -1,6 +1,8 @@
 //! The console's pages. Each handler asks `crate::ops` and renders a template;
 //! none of them reaches the database itself.
 
+use std::time::SystemTime;
+
 use askama::Template;
 use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
@@ -8,7 +10,6 @@ use axum::response::{Html, IntoResponse, Response};
 use super::chart::{self, Chart, Column};
 use super::session::Signed;
 use super::{ConsoleError, ConsoleState};
-use crate::directory::SyncError;
 use crate::ops::approvals::{self, PendingApproval};
 use crate::ops::history::{self, SyncCall};
 use crate::ops::{self, problems::ProblemReport, status::Reachability};
@@ -164,26 +165,50 @@ async fn sync_chart(db: &crate::db::Db, hours: &[Column]) -> Result<Chart, Conso
 #[template(path = "console/problems.html")]
 struct Problems {
     nav: Nav,
-    report: ProblemReport,
+    /// The latest check that ended with a report, and when it started.
+    checked: Option<(When, std::sync::Arc<ProblemReport>)>,
+    /// The latest check, when it failed: when, and why in a few words.
+    failed: Option<(When, &'static str)>,
+    /// A check is running now: reload to see it.
+    running: bool,
+    interval_secs: u64,
     mapped: bool,
 }
 
-/// `GET /problems`: every problem that makes `/sync` refuse, as `check` says it.
-pub async fn problems(
-    State(state): State<ConsoleState>,
-    signed: Signed,
-) -> Result<Response, ConsoleError> {
-    let report = match ops::problems::check(&state.app.source).await {
-        Ok(report) => report,
-        Err(SyncError::Db(e)) => return Err(e.into()),
-        Err(e) => {
-            tracing::error!(error = %e, "console: the data check failed");
-            return Err(ConsoleError::Internal);
+/// A time as the page shows it: RFC 3339, and how long ago.
+struct When {
+    at: String,
+    ago: String,
+}
+
+impl When {
+    fn of(at: SystemTime, now: SystemTime) -> Self {
+        let secs = now.duration_since(at).map_or(0, |d| d.as_secs());
+        let ago = match secs {
+            0..120 => format!("{secs} s ago"),
+            120..7200 => format!("{} min ago", secs / 60),
+            _ => format!("{} h ago", secs / 3600),
+        };
+        Self {
+            at: humantime::format_rfc3339_millis(at).to_string(),
+            ago,
         }
-    };
-    Ok(render(&Problems {
+    }
+}
+
+/// `GET /problems`: every problem that makes `/sync` refuse, as `check` says
+/// it, from the latest check kept in memory: the page never runs a whole check
+/// itself (see [`super::checks`]), it starts one in the background when the
+/// latest is older than [`super::CHECK_INTERVAL`].
+pub async fn problems(State(state): State<ConsoleState>, signed: Signed) -> Response {
+    let view = state.problems.view().await;
+    let now = state.problems.now();
+    render(&Problems {
         nav: Nav::new(&signed, "/problems"),
-        report,
+        checked: view.checked.map(|c| (When::of(c.at, now), c.report)),
+        failed: view.failed.map(|f| (When::of(f.at, now), f.reason)),
+        running: view.running,
+        interval_secs: super::CHECK_INTERVAL.as_secs(),
         mapped: state.app.source.is_mapped(),
-    }))
+    })
 }

@@ -149,7 +149,7 @@ on_all_backends!(
 /// EXCLUSIVE MODE`, MariaDB `LOCK TABLES … WRITE` (the insert waits for the
 /// table's metadata lock), SQLite a write transaction (`BEGIN IMMEDIATE`), which
 /// stops every writer.
-enum HeldLock {
+pub(crate) enum HeldLock {
     Postgres(sqlx::PgConnection),
     MySql(sqlx::MySqlConnection),
     Sqlite(sqlx::SqliteConnection),
@@ -157,7 +157,7 @@ enum HeldLock {
 
 impl HeldLock {
     /// Locks `tables` (SQLite: the whole file) on a direct connection.
-    async fn hold(app: &TestApp, tables: &[&str]) -> Self {
+    pub(crate) async fn hold(app: &TestApp, tables: &[&str]) -> Self {
         let url = &app.test_db.url;
         let list = tables.join(", ");
         match app.backend() {
@@ -191,7 +191,7 @@ impl HeldLock {
         }
     }
 
-    async fn release(self) {
+    pub(crate) async fn release(self) {
         match self {
             Self::Postgres(mut conn) => {
                 sqlx::raw_sql("COMMIT").execute(&mut conn).await.unwrap();

@@ -2,14 +2,14 @@
 //! (audited as channel `console`), roles, sessions and their expiry, CSRF and
 //! Origin checks, security headers and escaping.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hr_bridge::config::Settings;
 use reqwest::header::{CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
 use reqwest::{Response, StatusCode};
 
 use crate::authenticate::{add_employee, argon2id};
-use crate::helpers::{TestApp, LOCAL_FREE_PORT};
+use crate::helpers::{TestApp, TestDb, LOCAL_FREE_PORT};
 use crate::on_all_backends;
 
 /// The console's session cookie over plain HTTP.
@@ -443,22 +443,70 @@ on_all_backends!(
     }
 );
 
+/// The Data problems page, polled until `ready` holds (a check runs in the
+/// background); panics with the last page after 30 s.
+async fn problems_page_until(
+    console: &Console,
+    token: &str,
+    ready: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = console.page("/problems", token).await;
+        if ready(&page) {
+            return page;
+        }
+        assert!(Instant::now() < deadline, "never ready:\n{page}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `hr_bridge_console_checks_total` on the app's `/metrics` (0 before any).
+/// Each test is a process of its own under nextest, so the figure is this app's.
+async fn checks_started(app: &TestApp) -> u64 {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("hr_bridge_console_checks_total "))
+        .map_or(0, |n| n.trim().parse().expect("a count"))
+}
+
+const RUNNING: &str =
+    "A new check is running; <a href=\"/problems\">reload this page</a> to see it.";
+
 on_all_backends!(
     the_data_problems_page_lists_what_check_reports,
     |db: TestDb| async move {
         let settings = console_settings(db.settings(), &[], &["alice"]);
         let app = db.spawn_with(settings).await;
         with_people(&app, &["alice"]).await;
+        let console = Console::of(&app);
+        let token = console.sign_in("alice", PASSWORD).await.expect("signed in");
+        let page = problems_page_until(&console, &token, |p| p.contains("No problems")).await;
+        assert!(page.contains("(checked 0 s ago)"), "{page}");
+        assert!(!page.contains("http-equiv"), "{page}");
         app.exec_without_foreign_keys(
             "INSERT INTO departments (group_no, display_name, parent_group_no, active) \
              VALUES ('O''B', 'Orphans', 'NOPE', TRUE);",
         )
         .await;
-        let console = Console::of(&app);
-        let token = console.sign_in("alice", PASSWORD).await.expect("signed in");
+        // Within the interval the page shows the kept result and checks nothing.
+        app.clock.advance(Duration::from_secs(12));
         let page = console.page("/problems", &token).await;
+        assert!(page.contains("No problems"), "{page}");
+        assert!(page.contains("(checked 12 s ago)"), "{page}");
+        assert!(!page.contains(RUNNING), "{page}");
+        // Past it, a visit starts a check and the page soon lists the problem.
+        app.clock.advance(hr_bridge::console::CHECK_INTERVAL);
+        let page = problems_page_until(&console, &token, |p| p.contains("missing parent")).await;
         assert!(page.contains("1 problem(s)"), "{page}");
-        assert!(page.contains("missing parent"), "{page}");
         // The hint is ready to copy, its values quoted for SQL (and escaped for HTML).
         assert!(
             page.contains(
@@ -467,8 +515,119 @@ on_all_backends!(
             ),
             "{page}"
         );
+        assert_eq!(checks_started(&app).await, 2);
     }
 );
+
+on_all_backends!(
+    concurrent_visits_to_data_problems_share_one_check,
+    |db: TestDb| async move {
+        let settings = console_settings(db.settings(), &[], &["alice"]);
+        let app = db.spawn_with(settings).await;
+        with_people(&app, &["alice"]).await;
+        let console = Console::of(&app);
+        let token = console.sign_in("alice", PASSWORD).await.expect("signed in");
+        assert_eq!(checks_started(&app).await, 0, "no check before a visit");
+        let visits = (0..20).map(|_| console.get("/problems", Some(&token)));
+        for response in futures_util::future::join_all(visits).await {
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+        assert_eq!(checks_started(&app).await, 1);
+        problems_page_until(&console, &token, |p| p.contains("No problems")).await;
+        // Further visits within the interval start nothing.
+        for _ in 0..5 {
+            console.page("/problems", &token).await;
+        }
+        assert_eq!(checks_started(&app).await, 1);
+        app.clock.advance(hr_bridge::console::CHECK_INTERVAL);
+        let visits = (0..10).map(|_| console.get("/problems", Some(&token)));
+        futures_util::future::join_all(visits).await;
+        assert_eq!(checks_started(&app).await, 2);
+    }
+);
+
+/// A check blocked by a lock on `departments` (which signing in and the
+/// session check never read): the page answers at once, with the kept result
+/// and the "running" line, and the check ends when the lock goes.
+async fn the_page_answers_while_a_check_is_blocked(db: TestDb) {
+    let settings = console_settings(db.settings(), &[], &["alice"]);
+    let app = db.spawn_with(settings).await;
+    with_people(&app, &["alice"]).await;
+    let console = Console::of(&app);
+    let token = console.sign_in("alice", PASSWORD).await.expect("signed in");
+    problems_page_until(&console, &token, |p| p.contains("No problems")).await;
+    let lock = crate::audit::HeldLock::hold(&app, &["departments"]).await;
+    app.clock.advance(hr_bridge::console::CHECK_INTERVAL);
+    for _ in 0..3 {
+        let started = Instant::now();
+        let page = console.page("/problems", &token).await;
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(2), "took {took:?}");
+        assert!(page.contains(RUNNING), "{page}");
+        assert!(page.contains("No problems"), "the kept result: {page}");
+    }
+    assert_eq!(checks_started(&app).await, 2);
+    lock.release().await;
+    problems_page_until(&console, &token, |p| !p.contains(RUNNING)).await;
+    assert_eq!(checks_started(&app).await, 2);
+}
+
+/// A check that fails (here: PostgreSQL's statement timeout, while a lock holds
+/// `departments`) is shown as such beside the kept result, not as an error
+/// page, and the next check runs as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_data_check_is_shown_and_the_next_one_runs() {
+    let Some(db) = TestDb::create(hr_bridge::db::Backend::Postgres).await else {
+        return;
+    };
+    let mut settings = console_settings(db.settings(), &[], &["alice"]);
+    settings.database.statement_timeout_secs = Some(1);
+    let app = db.spawn_with(settings).await;
+    with_people(&app, &["alice"]).await;
+    let console = Console::of(&app);
+    let token = console.sign_in("alice", PASSWORD).await.expect("signed in");
+    problems_page_until(&console, &token, |p| p.contains("No problems")).await;
+    let lock = crate::audit::HeldLock::hold(&app, &["departments"]).await;
+    app.clock.advance(hr_bridge::console::CHECK_INTERVAL);
+    let page = problems_page_until(&console, &token, |p| p.contains("failed:")).await;
+    assert!(!page.contains(RUNNING), "{page}");
+    assert!(
+        page.contains("Below is the result of the one before it."),
+        "{page}"
+    );
+    assert!(page.contains("No problems"), "{page}");
+    lock.release().await;
+    // No new check within the interval of the failed one; past it, one runs.
+    assert!(console.page("/problems", &token).await.contains("failed:"));
+    app.clock.advance(hr_bridge::console::CHECK_INTERVAL);
+    let page = problems_page_until(&console, &token, |p| {
+        !p.contains("failed:") && !p.contains(RUNNING)
+    })
+    .await;
+    assert!(page.contains("No problems"), "{page}");
+    assert_eq!(checks_started(&app).await, 3);
+}
+
+mod the_data_problems_page_answers_while_a_check_is_blocked {
+    use super::*;
+    use hr_bridge::db::Backend;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some(db) = TestDb::create(Backend::Postgres).await {
+            the_page_answers_while_a_check_is_blocked(db).await;
+        }
+    }
+
+    // MariaDB: `LOCK TABLES departments WRITE` stops other sessions' reads.
+    // (SQLite's readers are never stopped by a writer: no blocked check there.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mysql() {
+        if let Some(db) = TestDb::create(Backend::MySql).await {
+            the_page_answers_while_a_check_is_blocked(db).await;
+        }
+    }
+}
 
 on_all_backends!(the_console_has_a_port_of_its_own, |db: TestDb| async move {
     let settings = console_settings(db.settings(), &["alice"], &[]);
