@@ -22,10 +22,10 @@ pub struct AdminSettings {
     #[serde(deserialize_with = "public_origin")]
     pub public_origin: Option<PublicOrigin>,
     /// Usernames (HR logins) who may read every console page.
-    #[serde(deserialize_with = "usernames")]
+    #[serde(deserialize_with = "super::string_list")]
     pub viewers: Vec<String>,
     /// Usernames who may also approve deletions and unlock accounts.
-    #[serde(deserialize_with = "usernames")]
+    #[serde(deserialize_with = "super::string_list")]
     pub operators: Vec<String>,
     /// A console session unused for this long ends.
     pub session_idle_secs: u64,
@@ -133,25 +133,6 @@ fn public_origin<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PublicOrigin>
     PublicOrigin::parse(&text)
         .map(Some)
         .map_err(serde::de::Error::custom)
-}
-
-/// A TOML list or one comma-separated string (as environment values are).
-fn usernames<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
-    Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => s
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        OneOrMany::Many(v) => v,
-    })
 }
 
 impl AdminSettings {

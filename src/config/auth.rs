@@ -60,22 +60,7 @@ fn parse_proxy(entry: &str) -> Option<IpNet> {
 /// A TOML list or one comma-separated string (as environment values are) of
 /// proxy entries, each refused by name when it is neither an address nor a range.
 fn proxy_nets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
-    let entries: Vec<String> = match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => s
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        OneOrMany::Many(v) => v,
-    };
-    entries
+    super::string_list(d)?
         .iter()
         .map(|entry| {
             parse_proxy(entry).ok_or_else(|| {
