@@ -184,10 +184,11 @@ for backend in $BACKENDS; do
     jar=$(console_session "$admin_port" "$operator" "$password")
     refusal_id=$(sql_in "$backend" "hrb_hist_new_$tag" "SELECT MAX(id) FROM sync_history WHERE outcome = 'refused_guard'")
     middle_id=$((HISTORY_ROWS / 2))
-    last_page=$(((drops - 1) / 50)) # 50 drops a page, counted from 0
+    middle_drop="u%3Auser$(printf "%0${#size}d" $((size / 2)))"
     c="http://127.0.0.1:$admin_port"
     for path in "/" "/history" "/history?before=$middle_id" "/history/$refusal_id" \
-      "/history?person=user$(printf "%0${#size}d" 7)" "/pending" "/pending?page=$last_page" \
+      "/history?person=user$(printf "%0${#size}d" 7)" "/history/$refusal_id?page=49" \
+      "/pending" "/pending?after=$middle_drop" "/pending?at=last" \
       "/pending?q=user$(printf "%0${#size}d" 4242)" "/problems" "/logins" \
       "/logins?person=$operator" "/logins.csv" "/activity"; do
       read -r p_med p_max p_code <<<"$(page_secs "$jar" "$c$path")"

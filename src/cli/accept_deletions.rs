@@ -16,7 +16,7 @@ use crate::config::Settings;
 use crate::directory::SyncError;
 use crate::escape::escape;
 use crate::ops::activity::Actor;
-use crate::ops::approvals::{self, short, ApproveError, PendingApproval};
+use crate::ops::approvals::{self, short, ApproveError, DroppedName, DropsPage, PendingApproval};
 use crate::ops::history::Kind;
 
 /// Names listed before the prompt unless `--all` asks for every one.
@@ -134,9 +134,11 @@ async fn show(db: &crate::db::Db, pending: &PendingApproval, all: bool) -> anyho
     let limit = if all { u32::MAX } else { LISTED };
     let mut shown = 0u32;
     let mut kind = None;
+    let mut last: Option<DroppedName> = None;
     while shown < limit {
+        let from = last.as_ref().map_or(DropsPage::First, DropsPage::After);
         let page =
-            approvals::pending_drops(db, pending.id, None, shown, PAGE.min(limit - shown)).await?;
+            approvals::pending_drops(db, pending.id, None, from, PAGE.min(limit - shown)).await?;
         if page.is_empty() {
             break;
         }
@@ -153,7 +155,8 @@ async fn show(db: &crate::db::Db, pending: &PendingApproval, all: bool) -> anyho
             }
             println!("  {}", escape(&drop.name));
         }
-        shown += u32::try_from(page.len()).unwrap_or(u32::MAX);
+        shown = shown.saturating_add(u32::try_from(page.len()).unwrap_or(u32::MAX));
+        last = page.into_iter().last();
     }
     if i64::from(shown) < total {
         println!(

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::pages::{render, Nav};
 use super::session::{Flash, Signed};
 use super::{ConsoleError, ConsoleState};
-use crate::ops::approvals::{self, ApproveError, DroppedName, PendingApproval};
+use crate::ops::approvals::{self, ApproveError, DroppedName, DropsPage, PendingApproval};
 use crate::ops::history::Kind;
 
 /// Drops shown per page.
@@ -22,8 +22,34 @@ pub const PAGE: u32 = 50;
 pub struct PendingQuery {
     #[serde(default)]
     q: String,
+    /// The page after this drop (`<kind letter>:<name>`, as the Next link writes it).
     #[serde(default)]
-    page: u32,
+    after: Option<String>,
+    /// The page before this drop.
+    #[serde(default)]
+    before: Option<String>,
+    /// `last`: the last page.
+    #[serde(default)]
+    at: Option<String>,
+}
+
+/// A drop as a pager link names it: its kind letter, `:`, its name.
+fn cursor(drop: &DroppedName) -> String {
+    format!("{}:{}", drop.kind.letter(), drop.name)
+}
+
+/// The drop a pager link names, if it is well formed.
+fn parse_cursor(text: &str) -> Option<DroppedName> {
+    let (letter, name) = text.split_once(':')?;
+    let kind = match letter {
+        "u" => Kind::User,
+        "g" => Kind::Department,
+        _ => return None,
+    };
+    Some(DroppedName {
+        kind,
+        name: name.to_owned(),
+    })
 }
 
 /// One row of the drops table.
@@ -53,8 +79,14 @@ struct PendingPage {
     total: i64,
     drops: Vec<Drop>,
     q: String,
-    page: u32,
-    has_next: bool,
+    /// The Previous link's cursor, when there are drops before this page.
+    previous: Option<String>,
+    /// The Next link's cursor, when there are drops after this page.
+    next: Option<String>,
+    /// Whether this is not the first page (a First link is shown).
+    not_first: bool,
+    /// Whether this is not the last page (a Last link is shown).
+    not_last: bool,
     approved: Option<i64>,
     error: Option<String>,
 }
@@ -68,22 +100,46 @@ async fn page(
 ) -> Result<PendingPage, ConsoleError> {
     let db = &state.app.db;
     let pending = approvals::pending(db).await?;
-    let (drops, has_next) = match &pending {
-        Some(p) => {
-            let mut drops = approvals::pending_drops(
-                db,
-                p.id,
-                Some(&query.q),
-                query.page.saturating_mul(PAGE),
-                PAGE + 1,
-            )
-            .await?;
-            let has_next = drops.len() > PAGE as usize;
-            drops.truncate(PAGE as usize);
-            (drops.into_iter().map(Drop::from).collect(), has_next)
-        }
-        None => (Vec::new(), false),
+    let after = query.after.as_deref().and_then(parse_cursor);
+    let before = query.before.as_deref().and_then(parse_cursor);
+    let from = match (&after, &before, query.at.as_deref()) {
+        (Some(drop), _, _) => DropsPage::After(drop),
+        (None, Some(drop), _) => DropsPage::Before(drop),
+        (None, None, Some("last")) => DropsPage::Last,
+        _ => DropsPage::First,
     };
+    let mut drops = match &pending {
+        Some(p) => approvals::pending_drops(db, p.id, Some(&query.q), from, PAGE + 1).await?,
+        None => Vec::new(),
+    };
+    // One drop more than a page tells whether there is more in the direction
+    // read; the other direction is known from how the page was reached.
+    let more = drops.len() > PAGE as usize;
+    let (not_first, not_last) = match from {
+        DropsPage::First => {
+            drops.truncate(PAGE as usize);
+            (false, more)
+        }
+        DropsPage::After(_) => {
+            drops.truncate(PAGE as usize);
+            (true, more)
+        }
+        DropsPage::Before(_) => {
+            if more {
+                drops.remove(0);
+            }
+            (more, true)
+        }
+        DropsPage::Last => {
+            if more {
+                drops.remove(0);
+            }
+            (more, false)
+        }
+    };
+    let previous = drops.first().filter(|_| not_first).map(cursor);
+    let next = drops.last().filter(|_| not_last).map(cursor);
+    let drops = drops.into_iter().map(Drop::from).collect();
     Ok(PendingPage {
         nav: Nav::new(signed, "/pending"),
         operator: signed.is_operator(),
@@ -93,8 +149,10 @@ async fn page(
         pending,
         drops,
         q: query.q,
-        page: query.page,
-        has_next,
+        previous,
+        next,
+        not_first,
+        not_last,
         approved,
         error,
     })

@@ -17,7 +17,7 @@ mod rows;
 mod snapshot;
 
 pub use activity::{ActivityRow, NewActivity};
-pub use approvals::{ApprovalRow, ApproveRow, NewPending};
+pub use approvals::{ApprovalRow, ApproveRow, DropsFrom, NewPending};
 pub use audit::{AuditFilter, AuditRow};
 pub use auth::{AuditEntry, MAX_AUDIT_BATCH};
 pub use console::{ConsoleSessionRow, LoginHourRow};

@@ -11,7 +11,7 @@
 
 use serde::Serialize;
 
-use crate::db::{ApprovalRow, ApproveRow, Db, DbError};
+use crate::db::{ApprovalRow, ApproveRow, Db, DbError, DropsFrom};
 use crate::directory::{self, SyncError};
 use crate::source::Source;
 
@@ -93,19 +93,39 @@ pub async fn pending(db: &Db) -> Result<Option<PendingApproval>, DbError> {
     Ok(db.pending_approval().await?.map(PendingApproval::from))
 }
 
-/// Drops of approval `id`, departments first and then users, each in name
-/// order; `search` keeps names containing it. Pages by `offset`/`limit` (the
-/// list is indexed in this order, so a page costs its offset in index reads).
+/// Where a page of drops starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropsPage<'a> {
+    /// The first page.
+    First,
+    /// The page after this drop.
+    After(&'a DroppedName),
+    /// The page before this drop.
+    Before(&'a DroppedName),
+    /// The last page.
+    Last,
+}
+
+/// A page of the drops of approval `id`: departments first and then users,
+/// each in name order, always returned in that order; `search` keeps names
+/// containing it. Pages are found by key (the list is indexed in this order),
+/// so any page costs what the first does, however many drops there are.
 pub async fn pending_drops(
     db: &Db,
     id: i64,
     search: Option<&str>,
-    offset: u32,
+    from: DropsPage<'_>,
     limit: u32,
 ) -> Result<Vec<DroppedName>, DbError> {
     let search = search.map(str::trim).filter(|s| !s.is_empty());
+    let from = match from {
+        DropsPage::First => DropsFrom::First,
+        DropsPage::After(d) => DropsFrom::After(d.kind.letter(), &d.name),
+        DropsPage::Before(d) => DropsFrom::Before(d.kind.letter(), &d.name),
+        DropsPage::Last => DropsFrom::Last,
+    };
     Ok(db
-        .approval_drops(id, search, offset, limit)
+        .approval_drops(id, search, from, limit)
         .await?
         .into_iter()
         .map(|(kind, name)| DroppedName {

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use hr_bridge::ops::approvals::{self, DroppedName, PendingApproval};
+use hr_bridge::ops::approvals::{self, DroppedName, DropsPage, PendingApproval};
 use hr_bridge::ops::history::Kind;
 
 use crate::guard::seed_people;
@@ -95,7 +95,7 @@ on_all_backends!(
             "{}",
             pending.guard.reasons
         );
-        let drops = approvals::pending_drops(&app.db, pending.id, None, 0, 100)
+        let drops = approvals::pending_drops(&app.db, pending.id, None, DropsPage::First, 100)
             .await
             .unwrap();
         let user = |name: &str| DroppedName {
@@ -115,14 +115,65 @@ on_all_backends!(
             ]
         );
         // Search and pages.
-        let found = approvals::pending_drops(&app.db, pending.id, Some("01"), 0, 100)
-            .await
-            .unwrap();
+        let found =
+            approvals::pending_drops(&app.db, pending.id, Some("01"), DropsPage::First, 100)
+                .await
+                .unwrap();
         assert_eq!(found, vec![user("e011"), user("e017")]);
-        let page = approvals::pending_drops(&app.db, pending.id, None, 2, 1)
+        // Pages by key, both ways, and from the end.
+        let page = approvals::pending_drops(
+            &app.db,
+            pending.id,
+            None,
+            DropsPage::After(&user("e003")),
+            1,
+        )
+        .await
+        .unwrap();
+        assert_eq!(page, vec![user("e011")]);
+        let department = DroppedName {
+            kind: Kind::Department,
+            name: "SUB".into(),
+        };
+        let page =
+            approvals::pending_drops(&app.db, pending.id, None, DropsPage::After(&department), 2)
+                .await
+                .unwrap();
+        assert_eq!(page, vec![user("e003"), user("e011")]);
+        let page = approvals::pending_drops(
+            &app.db,
+            pending.id,
+            None,
+            DropsPage::Before(&user("e017")),
+            2,
+        )
+        .await
+        .unwrap();
+        assert_eq!(page, vec![user("e003"), user("e011")]);
+        let page = approvals::pending_drops(
+            &app.db,
+            pending.id,
+            None,
+            DropsPage::Before(&user("e003")),
+            5,
+        )
+        .await
+        .unwrap();
+        assert_eq!(page, vec![department.clone()]);
+        let page = approvals::pending_drops(&app.db, pending.id, None, DropsPage::Last, 2)
             .await
             .unwrap();
-        assert_eq!(page, vec![user("e011")]);
+        assert_eq!(page, vec![user("e011"), user("e017")]);
+        let page = approvals::pending_drops(
+            &app.db,
+            pending.id,
+            Some("01"),
+            DropsPage::After(&user("e011")),
+            5,
+        )
+        .await
+        .unwrap();
+        assert_eq!(page, vec![user("e017")]);
         // The same refusal again keeps the same pending set.
         assert_eq!(app.post_sync().await.status(), 409);
         for _ in 0..100 {

@@ -1267,3 +1267,87 @@ on_all_backends!(
         }
     }
 );
+
+/// The path of the link labelled `label` on `page`, unescaped, if there is one.
+fn link(page: &str, label: &str) -> Option<String> {
+    let end = page.find(&format!("\">{label}</a>"))?;
+    let start = page[..end].rfind("href=\"")? + "href=\"".len();
+    Some(page[start..end].replace("&amp;", "&").replace("&#38;", "&"))
+}
+
+on_all_backends!(
+    the_pending_drops_are_paged_by_key_both_ways,
+    |db: TestDb| async move {
+        let mut settings = console_settings(db.settings(), &[], &["bob"]);
+        settings.sync.max_deletions = 1;
+        settings.sync.max_deletion_ratio = 0.0;
+        let app = db.spawn_with(settings).await;
+        with_people(&app, &["bob"]).await;
+        crate::guard::seed_people(&app, 120).await;
+        assert_eq!(app.post_sync().await.status(), 200);
+        app.exec(
+            "UPDATE employees SET active = FALSE WHERE username >= 'e005' AND username < 'e120'",
+        )
+        .await;
+        assert_eq!(app.post_sync().await.status(), 409);
+        let console = Console::of(&app);
+        let viewer = console.sign_in("bob", PASSWORD).await.expect("signed in");
+        let names = |page: &str| -> Vec<String> {
+            page.split("<td>user</td><td>")
+                .skip(1)
+                .filter_map(|rest| rest.split('<').next().map(str::to_owned))
+                .collect()
+        };
+        let range = |from: usize, to: usize| -> Vec<String> {
+            (from..to).map(|i| format!("e{i:03}")).collect()
+        };
+
+        // Forwards: 50, 50, then the last 15.
+        let first = console.page("/pending", &viewer).await;
+        assert_eq!(names(&first), range(5, 55));
+        assert_eq!(link(&first, "Previous page"), None);
+        assert_eq!(link(&first, "First page"), None);
+        let next = link(&first, "Next page").expect("a next page");
+        assert_eq!(next, "/pending?q=&after=u%3Ae054");
+        let second = console.page(&next, &viewer).await;
+        assert_eq!(names(&second), range(55, 105));
+        let third = console
+            .page(&link(&second, "Next page").expect("a third page"), &viewer)
+            .await;
+        assert_eq!(names(&third), range(105, 120));
+        assert_eq!(link(&third, "Next page"), None);
+        assert_eq!(link(&third, "Last page"), None);
+
+        // Backwards from the second page: the first page again, which says so.
+        let back = console
+            .page(
+                &link(&second, "Previous page").expect("a previous page"),
+                &viewer,
+            )
+            .await;
+        assert_eq!(names(&back), range(5, 55));
+        assert_eq!(link(&back, "Previous page"), None);
+        assert!(link(&back, "Next page").is_some());
+
+        // The last page is the last 50, found without walking the others.
+        let last = console
+            .page(&link(&first, "Last page").expect("a last page"), &viewer)
+            .await;
+        assert_eq!(names(&last), range(70, 120));
+        assert_eq!(link(&last, "Next page"), None);
+        let before_last = console
+            .page(
+                &link(&last, "Previous page").expect("before the last"),
+                &viewer,
+            )
+            .await;
+        assert_eq!(names(&before_last), range(20, 70));
+
+        // Search pages too; a cursor that names nothing known is the first page.
+        let searched = console.page("/pending?q=e1", &viewer).await;
+        assert_eq!(names(&searched), range(100, 120));
+        assert_eq!(link(&searched, "Next page"), None);
+        let odd = console.page("/pending?after=x%3A%00%FF", &viewer).await;
+        assert_eq!(names(&odd), range(5, 55));
+    }
+);

@@ -281,8 +281,8 @@ on_all_backends!(
             &app.db,
             pending.id,
             None,
-            u32::try_from(n - 2).unwrap(),
-            10,
+            hr_bridge::ops::approvals::DropsPage::Last,
+            2,
         )
         .await
         .unwrap();
