@@ -225,6 +225,7 @@ impl Application {
                         tls,
                         origins: Arc::new(origins),
                         problems,
+                        pace: crate::console::Pace::default(),
                     })
                 }),
             }
@@ -456,6 +457,7 @@ async fn build_state(
         db,
         source,
         sync_flight: crate::directory::SyncFlight::default(),
+        sync_answering: crate::directory::Answering::default(),
         hashing,
         omflow: Arc::new(credential),
         body_limit: settings.server.body_limit_bytes,

@@ -49,6 +49,12 @@ pub const CONSOLE_SESSION_IDLE_SECS: u64 = 30 * 60;
 pub const CONSOLE_SESSION_MAX_SECS: u64 = 12 * 3600;
 /// Request bodies on the console: sign-in and approval forms are small.
 pub const CONSOLE_BODY_LIMIT_BYTES: usize = 16 * 1024;
+/// While a `/sync` answer is in progress, each console request is followed by
+/// a rest this many times as long as it took (so the console holds at most a
+/// twentieth of a core), ...
+pub const CONSOLE_REST_FACTOR: u32 = 19;
+/// ... and never longer than this.
+pub const CONSOLE_REST_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 /// Longest `auth.audit_retention_days`: ten years, beyond any audit rule; a
 /// larger value is a typo (or an attempt to overflow the cut-off date).
 pub const MAX_AUDIT_RETENTION_DAYS: u32 = 3650;

@@ -14,6 +14,8 @@
 //! Every answer, axum's own refusals included, is HTML with a strict
 //! Content-Security-Policy (no inline script or style) and the other headers in
 //! [`security_headers`]. Templates escape everything.
+//! While OMFLOW's `/sync` is being answered the console yields to it: requests
+//! are served one at a time with a rest after each (see [`pace`]).
 
 mod assets;
 mod chart;
@@ -22,6 +24,7 @@ mod error;
 mod history;
 mod logins;
 mod origin;
+mod pace;
 mod pages;
 mod pending;
 mod session;
@@ -45,6 +48,7 @@ use crate::ops::sessions::SessionPolicy;
 pub use checks::{ProblemChecks, CHECK_INTERVAL};
 pub use error::ConsoleError;
 pub use origin::OriginPolicy;
+pub use pace::Pace;
 pub use session::{Role, COOKIE_PLAIN, COOKIE_TLS};
 
 /// What every console handler can reach.
@@ -59,6 +63,8 @@ pub struct ConsoleState {
     pub origins: Arc<OriginPolicy>,
     /// The Data problems page's checks, kept between visits.
     pub problems: ProblemChecks,
+    /// The console's pace while a `/sync` is answered.
+    pub pace: pace::Pace,
 }
 
 impl ConsoleState {
@@ -109,6 +115,7 @@ pub fn router(state: ConsoleState) -> Router {
             .layer(DefaultBodyLimit::max(
                 crate::config::limits::CONSOLE_BODY_LIMIT_BYTES,
             ))
+            .layer(from_fn_with_state(state.clone(), pace::yield_to_sync))
             .layer(from_fn_with_state(state.clone(), origin::guard))
             .layer(axum::middleware::from_fn(error::html_errors))
             .layer(CatchPanicLayer::custom(|_| {

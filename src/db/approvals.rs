@@ -323,14 +323,19 @@ impl Db {
             (Some(_), Db::MySql(_)) => " AND CONVERT(name USING utf8mb4) LIKE ? ESCAPE '!'",
             (Some(_), Db::Sqlite(_)) => " AND name LIKE ? ESCAPE '!'",
         };
+        // The key as a range of the primary key: a row value where the planner
+        // takes it as one (PostgreSQL, with the kind cast to the column's own
+        // char(1), and SQLite), the expanded form on MariaDB, which ranges that.
+        let key = |op: char| match self {
+            Db::Postgres(_) => format!(" AND (kind, name) {op} (CAST(? AS char(1)), ?)"),
+            Db::Sqlite(_) => format!(" AND (kind, name) {op} (?, ?)"),
+            Db::MySql(_) => format!(" AND (kind {op} ? OR (kind = ? AND name {op} ?))"),
+        };
         let (key, order) = match from {
-            DropsFrom::First => ("", "kind, name"),
-            DropsFrom::After(..) => (" AND (kind > ? OR (kind = ? AND name > ?))", "kind, name"),
-            DropsFrom::Before(..) => (
-                " AND (kind < ? OR (kind = ? AND name < ?))",
-                "kind DESC, name DESC",
-            ),
-            DropsFrom::Last => ("", "kind DESC, name DESC"),
+            DropsFrom::First => (String::new(), "kind, name"),
+            DropsFrom::After(..) => (key('>'), "kind, name"),
+            DropsFrom::Before(..) => (key('<'), "kind DESC, name DESC"),
+            DropsFrom::Last => (String::new(), "kind DESC, name DESC"),
         };
         let sql = self
             .dialect(&format!(
@@ -354,13 +359,18 @@ impl Db {
             }
             DropsFrom::First | DropsFrom::Last => None,
         };
+        let mysql = matches!(self, Db::MySql(_));
         let mut rows = on_pool!(self, |pool| {
             let mut query = sqlx::query(&sql).bind(id);
             if let Some(pattern) = &pattern {
                 query = query.bind(pattern);
             }
             if let Some((kind, name)) = &cursor {
-                query = query.bind(kind).bind(kind).bind(*name);
+                query = query.bind(kind);
+                if mysql {
+                    query = query.bind(kind);
+                }
+                query = query.bind(*name);
             }
             let rows = query.bind(i64::from(limit)).fetch_all(pool).await?;
             rows.iter()

@@ -344,21 +344,57 @@ impl Db {
             .next())
     }
 
-    /// The names kept for call `id`, by kind, event and name: all of them, or
-    /// the page of `limit` after `offset`.
+    /// The names kept for call `id`, users before departments, each by event
+    /// and name: all of them, or the page of `limit` after `offset`. A page is
+    /// read kind by kind in the primary key's own order (the mixed-direction
+    /// order of all names needs a sort of every name, 133 ms for 40,000 on
+    /// MariaDB).
     pub async fn history_names(
         &self,
         id: i64,
         page: Option<(u32, u32)>,
     ) -> Result<Vec<NameRow>, DbError> {
-        let mut sql = String::from(
-            "SELECT call_id, kind, event, name, fields FROM sync_history_names \
-             WHERE call_id = ? ORDER BY kind DESC, event, name",
-        );
-        if let Some((offset, limit)) = page {
-            sql.push_str(&format!(" LIMIT {limit} OFFSET {offset}"));
+        let Some((offset, limit)) = page else {
+            return self
+                .fetch_names(
+                    "SELECT call_id, kind, event, name, fields FROM sync_history_names \
+                     WHERE call_id = ? ORDER BY kind DESC, event, name",
+                    id,
+                )
+                .await;
+        };
+        // Literal kinds, so PostgreSQL compares them as char(1) and keeps the index.
+        let of_kind = |kind: char, limit: u32, offset: u32| {
+            format!(
+                "SELECT call_id, kind, event, name, fields FROM sync_history_names \
+                 WHERE call_id = ? AND kind = '{kind}' ORDER BY event, name \
+                 LIMIT {limit} OFFSET {offset}"
+            )
+        };
+        let count_sql = self
+            .dialect("SELECT COUNT(*) FROM sync_history_names WHERE call_id = ? AND kind = 'u'");
+        let users: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar(&count_sql)
+                .bind(id)
+                .fetch_one(pool)
+                .await?
+        });
+        let users = u32::try_from(users).unwrap_or(u32::MAX);
+        let mut names = Vec::new();
+        if offset < users {
+            names = self.fetch_names(&of_kind('u', limit, offset), id).await?;
         }
-        let sql = self.dialect(&sql);
+        let left = limit.saturating_sub(u32::try_from(names.len()).unwrap_or(u32::MAX));
+        if left > 0 {
+            let departments = of_kind('g', left, offset.saturating_sub(users));
+            names.extend(self.fetch_names(&departments, id).await?);
+        }
+        Ok(names)
+    }
+
+    /// The name rows `sql` selects for call `id` (its one parameter).
+    async fn fetch_names(&self, sql: &str, id: i64) -> Result<Vec<NameRow>, DbError> {
+        let sql = self.dialect(sql);
         Ok(on_pool!(self, |pool| {
             let rows = sqlx::query(&sql).bind(id).fetch_all(pool).await?;
             rows.iter()

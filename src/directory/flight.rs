@@ -133,3 +133,32 @@ impl SyncFlight {
         }
     }
 }
+
+/// `/sync` answers being built or sent right now, from a call's arrival until
+/// its last byte is written or the client hangs up. The web console yields to
+/// them (it is paced while any is counted).
+#[derive(Debug, Clone, Default)]
+pub struct Answering(Arc<AtomicUsize>);
+
+/// Counts one answer in [`Answering`] until dropped.
+#[derive(Debug)]
+pub struct AnswerGuard(Arc<AtomicUsize>);
+
+impl Answering {
+    /// Counts an answer until the guard is dropped.
+    pub fn enter(&self) -> AnswerGuard {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        AnswerGuard(self.0.clone())
+    }
+
+    /// Whether any `/sync` answer is in progress.
+    pub fn any(&self) -> bool {
+        self.0.load(Ordering::Relaxed) > 0
+    }
+}
+
+impl Drop for AnswerGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -23,7 +23,7 @@ mod writer;
 pub use approval_slot::{ApprovalSlot, ApprovalWatch};
 pub use build::{BuildError, Built, Outcome};
 pub use findings::Findings;
-pub use flight::{Outcome as SyncOutcome, SyncFailure, SyncFlight};
+pub use flight::{AnswerGuard, Answering, Outcome as SyncOutcome, SyncFailure, SyncFlight};
 pub use payload::SyncPayload;
 pub use snapshot::{DiffSummary, Drops, GuardLimits, SnapshotError};
 pub use validate::Problem;

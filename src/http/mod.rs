@@ -35,6 +35,8 @@ pub struct AppState {
     pub source: crate::source::Source,
     /// The `/sync` build in progress, shared by concurrent calls.
     pub sync_flight: crate::directory::SyncFlight,
+    /// `/sync` answers in progress, to their last byte (the console yields to them).
+    pub sync_answering: crate::directory::Answering,
     pub authenticator: Authenticator,
     pub hashing: HashingPool,
     pub omflow: Arc<OmflowCredential>,

@@ -130,6 +130,8 @@ pub async fn sync(
     headers: HeaderMap,
     _body: Bytes,
 ) -> Result<Response, ApiError> {
+    // Counted until the last byte is sent (the guard travels with the body).
+    let answering = state.sync_answering.enter();
     let mut call = PendingCall {
         recorder: state.history.clone(),
         started: Instant::now(),
@@ -176,17 +178,23 @@ pub async fn sync(
     // The payload is held compressed and shared; each answer decompresses it as
     // it goes out, so a large directory never sits in memory uncompressed.
     let length = payload.bytes;
-    let chunks = futures_util::stream::unfold(payload.reader(), |mut reader| async move {
-        let mut chunk = vec![0u8; CHUNK];
-        match reader.read(&mut chunk) {
-            Ok(0) => None,
-            Ok(n) => {
-                chunk.truncate(n);
-                Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), reader))
+    let chunks = futures_util::stream::unfold(
+        (payload.reader(), answering),
+        |(mut reader, answering)| async move {
+            let mut chunk = vec![0u8; CHUNK];
+            match reader.read(&mut chunk) {
+                Ok(0) => None,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    Some((
+                        Ok::<_, std::io::Error>(Bytes::from(chunk)),
+                        (reader, answering),
+                    ))
+                }
+                Err(e) => Some((Err(e), (reader, answering))),
             }
-            Err(e) => Some((Err(e), reader)),
-        }
-    });
+        },
+    );
     // Fused: a compressing layer may poll once more after the end.
     let chunks = futures_util::StreamExt::fuse(chunks);
     Ok((

@@ -714,6 +714,7 @@ on_all_backends!(
         app.exec("UPDATE employees SET active = FALSE WHERE username IN ('e010', 'e011', 'e012')")
             .await;
         assert_eq!(app.post_sync().await.status(), 409);
+        crate::approvals::wait_for_pending(&app, 3).await;
         let console = Console::of(&app);
 
         // The overview says so; the pending page names the right people.
@@ -1290,6 +1291,8 @@ on_all_backends!(
         )
         .await;
         assert_eq!(app.post_sync().await.status(), 409);
+        // The pending set is written after the answer.
+        crate::approvals::wait_for_pending(&app, 115).await;
         let console = Console::of(&app);
         let viewer = console.sign_in("bob", PASSWORD).await.expect("signed in");
         let names = |page: &str| -> Vec<String> {
@@ -1349,5 +1352,63 @@ on_all_backends!(
         assert_eq!(link(&searched, "Next page"), None);
         let odd = console.page("/pending?after=x%3A%00%FF", &viewer).await;
         assert_eq!(names(&odd), range(5, 55));
+    }
+);
+
+/// `hr_bridge_console_paced_requests_total` on the app's `/metrics` (0 before any).
+async fn paced_requests(app: &TestApp) -> u64 {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("hr_bridge_console_paced_requests_total "))
+        .map_or(0, |n| n.trim().parse().expect("a count"))
+}
+
+on_all_backends!(
+    the_console_yields_while_a_sync_is_answered,
+    |db: TestDb| async move {
+        let settings = console_settings(db.settings(), &[], &["alice"]);
+        let app = db.spawn_with(settings).await;
+        with_people(&app, &["alice"]).await;
+        // About 9 MB of JSON: more than the sockets hold, so the answer stays
+        // in progress while its reader waits.
+        crate::guard::seed_people(&app, 60_000).await;
+        let console = Console::of(&app);
+        let token = console.sign_in("alice", PASSWORD).await.expect("signed in");
+        console.page("/history", &token).await;
+        assert_eq!(paced_requests(&app).await, 0, "no sync, no pacing");
+
+        // OMFLOW's answer has begun and is not read: the console is paced, and
+        // still answers.
+        let held = app.post_sync().await;
+        assert_eq!(held.status(), 200);
+        for _ in 0..3 {
+            assert!(console.page("/history", &token).await.contains("<table"));
+        }
+        assert!(paced_requests(&app).await >= 3);
+
+        // Once the answer is read to its end, the console is free again.
+        let body = held.bytes().await.expect("the whole answer");
+        assert!(body.len() > 8_000_000, "{}", body.len());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let before = paced_requests(&app).await;
+            console.page("/history", &token).await;
+            if paced_requests(&app).await == before {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still paced after the answer ended"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 );
