@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{free_port, OMFLOW_PASSWORD, OMFLOW_USER};
+use crate::helpers::{free_port, FreePort, OMFLOW_PASSWORD, OMFLOW_USER};
 use crate::on_all_backends;
 
 /// The binary with a clean environment pointing at `db_url`.
@@ -25,25 +25,44 @@ fn text(bytes: &[u8]) -> String {
 struct Server(Child);
 
 impl Server {
-    /// Starts `command serve` and waits until `port` accepts connections.
-    fn start(mut command: Command, port: u16) -> Self {
-        let child = command
-            .arg("serve")
-            .env("HR_BRIDGE__OMFLOW__USERNAME", OMFLOW_USER)
-            .env("HR_BRIDGE__OMFLOW__PASSWORD", OMFLOW_PASSWORD)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("serve starts");
-        let mut server = Self(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = server.0.try_wait().expect("wait") {
-                panic!("serve exited early: {status}");
+    /// Starts `make(port) serve` on a reserved loopback port and waits until
+    /// it accepts connections; the port stays reserved with the returned
+    /// [`FreePort`]. A start that finds its port taken after all (the child's
+    /// bind is refused) is tried again on another port, up to five times.
+    fn start(make: impl Fn(u16) -> Command) -> (Self, FreePort) {
+        for _ in 0..5 {
+            let reserved = free_port();
+            let port = reserved.port();
+            let errors = tempfile::NamedTempFile::new().expect("a file for stderr");
+            let child = make(port)
+                .arg("serve")
+                .env("HR_BRIDGE__OMFLOW__USERNAME", OMFLOW_USER)
+                .env("HR_BRIDGE__OMFLOW__PASSWORD", OMFLOW_PASSWORD)
+                .stdout(Stdio::null())
+                .stderr(errors.reopen().expect("stderr file"))
+                .spawn()
+                .expect("serve starts");
+            let mut server = Self(child);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut taken = false;
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                if let Some(status) = server.0.try_wait().expect("wait") {
+                    let stderr = std::fs::read_to_string(errors.path()).unwrap_or_default();
+                    assert!(
+                        stderr.contains("Address already in use"),
+                        "serve exited early: {status}\n{stderr}"
+                    );
+                    taken = true;
+                    break;
+                }
+                assert!(Instant::now() < deadline, "serve did not listen in 30 s");
+                std::thread::sleep(Duration::from_millis(50));
             }
-            assert!(Instant::now() < deadline, "serve did not listen in 30 s");
-            std::thread::sleep(Duration::from_millis(50));
+            if !taken {
+                return (server, reserved);
+            }
         }
-        server
+        panic!("serve found its port taken five times");
     }
 
     /// SIGTERM, then the exit status.
@@ -82,14 +101,16 @@ fn assert_one_line_failure(output: &Output, expected: &str) {
 on_all_backends!(
     healthcheck_finds_the_server_from_the_serve_settings,
     |db: TestDb| async move {
-        // Kept until the end: once the server stops, nothing else may answer there.
-        let reserved = free_port();
+        // The container's own setting: every address, reached on loopback. The
+        // port stays reserved to the end: once the server stops, nothing else
+        // may answer there.
+        let (server, reserved) = Server::start(|port| {
+            let mut serve = hr_bridge(&db.url);
+            serve.env("HR_BRIDGE__SERVER__LISTEN", format!("0.0.0.0:{port}"));
+            serve
+        });
         let port = reserved.port();
-        // The container's own setting: every address, reached on loopback.
         let listen = format!("0.0.0.0:{port}");
-        let mut serve = hr_bridge(&db.url);
-        serve.env("HR_BRIDGE__SERVER__LISTEN", &listen);
-        let server = Server::start(serve, port);
 
         let output = hr_bridge(&db.url)
             .env("HR_BRIDGE__SERVER__LISTEN", &listen)
@@ -117,22 +138,23 @@ on_all_backends!(
 fn healthcheck_speaks_https_when_the_config_file_sets_tls() {
     let dir = tempfile::tempdir().expect("temp dir");
     crate::tls::write_pair(dir.path(), &crate::tls::self_signed());
-    let reserved = free_port();
-    let port = reserved.port();
     let file = dir.path().join("hr-bridge.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\ntls_cert = {:?}\ntls_key = {:?}\n",
-            dir.path().join("cert.pem"),
-            dir.path().join("key.pem")
-        ),
-    )
-    .expect("write config");
     let url = format!("sqlite://{}/hr.db?mode=rwc", dir.path().display());
-    let mut serve = hr_bridge(&url);
-    serve.env("HR_BRIDGE_CONFIG", &file);
-    let server = Server::start(serve, port);
+    let (server, reserved) = Server::start(|port| {
+        std::fs::write(
+            &file,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{port}\"\ntls_cert = {:?}\ntls_key = {:?}\n",
+                dir.path().join("cert.pem"),
+                dir.path().join("key.pem")
+            ),
+        )
+        .expect("write config");
+        let mut serve = hr_bridge(&url);
+        serve.env("HR_BRIDGE_CONFIG", &file);
+        serve
+    });
+    let port = reserved.port();
 
     // The same file, once through the environment (as in a container) and once
     // through --config.

@@ -461,9 +461,9 @@ async fn problems_page_until(
     }
 }
 
-/// `hr_bridge_console_checks_total` on the app's `/metrics` (0 before any).
-/// Each test is a process of its own under nextest, so the figure is this app's.
-async fn checks_started(app: &TestApp) -> u64 {
+/// Counter `name` on the app's `/metrics` (0 before any). Each test is a
+/// process of its own under nextest, so the figure is this app's.
+async fn counter(app: &TestApp, name: &str) -> u64 {
     let text = app
         .client
         .get(format!("{}/metrics", app.base_url))
@@ -474,8 +474,13 @@ async fn checks_started(app: &TestApp) -> u64 {
         .await
         .unwrap();
     text.lines()
-        .find_map(|line| line.strip_prefix("hr_bridge_console_checks_total "))
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
         .map_or(0, |n| n.trim().parse().expect("a count"))
+}
+
+/// Checks of the HR data started for the Data problems page.
+async fn checks_started(app: &TestApp) -> u64 {
+    counter(app, "hr_bridge_console_checks_total").await
 }
 
 const RUNNING: &str =
@@ -1355,20 +1360,9 @@ on_all_backends!(
     }
 );
 
-/// `hr_bridge_console_paced_requests_total` on the app's `/metrics` (0 before any).
+/// Console requests served at the pace of a `/sync` in progress.
 async fn paced_requests(app: &TestApp) -> u64 {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.base_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix("hr_bridge_console_paced_requests_total "))
-        .map_or(0, |n| n.trim().parse().expect("a count"))
+    counter(app, "hr_bridge_console_paced_requests_total").await
 }
 
 on_all_backends!(
