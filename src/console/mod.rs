@@ -15,7 +15,8 @@
 //! Content-Security-Policy (no inline script or style) and the other headers in
 //! [`security_headers`]. Templates escape everything.
 //! While OMFLOW's `/sync` is being answered the console yields to it: requests
-//! are served one at a time with a rest after each (see [`pace`]).
+//! are served one at a time with a rest after each (see [`pace`]), taken when
+//! the session is checked.
 
 mod assets;
 mod chart;
@@ -115,7 +116,6 @@ pub fn router(state: ConsoleState) -> Router {
             .layer(DefaultBodyLimit::max(
                 crate::config::limits::CONSOLE_BODY_LIMIT_BYTES,
             ))
-            .layer(from_fn_with_state(state.clone(), pace::yield_to_sync))
             .layer(from_fn_with_state(state.clone(), origin::guard))
             .layer(axum::middleware::from_fn(error::html_errors))
             .layer(CatchPanicLayer::custom(|_| {

@@ -1,5 +1,5 @@
 //! The console yields to OMFLOW: while a `/sync` answer is being built or sent,
-//! console requests are served one at a time, and each is followed by a rest
+//! signed-in console requests are served one at a time, each followed by a rest
 //! of [`REST_FACTOR`] times as long as it took (at most [`REST_MAX`]) before the
 //! next one starts. A browser clicking (or a script looping) through the
 //! console then holds at most a twentieth of one core while the sync runs;
@@ -8,14 +8,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 use tokio::time::Instant;
 
-use super::ConsoleState;
 use crate::config::limits::{CONSOLE_REST_FACTOR as REST_FACTOR, CONSOLE_REST_MAX as REST_MAX};
+use crate::directory::Answering;
 
 /// When the next console request may start while a sync is answered.
 #[derive(Debug, Clone, Default)]
@@ -28,27 +25,45 @@ fn rest_after(took: Duration) -> Duration {
     took.saturating_mul(REST_FACTOR).min(REST_MAX)
 }
 
-/// Middleware: paces console requests while any `/sync` answer is in progress.
-pub async fn yield_to_sync(
-    State(state): State<ConsoleState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if !state.app.sync_answering.any() {
-        return next.run(request).await;
+/// A signed-in request's turn while a sync is answered: the other signed-in
+/// requests wait until it is dropped (when the handler ends), and then for the
+/// rest it earned.
+#[derive(Debug)]
+pub struct Turn {
+    next_start: OwnedMutexGuard<Option<Instant>>,
+    started: Instant,
+    answering: Answering,
+}
+
+impl Pace {
+    /// Waits for this request's turn if a `/sync` answer is in progress (and
+    /// for the rest the previous turn earned); no turn, and no wait, otherwise.
+    /// Only signed-in requests take turns: the sign-in itself is bounded by the
+    /// hashing pool like `/authenticate`, so a stranger's failed sign-ins,
+    /// waiting out their failure floor, never hold the console for others.
+    pub async fn turn(&self, answering: &Answering) -> Option<Turn> {
+        if !answering.any() {
+            return None;
+        }
+        let mut next_start = self.next_start.clone().lock_owned().await;
+        if let Some(at) = next_start.take() {
+            tokio::time::sleep_until(at).await;
+        }
+        metrics::counter!("hr_bridge_console_paced_requests_total").increment(1);
+        Some(Turn {
+            next_start,
+            started: Instant::now(),
+            answering: answering.clone(),
+        })
     }
-    // One at a time: the others wait here, idle, in arrival order.
-    let mut next_start = state.pace.next_start.lock().await;
-    if let Some(at) = next_start.take() {
-        tokio::time::sleep_until(at).await;
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if self.answering.any() {
+            *self.next_start = Some(Instant::now() + rest_after(self.started.elapsed()));
+        }
     }
-    metrics::counter!("hr_bridge_console_paced_requests_total").increment(1);
-    let started = Instant::now();
-    let response = next.run(request).await;
-    if state.app.sync_answering.any() {
-        *next_start = Some(Instant::now() + rest_after(started.elapsed()));
-    }
-    response
 }
 
 #[cfg(test)]

@@ -94,11 +94,16 @@ struct PendingPage {
 async fn page(
     state: &ConsoleState,
     signed: &Signed,
-    query: PendingQuery,
+    mut query: PendingQuery,
     error: Option<String>,
     approved: Option<i64>,
 ) -> Result<PendingPage, ConsoleError> {
     let db = &state.app.db;
+    // No name holds a NUL, and SQLite's LIKE would end the pattern there (a
+    // search for "\0" listing everything): shown, and searched, as U+FFFD.
+    if query.q.contains('\0') {
+        query.q = query.q.replace('\0', "\u{FFFD}");
+    }
     let pending = approvals::pending(db).await?;
     let after = query.after.as_deref().and_then(parse_cursor);
     let before = query.before.as_deref().and_then(parse_cursor);

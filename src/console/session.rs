@@ -1,12 +1,15 @@
 //! Who is asking: the session cookie, resolved on every request to a live
 //! session of a person who still has a console role and is still served.
 
+use std::sync::Arc;
+
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 use axum::http::Method;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use subtle::ConstantTimeEq;
 
+use super::pace::Turn;
 use super::{ConsoleError, ConsoleState};
 use crate::ops::sessions;
 
@@ -49,6 +52,9 @@ pub struct Signed {
     session_id: String,
     /// The one-time message waiting, as stored.
     flash: Option<String>,
+    /// This request's turn while a `/sync` is answered (see [`super::pace`]),
+    /// given back when the handler is done with the person.
+    _turn: Option<Arc<Turn>>,
 }
 
 /// A one-time message an action leaves for the page it redirects to, held in
@@ -196,12 +202,14 @@ impl FromRequestParts<ConsoleState> for Signed {
             sessions::end(db, &token).await?;
             return Err(refused());
         }
+        let turn = state.pace.turn(&state.app.sync_answering).await;
         Ok(Signed {
             username: session.username,
             role,
             csrf_token: session.csrf_token,
             session_id: session.id,
             flash: session.flash,
+            _turn: turn.map(Arc::new),
         })
     }
 }

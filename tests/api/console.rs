@@ -1357,6 +1357,12 @@ on_all_backends!(
         assert_eq!(link(&searched, "Next page"), None);
         let odd = console.page("/pending?after=x%3A%00%FF", &viewer).await;
         assert_eq!(names(&odd), range(5, 55));
+        // A NUL in the search matches nothing (SQLite's LIKE would stop at it).
+        for q in ["%00", "e1%00zzz"] {
+            let page = console.page(&format!("/pending?q={q}"), &viewer).await;
+            assert_eq!(names(&page), Vec::<String>::new(), "{q}");
+            assert!(!page.contains('\0'), "{q}");
+        }
     }
 );
 
@@ -1368,7 +1374,8 @@ async fn paced_requests(app: &TestApp) -> u64 {
 on_all_backends!(
     the_console_yields_while_a_sync_is_answered,
     |db: TestDb| async move {
-        let settings = console_settings(db.settings(), &[], &["alice"]);
+        let mut settings = console_settings(db.settings(), &[], &["alice"]);
+        settings.auth.failure_floor_ms = 1_500;
         let app = db.spawn_with(settings).await;
         with_people(&app, &["alice"]).await;
         // About 9 MB of JSON: more than the sockets hold, so the answer stays
@@ -1387,6 +1394,22 @@ on_all_backends!(
             assert!(console.page("/history", &token).await.contains("<table"));
         }
         assert!(paced_requests(&app).await >= 3);
+        // Strangers' failed sign-ins wait out their floor without taking turns:
+        // a signed-in page does not queue behind them.
+        let strangers = (0..4).map(|i| {
+            let username = format!("nobody{i}");
+            let console = &console;
+            async move { console.sign_in(&username, "wrong").await }
+        });
+        let page = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let started = Instant::now();
+            console.page("/history", &token).await;
+            started.elapsed()
+        };
+        let (refused, took) = tokio::join!(futures_util::future::join_all(strangers), page);
+        assert!(refused.iter().all(Option::is_none));
+        assert!(took < Duration::from_millis(900), "{took:?}");
 
         // Once the answer is read to its end, the console is free again.
         let body = held.bytes().await.expect("the whole answer");
