@@ -1,19 +1,21 @@
 //! Statements over `activity`: what operators did through the command line or the
 //! web console, one row per action.
 
-use super::{on_pool, Db, DbError};
+use super::{from_row, on_pool, Db, DbError};
 
-/// One recorded action, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct ActivityRow {
-    pub id: i64,
-    /// Unix milliseconds.
-    pub at: i64,
-    pub actor: String,
-    pub channel: String,
-    pub action: String,
-    pub subject: String,
-    pub detail: String,
+from_row! {
+    /// One recorded action, as stored.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ActivityRow {
+        pub id: i64,
+        /// Unix milliseconds.
+        pub at: i64,
+        pub actor: String,
+        pub channel: String,
+        pub action: String,
+        pub subject: String,
+        pub detail: String,
+    }
 }
 
 /// A row to append (the id is the database's).

@@ -1,18 +1,20 @@
 //! Reading the authentication audit trail (`auth_audit`) for the `audit` command
 //! and the console: filtered, newest first, bounded.
 
-use super::{on_pool, Db, DbError};
+use super::{from_row, on_pool, Db, DbError};
 
-/// One login attempt as stored.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct AuditRow {
-    pub id: i64,
-    /// RFC 3339 UTC with milliseconds, e.g. `2026-11-24T18:00:00.000Z`.
-    pub occurred_at: String,
-    pub username: String,
-    pub outcome: String,
-    pub reason: String,
-    pub client_addr: Option<String>,
+from_row! {
+    /// One login attempt as stored.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct AuditRow {
+        pub id: i64,
+        /// RFC 3339 UTC with milliseconds, e.g. `2026-11-24T18:00:00.000Z`.
+        pub occurred_at: String,
+        pub username: String,
+        pub outcome: String,
+        pub reason: String,
+        pub client_addr: Option<String>,
+    }
 }
 
 /// Which rows to read. Times are RFC 3339 UTC with milliseconds (the stored

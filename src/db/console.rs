@@ -2,18 +2,20 @@
 //! 0011: the CSRF token derived rather than stored, the one-time flash) and
 //! the login figures its overview draws from the audit trail.
 
-use super::{on_pool, Db, DbError};
+use super::{from_row, on_pool, Db, DbError};
 
-/// A console session as stored (the token itself is never stored, only its hash).
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ConsoleSessionRow {
-    pub username: String,
-    /// Unix milliseconds.
-    pub created_at: i64,
-    /// Unix milliseconds.
-    pub last_seen: i64,
-    /// A one-time message for the next page.
-    pub flash: Option<String>,
+from_row! {
+    /// A console session as stored (the token itself is never stored, only its hash).
+    #[derive(Debug, Clone)]
+    pub struct ConsoleSessionRow {
+        pub username: String,
+        /// Unix milliseconds.
+        pub created_at: i64,
+        /// Unix milliseconds.
+        pub last_seen: i64,
+        /// A one-time message for the next page.
+        pub flash: Option<String>,
+    }
 }
 
 /// Logins of one hour and outcome, from the audit trail.

@@ -4,16 +4,18 @@
 //! On MySQL/MariaDB `auth_lockouts.username` is VARBINARY (exact matches, see
 //! `auth.rs`): it is read back as utf8mb4 text.
 
-use super::{on_pool, Db, DbError, NewActivity};
+use super::{from_row, on_pool, Db, DbError, NewActivity};
 
-/// One locked account.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct LockoutRow {
-    pub username: String,
-    /// Failed attempts in the run that locked it.
-    pub failures: i64,
-    /// Unix seconds.
-    pub locked_until: i64,
+from_row! {
+    /// One locked account.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct LockoutRow {
+        pub username: String,
+        /// Failed attempts in the run that locked it.
+        pub failures: i64,
+        /// Unix seconds.
+        pub locked_until: i64,
+    }
 }
 
 impl Db {

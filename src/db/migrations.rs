@@ -13,9 +13,12 @@
 //! steps (sqlx's `ignore_missing`); a step that neither set knows (a newer release's)
 //! is still refused, as sqlx would have refused it before the split.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
-use sqlx::migrate::{MigrateError, Migrator};
+use futures_util::future::BoxFuture;
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{MigrateError, Migration, MigrationSource, MigrationType, Migrator};
 
 use super::{is_unavailable, on_pool, Backend, Db, DbCause, DbError};
 
@@ -31,26 +34,57 @@ pub enum Schema {
 /// The built-in HR tables, in the order they can be dropped (members first).
 const DIRECTORY_TABLES: [&str; 3] = ["department_members", "employees", "departments"];
 
-fn migrator(backend: Backend, schema: Schema) -> Migrator {
-    let mut migrator = match (backend, schema) {
-        (Backend::Postgres, Schema::Directory) => sqlx::migrate!("migrations/postgres/directory"),
-        (Backend::Postgres, Schema::State) => sqlx::migrate!("migrations/postgres/state"),
-        (Backend::MySql, Schema::Directory) => sqlx::migrate!("migrations/mysql/directory"),
-        (Backend::MySql, Schema::State) => sqlx::migrate!("migrations/mysql/state"),
-        (Backend::Sqlite, Schema::Directory) => sqlx::migrate!("migrations/sqlite/directory"),
-        (Backend::Sqlite, Schema::State) => sqlx::migrate!("migrations/sqlite/state"),
-    };
+/// One step: its number, its description (from the file name) and its SQL.
+type Step = (i64, &'static str, &'static str);
+
+// The tables `POSTGRES_DIRECTORY` … `SQLITE_STATE`, written by build.rs.
+include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+
+fn steps(backend: Backend, schema: Schema) -> &'static [Step] {
+    match (backend, schema) {
+        (Backend::Postgres, Schema::Directory) => POSTGRES_DIRECTORY,
+        (Backend::Postgres, Schema::State) => POSTGRES_STATE,
+        (Backend::MySql, Schema::Directory) => MYSQL_DIRECTORY,
+        (Backend::MySql, Schema::State) => MYSQL_STATE,
+        (Backend::Sqlite, Schema::Directory) => SQLITE_DIRECTORY,
+        (Backend::Sqlite, Schema::State) => SQLITE_STATE,
+    }
+}
+
+/// The embedded steps of one set, as sqlx's migrator reads a source.
+#[derive(Debug, Clone, Copy)]
+struct Embedded(&'static [Step]);
+
+impl MigrationSource<'static> for Embedded {
+    fn resolve(self) -> BoxFuture<'static, Result<Vec<Migration>, BoxDynError>> {
+        let migrations = self
+            .0
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    Cow::Borrowed(sql),
+                    // sqlx's own mark for a step run outside a transaction.
+                    sql.starts_with("-- no-transaction"),
+                )
+            })
+            .collect();
+        Box::pin(std::future::ready(Ok(migrations)))
+    }
+}
+
+async fn migrator(backend: Backend, schema: Schema) -> Result<Migrator, MigrateError> {
+    let mut migrator = Migrator::new(Embedded(steps(backend, schema))).await?;
     // The other set's steps share the table; `known_versions` refuses strangers.
     migrator.set_ignore_missing(true);
-    migrator
+    Ok(migrator)
 }
 
 /// The step numbers of one set.
 pub fn versions(backend: Backend, schema: Schema) -> BTreeSet<i64> {
-    migrator(backend, schema)
-        .iter()
-        .map(|m| m.version)
-        .collect()
+    steps(backend, schema).iter().map(|step| step.0).collect()
 }
 
 fn known_versions(backend: Backend) -> BTreeSet<i64> {
@@ -72,7 +106,9 @@ impl Db {
     /// Applies every pending step of `schemas`, in that order.
     pub async fn migrate_schemas(&self, schemas: &[Schema]) -> Result<(), DbError> {
         for &schema in schemas {
-            let migrator = migrator(self.backend(), schema);
+            let migrator = migrator(self.backend(), schema)
+                .await
+                .map_err(migrate_error)?;
             on_pool!(self, |pool| migrator.run(pool).await).map_err(migrate_error)?;
         }
         // A step no set of this release knows was applied by a newer one.
@@ -189,6 +225,37 @@ mod tests {
                 "{backend:?}"
             );
             assert_eq!(versions(backend, Schema::State), state, "{backend:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_embedded_steps_are_the_folders_as_sqlx_reads_them() {
+        // Same numbers, descriptions, kinds and checksums as sqlx's own reading of
+        // the files: a database migrated by an earlier release (which embedded them
+        // with `sqlx::migrate!`) finds every applied step unchanged.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        for backend in BACKENDS {
+            for (schema, folder) in [(Schema::Directory, "directory"), (Schema::State, "state")] {
+                let path = root.join(backend.name()).join(folder);
+                let read = Migrator::new(path.as_path()).await.expect("the folder");
+                let embedded = migrator(backend, schema).await.expect("embedded");
+                let summary = |m: &Migrator| -> Vec<_> {
+                    m.iter()
+                        .map(|m| {
+                            let kind = format!("{:?}", m.migration_type);
+                            (
+                                m.version,
+                                m.description.to_string(),
+                                kind,
+                                m.checksum.to_vec(),
+                                m.no_tx,
+                            )
+                        })
+                        .collect()
+                };
+                assert_eq!(summary(&embedded), summary(&read), "{}", path.display());
+                assert!(!summary(&read).is_empty(), "{}", path.display());
+            }
         }
     }
 

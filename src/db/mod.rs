@@ -329,6 +329,36 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// Declares a struct read from a row by column name: what `#[derive(sqlx::FromRow)]`
+/// writes, without sqlx's proc-macro crate (which would compile sqlx, its drivers
+/// and SQLite's C source a second time, for the compiler's host).
+macro_rules! from_row {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $($(#[$field_meta:meta])* $field_vis:vis $field:ident: $ty:ty),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name {
+            $($(#[$field_meta])* $field_vis $field: $ty),*
+        }
+
+        impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for $name
+        where
+            &'r str: sqlx::ColumnIndex<R>,
+            $($ty: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,)*
+        {
+            fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+                Ok(Self {
+                    $($field: row.try_get(stringify!($field))?),*
+                })
+            }
+        }
+    };
+}
+pub(crate) use from_row;
+
 /// Rewrites `?` placeholders as PostgreSQL's `$1, $2…`. Our statements never hold a
 /// literal `?`, so a plain scan is enough.
 pub(crate) fn numbered_placeholders(sql: &str) -> Cow<'_, str> {

@@ -1,20 +1,23 @@
 //! Plain rows as the database returns them; the domain turns them into meaning.
 
+use super::from_row;
 use crate::fields::{DepartmentField, EmployeeField};
 
-/// An employee as stored, minus the password hash.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct EmployeeRow {
-    pub username: String,
-    pub email: String,
-    pub nick_name: String,
-    pub ad_no: Option<String>,
-    pub company: Option<String>,
-    pub phone1: Option<String>,
-    pub phone2: Option<String>,
-    pub extension_no: Option<String>,
-    pub gender: Option<String>,
-    pub active: bool,
+from_row! {
+    /// An employee as stored, minus the password hash.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct EmployeeRow {
+        pub username: String,
+        pub email: String,
+        pub nick_name: String,
+        pub ad_no: Option<String>,
+        pub company: Option<String>,
+        pub phone1: Option<String>,
+        pub phone2: Option<String>,
+        pub extension_no: Option<String>,
+        pub gender: Option<String>,
+        pub active: bool,
+    }
 }
 
 impl EmployeeRow {
@@ -34,13 +37,15 @@ impl EmployeeRow {
     }
 }
 
-/// A department as stored.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct DepartmentRow {
-    pub group_no: String,
-    pub display_name: String,
-    pub parent_group_no: Option<String>,
-    pub active: bool,
+from_row! {
+    /// A department as stored.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DepartmentRow {
+        pub group_no: String,
+        pub display_name: String,
+        pub parent_group_no: Option<String>,
+        pub active: bool,
+    }
 }
 
 impl DepartmentRow {
@@ -54,16 +59,20 @@ impl DepartmentRow {
     }
 }
 
-/// One membership of an employee in a department.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct MembershipRow {
-    pub group_no: String,
-    pub username: String,
+from_row! {
+    /// One membership of an employee in a department.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct MembershipRow {
+        pub group_no: String,
+        pub username: String,
+    }
 }
 
-/// What a password check needs to know about an employee.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Credentials {
-    pub password_hash: Option<String>,
-    pub active: bool,
+from_row! {
+    /// What a password check needs to know about an employee.
+    #[derive(Debug, Clone)]
+    pub struct Credentials {
+        pub password_hash: Option<String>,
+        pub active: bool,
+    }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use futures_util::TryStreamExt;
 
-use super::{numbered_placeholders, on_pool, Db, DbError};
+use super::{from_row, numbered_placeholders, on_pool, Db, DbError};
 
 /// The snapshot as stored.
 #[derive(Debug, Clone)]
@@ -32,14 +32,15 @@ pub struct NewSnapshot<'a> {
     pub pieces: &'a [Box<[u8]>],
 }
 
-/// The header with one piece; one statement, so always one consistent state.
-#[derive(sqlx::FromRow)]
-struct JoinedRow {
-    taken_at: String,
-    payload_digest: String,
-    user_count: i64,
-    group_count: i64,
-    piece: Option<Vec<u8>>,
+from_row! {
+    /// The header with one piece; one statement, so always one consistent state.
+    struct JoinedRow {
+        taken_at: String,
+        payload_digest: String,
+        user_count: i64,
+        group_count: i64,
+        piece: Option<Vec<u8>>,
+    }
 }
 
 impl Db {
