@@ -6,8 +6,7 @@
 //! Budget: the worst check any cap allows costs at most 0.4 s of CPU on this
 //! machine class (2-core AMD EPYC; release build; thread CPU time, so that other
 //! load does not skew it; figures beside each cap), well under the default
-//! failure floor of 1 s. Measured with `tests/api/hash_caps.rs::measure_cap_costs`
-//! and the same calls in a release build.
+//! failure floor of 1 s. Measured with `cargo run --release --example hash_cap_costs`.
 
 use std::time::Duration;
 

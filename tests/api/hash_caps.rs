@@ -1,14 +1,12 @@
 //! Stored hashes beyond the cost caps never match, are never run, answer at once
 //! with their own audit reason, leave other logins alone, and `hr-bridge check`
-//! lists them. Also the measurements behind the caps (ignored by default).
+//! lists them. The measurements behind the caps are `examples/hash_cap_costs.rs`.
 
 use std::time::{Duration, Instant};
 
 use crate::authenticate::{add_employee, argon2id};
 use crate::helpers::{json_body, TestApp};
 use crate::on_all_backends;
-use hr_bridge::password::StoredHash;
-use secrecy::SecretString;
 
 const REAL_BCRYPT_04: &str = "$2b$04$ol1arZDoiYXKY.ONksA7IO..LfjoFIKz8eLQBDwxB928D7Ma7Dux2";
 const REAL_ARGON2ID: &str = "$argon2id$v=19$m=19456,t=2,p=1$UROqH9eegsl1pWdvt+ijEA$5+96yN9snLq2zJ4qAkRSlmuUEb8Hv8mSus3o15OpnKk";
@@ -126,72 +124,3 @@ on_all_backends!(
         assert!(output.status.success(), "{stdout}");
     }
 );
-
-/// Times the costliest check each cap allows. Run with
-/// `cargo test --test api measure_cap_costs -- --ignored --nocapture`.
-#[test]
-#[ignore = "a measurement, not a check"]
-fn measure_cap_costs() {
-    use hr_bridge::password::caps;
-    let bcrypt = bcrypt::hash_with_salt("x", caps::MAX_BCRYPT_COST, [7u8; 16])
-        .expect("bcrypt")
-        .format_for_version(bcrypt::Version::TwoB);
-    let argon2 = {
-        use argon2::password_hash::{PasswordHasher, SaltString};
-        let m = caps::MAX_ARGON2_M_COST_KIB;
-        let t = u32::try_from(caps::MAX_ARGON2_WORK_KIB / u64::from(m)).expect("passes");
-        let params = argon2::Params::new(m, t, 1, None).expect("params");
-        argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
-            .hash_password(
-                b"x",
-                &SaltString::from_b64("c29tZXNhbHRzb21lc2FsdA").expect("salt"),
-            )
-            .expect("argon2")
-            .to_string()
-    };
-    let django = format!(
-        "pbkdf2_sha256${}$salt$iohFPzzDJse1iZi+1ZFU2VScFmCj40SnAdUB6OdkYt4=",
-        caps::MAX_PBKDF2_SHA256_ITERATIONS
-    );
-    let odoo = format!(
-        "$pbkdf2-sha512${}$G0No7b13rpXSeu9d651zbg$Js5UG98jrq2CQrjGkYo3YNvIShnGl2OisnpXi774LDKk6nnZ9y716mgpa6WyhSy6l0laEn2YNrHDQBNPrsKRMA",
-        caps::MAX_PBKDF2_SHA512_ITERATIONS
-    );
-    let odoo_600k = crate::hash_formats::ODOO_600K.0;
-    let bcrypt12 = crate::timing::BCRYPT_12.0;
-    let password = SecretString::from("guess");
-    for (name, hash) in [
-        ("bcrypt at cap", bcrypt.as_str()),
-        ("bcrypt 12", bcrypt12),
-        ("argon2 at cap", argon2.as_str()),
-        ("argon2 default", REAL_ARGON2ID),
-        ("pbkdf2-sha256 at cap", django.as_str()),
-        ("pbkdf2-sha512 at cap", odoo.as_str()),
-        ("pbkdf2-sha512 600k (Odoo)", odoo_600k),
-    ] {
-        let parsed = StoredHash::parse(hash).expect("within the caps");
-        let mut times: Vec<(Duration, Duration)> = (0..5)
-            .map(|_| {
-                let (started, cpu) = (Instant::now(), thread_cpu_time());
-                assert!(!parsed.verify(&password));
-                (thread_cpu_time() - cpu, started.elapsed())
-            })
-            .collect();
-        times.sort();
-        println!(
-            "{name}: CPU median {:?} max {:?}; wall median {:?}",
-            times[2].0, times[4].0, times[2].1
-        );
-    }
-}
-
-/// CPU time of this thread: what a check costs, whatever else loads the machine.
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime only writes the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
