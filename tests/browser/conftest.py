@@ -87,6 +87,10 @@ def pytest_collection_modifyitems(items):
     items.sort(key=backend_of)
 
 
+class PortTaken(Exception):
+    """The server could not bind a port picked free a moment before."""
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -171,7 +175,10 @@ class Database:
             self._mariadb(self.url, sql)
 
     def drop(self):
-        if self.backend == "postgres":
+        if self.backend == "sqlite":
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        elif self.backend == "postgres":
             self._admin(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
         elif self.backend == "mysql":
             self._admin(f"DROP DATABASE IF EXISTS {self.name}")
@@ -248,10 +255,44 @@ class Server:
 
     def __init__(self, backend="sqlite", idle_secs=1800, max_secs=43200):
         self.backend = backend
+        self.idle_secs, self.max_secs = idle_secs, max_secs
         self.dir = tempfile.TemporaryDirectory(prefix="hrb-browser-")
         root = Path(self.dir.name)
         self.database = Database(backend, root)
         self.webhook = WebhookReceiver()
+        self.log_path = root / "server.log"
+        # A port picked free may be taken by another process before the server
+        # binds it (other tests run beside these): then try again on new ports.
+        for attempt in range(5):
+            self._start(root)
+            try:
+                self.banner = self._read_banner()
+                break
+            except PortTaken:
+                self.proc.wait()
+                self.log.close()
+                if attempt == 4:
+                    self.stop()
+                    raise
+                # The demo filled the database before the bind: start afresh.
+                self.database.drop()
+                self.database = Database(backend, root)
+            except BaseException:
+                self.stop()
+                raise
+        try:
+            found = re.search(r"has the password (\S+)", self.banner)
+            assert found, self.banner
+            self.password = found.group(1)
+            omflow = re.search(r"OMFLOW Basic Auth is omflow / (\S+)", self.banner)
+            assert omflow, self.banner
+            self.omflow_password = omflow.group(1)
+            self._add_hostile_employee()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, root):
         self.port = free_port()
         self.admin_port = free_port()
         self.console = f"http://127.0.0.1:{self.admin_port}"
@@ -272,8 +313,8 @@ max_deletion_ratio = 0.0
 listen = "127.0.0.1:{self.admin_port}"
 operators = ["alice"]
 viewers = ["bob", "{HOSTILE}"]
-session_idle_secs = {idle_secs}
-session_max_secs = {max_secs}
+session_idle_secs = {self.idle_secs}
+session_max_secs = {self.max_secs}
 [notify]
 webhook_url = "{self.webhook.url}"
 format = "json"
@@ -282,7 +323,6 @@ console_url = "{self.console}/"
 level = "warn"
 """
         )
-        self.log_path = root / "server.log"
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [BIN, "serve", "--demo", "--config", str(config)],
@@ -290,18 +330,6 @@ level = "warn"
             stderr=self.log,
             text=True,
         )
-        try:
-            self.banner = self._read_banner()
-            found = re.search(r"has the password (\S+)", self.banner)
-            assert found, self.banner
-            self.password = found.group(1)
-            omflow = re.search(r"OMFLOW Basic Auth is omflow / (\S+)", self.banner)
-            assert omflow, self.banner
-            self.omflow_password = omflow.group(1)
-            self._add_hostile_employee()
-        except BaseException:
-            self.stop()
-            raise
 
     def _read_banner(self):
         # A thread reads the lines: the pipe's buffering hides them from select().
@@ -316,6 +344,9 @@ level = "warn"
                 line = lines.get(timeout=0.5)
             except queue.Empty:
                 if self.proc.poll() is not None:
+                    log = self.log_path.read_text()
+                    if "in use" in log:
+                        raise PortTaken(log)
                     raise AssertionError(
                         f"hr-bridge exited: {''.join(seen)}{self.log_path.read_text()}"
                     )
