@@ -13,6 +13,8 @@
 #   scripts/browser-test.sh -k escaping      # pytest arguments pass through
 #   scripts/browser-test.sh -k postgres      # one backend's tests
 #   SCREENSHOT=docs/console.png scripts/browser-test.sh -k 'guard and sqlite'
+#   scripts/browser-test.sh prepare          # only install chromium and the venv
+#                                            # (.ci/run: while the code compiles)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +32,7 @@ if [ ! -x "$VENV/bin/pytest" ] || ! "$VENV/bin/python" -c 'import playwright, ax
   "$VENV/bin/pip" install --quiet --disable-pip-version-check \
     'playwright>=1.40,<2' 'axe-playwright-python>=0.1.4,<1' 'pytest>=7,<9'
 fi
+[ "${1:-}" = prepare ] && exit 0
 # The tests create and drop their databases with the servers' own clients.
 for tool in psql mariadb; do
   if ! command -v "$tool" >/dev/null; then
