@@ -22,9 +22,11 @@ source scripts/container-lib.sh
 
 IMAGE=localhost/hr-bridge:ci
 BINARY=${HR_BRIDGE_BINARY:-${CARGO_TARGET_DIR:-target}/debug/hr-bridge}
-# The image's size with the test build's binary (about 30 MB; a release binary
-# makes it about 20 MB): a bound against anything else growing in it.
-MAX_IMAGE_BYTES=40000000
+# What the image adds around the binary (the base, /etc/passwd, the layers' own
+# overhead: about 3 MB): a bound against anything else growing in it. The binary
+# itself is the test build's, with unoptimised dependencies (about 42 MB
+# stripped; a release binary is about 18 MB), so the whole image is no measure.
+MAX_IMAGE_EXTRA_BYTES=5000000
 # Pinned so a new release cannot change the verdict on unchanged manifests.
 PY_TOOLS=(kubernetes-validate==1.37.0 checkov==3.3.30)
 VENV="$WORK/venv"
@@ -62,7 +64,8 @@ size=$(podman image inspect -f '{{.Size}}' "$IMAGE")
 binary=$(stat -c %s "$WORK/hr-bridge")
 awk -v size="$size" -v binary="$binary" 'BEGIN {
     printf "image size: %d bytes (%.1f MB; binary %.1f MB)\n", size, size / 1e6, binary / 1e6 }'
-[ "$size" -lt "$MAX_IMAGE_BYTES" ] || fail "the image is over $MAX_IMAGE_BYTES bytes"
+[ "$((size - binary))" -lt "$MAX_IMAGE_EXTRA_BYTES" ] ||
+    fail "the image adds $((size - binary)) bytes to the binary, over $MAX_IMAGE_EXTRA_BYTES"
 
 smoke_test "$IMAGE"
 
