@@ -73,6 +73,13 @@ where
             rows,
             row.try_get_unchecked::<Option<i64>, _>(i).ok().flatten(),
         ),
+        // The driver's eight bytes, read as signed: a value past i64::MAX comes
+        // out negative, and is kept as its own digits for the message.
+        RawKind::UInt8 => match row.try_get_unchecked::<Option<i64>, _>(i).ok().flatten() {
+            Some(v) if v >= 0 => rows.push_int(v),
+            Some(v) => rows.push_bytes(Some((v as u64).to_string().as_bytes())),
+            None => rows.push_null(),
+        },
         RawKind::Text => {
             rows.push_bytes(row.try_get_unchecked::<Option<&[u8]>, _>(i).ok().flatten())
         }
@@ -88,6 +95,8 @@ pub(super) enum RawKind {
     Int4,
     /// 64-bit, and MySQL's integers of every width (the driver widens them).
     Int8,
+    /// MySQL's `BIGINT UNSIGNED` (what `CAST(… AS UNSIGNED)` gives).
+    UInt8,
     /// Text, kept as bytes for the message (and for invalid UTF-8).
     Text,
     /// Anything else: reported by its type name, in lower case.
@@ -113,6 +122,7 @@ pub(super) fn raw_kind(type_name: &str) -> RawKind {
         "INT8" | "BOOLEAN" | "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "BIGINT"
         | "INTEGER" | "TINYINT UNSIGNED" | "SMALLINT UNSIGNED" | "MEDIUMINT UNSIGNED"
         | "INT UNSIGNED" => RawKind::Int8,
+        "BIGINT UNSIGNED" => RawKind::UInt8,
         "TEXT" | "VARCHAR" | "CHAR" | "BPCHAR" | "NAME" | "TINYTEXT" | "MEDIUMTEXT"
         | "LONGTEXT" | "ENUM" => RawKind::Text,
         _ => RawKind::Other,

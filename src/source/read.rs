@@ -295,7 +295,7 @@ impl RawCell {
     fn of_type(type_name: &str) -> Self {
         match raw_kind(type_name) {
             RawKind::Bool => Self::Bool,
-            RawKind::Int2 | RawKind::Int4 | RawKind::Int8 => Self::Int,
+            RawKind::Int2 | RawKind::Int4 | RawKind::Int8 | RawKind::UInt8 => Self::Int,
             RawKind::Text => Self::Text,
             RawKind::Other => Self::Other(type_name.to_lowercase()),
         }

@@ -63,7 +63,11 @@ on_all_backends!(
                 served.push(format!("CAST({flag} AS SMALLINT)"));
                 served.push(format!("CAST({flag} AS BIGINT)"));
             }
-            Backend::MySql => served.push(format!("CAST({flag} AS SIGNED)")),
+            Backend::MySql => {
+                served.push(format!("CAST({flag} AS SIGNED)"));
+                // BIGINT UNSIGNED.
+                served.push(format!("CAST({flag} AS UNSIGNED)"));
+            }
             Backend::Sqlite => {}
         }
         // Every server's settings, made before the state database moves into
@@ -79,7 +83,8 @@ on_all_backends!(
             Backend::Sqlite => ("1.5", "active is 1.5"),
         };
         let served_settings: Vec<_> = served[1..].iter().map(|a| (a.clone(), with(a))).collect();
-        let refused_settings = [
+        let fraction_shown = [fraction_shown];
+        let mut refused_settings = vec![
             (
                 with(text),
                 text,
@@ -89,8 +94,17 @@ on_all_backends!(
                     "employee \"cdahl103\": active is \"yes\",",
                 ][..],
             ),
-            (with(fraction), fraction, &[fraction_shown][..]),
+            (with(fraction), fraction, &fraction_shown[..]),
         ];
+        // BIGINT UNSIGNED past i64::MAX: shown as the number it is.
+        let huge = "CAST(18446744073709551615 AS UNSIGNED)";
+        if backend == Backend::MySql {
+            refused_settings.push((
+                with(huge),
+                huge,
+                &["active is \"18446744073709551615\""][..],
+            ));
+        }
         let first_settings = with(&served[0]);
         let mut app = state.spawn_with(first_settings).await;
         let response = app.post_sync().await;
