@@ -325,3 +325,38 @@ def test_every_page_passes_axe(server, browser, path):
     page.goto(server.console + path)
     assert serious_violations(page) == []
     context.close()
+
+
+# A large directory's check outlasts the page's short wait: the page says it is
+# running, and passes axe in that state too; a reload after it ends shows its
+# result. A server of its own, so that no other test sees the bulk rows; SQLite
+# only (a pure page, see the module's docstring).
+@pytest.mark.backends("sqlite")
+def test_the_problems_page_passes_axe_while_a_check_runs(browser, backend):
+    big = Server(backend)
+    context = browser.new_context(bypass_csp=True)
+    try:
+        big.execute(
+            "INSERT INTO employees (username, email, nick_name, active) "
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000) "
+            "SELECT 'bulk' || i, 'bulk' || i || '@example.com', 'Bulk ' || i, TRUE FROM n"
+        )
+        page = context.new_page()
+        sign_in(page, big, "alice")
+        expect(page.locator(".who span")).to_have_text("alice (operator)")
+        page.goto(big.console + "/problems")
+        running = page.get_by_role("status")
+        expect(running).to_contain_text("A new check is running")
+        expect(page.get_by_text("The HR data has not been checked yet.")).to_be_visible()
+        assert serious_violations(page) == []
+        deadline = time.monotonic() + 60
+        while running.count() and time.monotonic() < deadline:
+            time.sleep(0.2)
+            page.reload()
+        expect(running).to_have_count(0)
+        expect(page.get_by_text("No problems: /sync can serve this data.")).to_be_visible()
+        assert "Active in the HR data: 300" in page.content()
+        assert serious_violations(page) == []
+    finally:
+        context.close()
+        big.stop()
